@@ -1,0 +1,2 @@
+"""Export to ONNX (``zoo.export.onnx``, needs torch) and run the files (``zoo.export.runtime``,
+numpy + onnxruntime only)."""

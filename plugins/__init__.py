@@ -1,0 +1,1 @@
+"""The built-in architectures and datasets, one module each, loaded through the "zoo" entry points."""

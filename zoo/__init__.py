@@ -1,0 +1,36 @@
+"""autoencoder-zoo: a plugin-based zoo of autoencoders with exportable inference.
+
+Importing this package stays light (no torch), so that ``zoo.export.runtime`` works in an
+environment that only has numpy and onnxruntime. Torch-backed names load on first use.
+"""
+
+from .errors import ZooError, ZooUsageError
+from .hookspecs import hookimpl, hookspec
+from .registry import create_model, get_dataset, get_spec, list_datasets, list_models
+from .specs import DatasetSpec, ModelSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoEncoder",
+    "DatasetSpec",
+    "ModelSpec",
+    "ZooError",
+    "ZooUsageError",
+    "create_model",
+    "get_dataset",
+    "get_spec",
+    "hookimpl",
+    "hookspec",
+    "list_datasets",
+    "list_models",
+]
+
+
+def __getattr__(name):
+    # AutoEncoder subclasses nn.Module, so it is only imported when someone asks for it.
+    if name == "AutoEncoder":
+        from .model import AutoEncoder
+
+        return AutoEncoder
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,141 @@
+"""The ``zoo`` command line. Each command is a thin layer over the Python API."""
+
+import json
+import sys
+
+import click
+
+from .errors import ZooError
+
+
+class ZooGroup(click.Group):
+    """Turns ZooError into one ``Error: ...`` line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="autoencoder-zoo")
+def cli():
+    """autoencoder-zoo: train, evaluate and export autoencoders from a plugin registry.
+
+    \b
+    Try:
+      zoo list                  the models you can train
+      zoo train vae --out runs/vae
+      zoo eval runs/vae
+      zoo export runs/vae       encoder.onnx, decoder.onnx, generator.onnx
+      zoo sample runs/vae/generator.onnx -o digits.png
+    """
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+@cli.command("list")
+@click.argument("pattern", default="*")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_cmd(pattern, as_json):
+    """List the registered models (PATTERN filters with wildcards, e.g. '*ae')."""
+    from .registry import current, list_models
+
+    models = current().models
+    rows = [
+        {"name": n, "summary": models[n].spec.summary, "default_dataset": models[n].spec.default_dataset,
+         "plugin": models[n].plugin}
+        for n in list_models(pattern)
+    ]
+    if as_json:
+        return emit_json(rows)
+    table([[r["name"], r["default_dataset"], r["plugin"], r["summary"]] for r in rows],
+          ["NAME", "DATASET", "PLUGIN", "SUMMARY"])
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--dataset", help="Data shape from this dataset instead of the model's default.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(name, dataset, sets, as_json):
+    """Config defaults, shapes and parameter count of model NAME."""
+    from .config import make_config, parse_sets, to_dict
+    from .registry import current, get_dataset, get_spec
+
+    spec = get_spec(name)
+    data = get_dataset(dataset or spec.default_dataset)
+    config = make_config(spec.config, parse_sets(sets))
+    model = spec.build(config, tuple(data.data_shape))
+    out = {
+        "name": spec.name,
+        "summary": spec.summary,
+        "plugin": current().models[name].plugin,
+        "dataset": data.name,
+        "config": to_dict(config),
+        "train_defaults": dict(spec.train),
+        "data_shape": list(model.data_shape),
+        "latent_shape": list(model.latent_shape),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if as_json:
+        return emit_json(out)
+    click.echo(f"{spec.name}: {spec.summary}  (plugin {out['plugin']})")
+    click.echo(f"  dataset       {data.name}  data shape {tuple(model.data_shape)} -> latent shape {tuple(model.latent_shape)}")
+    click.echo(f"  parameters    {out['parameters']:,}")
+    click.echo("  config        " + ", ".join(f"{k}={v}" for k, v in out["config"].items()))
+    if spec.train:
+        click.echo("  training      " + ", ".join(f"{k}={v}" for k, v in spec.train.items()))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json):
+    """Loaded plugins, what each registers, and any that failed."""
+    from dataclasses import asdict
+
+    from .registry import current
+
+    infos = [asdict(i) for i in current().infos.values()]
+    if as_json:
+        return emit_json(infos)
+    rows = [[i["name"], f"{i['distribution']} {i['version']}".strip() or "(in code)",
+             ", ".join(i["models"] + i["datasets"]) or "-", ("FAILED: " + i["error"]) if i["error"] else "ok"]
+            for i in infos]
+    table(rows, ["PLUGIN", "DISTRIBUTION", "REGISTERS", "STATUS"])
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Look here first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def datasets(data_dir, as_json):
+    """Registered datasets and where each was found (or why not)."""
+    from .registry import current
+
+    rows = []
+    for name, entry in sorted(current().datasets.items()):
+        spec = entry.spec
+        try:
+            where, ok = (spec.locate(data_dir) if spec.locate else "generated in memory"), True
+        except ZooError as exc:
+            where, ok = str(exc), False
+        rows.append({"name": name, "data_shape": list(spec.data_shape), "summary": spec.summary,
+                     "plugin": entry.plugin, "found": ok, "where": where})
+    if as_json:
+        return emit_json(rows)
+    table([[r["name"], "x".join(map(str, r["data_shape"])), r["where"] if r["found"] else "MISSING: " + r["where"]]
+           for r in rows], ["NAME", "SHAPE", "LOCATION"])
+
+
+def main():
+    cli(prog_name="zoo")

@@ -1,0 +1,106 @@
+"""``zoo.AutoEncoder``: the one interface the training loop, evaluation and export talk to."""
+
+import math
+
+import torch
+from torch import nn
+
+
+class GaussianPrior(nn.Module):
+    """The latent prior samples are drawn from: z = mean + scale_tril @ eps, eps ~ N(0, I).
+
+    A VAE's prior is fixed at N(0, I). A deterministic autoencoder has no prior of its own, so the
+    training loop fits a full-covariance Gaussian to its training latents; the buffers are saved with
+    the weights and folded into the exported generator.
+    """
+
+    def __init__(self, dim: int, fixed: bool = False):
+        super().__init__()
+        self.fixed = fixed
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale_tril", torch.eye(dim))
+
+    @torch.no_grad()
+    def fit(self, z: torch.Tensor) -> None:
+        if self.fixed:
+            return
+        z = z.flatten(1).double()
+        cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
+        # A little jitter keeps the Cholesky factor defined when a latent dimension is dead.
+        jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-12)
+        cov = cov + jitter * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+        self.mean.copy_(z.mean(0).to(self.mean.dtype))
+        self.scale_tril.copy_(torch.linalg.cholesky(cov).to(self.scale_tril.dtype))
+
+    def forward(self, eps: torch.Tensor) -> torch.Tensor:
+        return self.mean + eps @ self.scale_tril.T
+
+    def describe(self) -> dict:
+        """JSON-ready description, stored in every exported artifact's ``zoo.prior``."""
+        std = (self.scale_tril @ self.scale_tril.T).diagonal().sqrt()
+        return {
+            "kind": "standard_normal" if self.fixed else "gaussian",
+            "mean": self.mean.tolist(),
+            "std": std.tolist(),
+            "scale_tril": self.scale_tril.tolist(),
+        }
+
+
+class AutoEncoder(nn.Module):
+    """Base class of every architecture in the zoo.
+
+    Subclasses build their layers in ``__init__(config, data_shape)``, set ``self.latent_shape`` and
+    implement ``encode``, ``decode`` and ``loss``. Inputs are float batches ``[B, *data_shape]``.
+    """
+
+    latent_shape: tuple = ()
+
+    def __init__(self, config, data_shape):
+        super().__init__()
+        self.config = config
+        self.data_shape = tuple(data_shape)
+
+    @property
+    def data_dim(self) -> int:
+        return math.prod(self.data_shape)
+
+    @property
+    def latent_dim(self) -> int:
+        return math.prod(self.latent_shape)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, *data_shape] -> the code [B, *latent_shape] (deterministic: a VAE returns its mean)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, *latent_shape] -> reconstruction [B, *data_shape] in the data's range."""
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor):
+        """-> (scalar loss to minimise, dict of metrics: tensors or floats)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor):
+        # The training step calls the module itself, so DDP's gradient hooks and torch.compile
+        # see the whole loss computation.
+        return self.loss(x)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def encoder_outputs(self, x: torch.Tensor) -> dict:
+        """Named outputs of the exported encoder graph."""
+        return {"z": self.encode(x)}
+
+    def make_prior(self) -> GaussianPrior:
+        """The latent prior; deterministic models get one fitted to their training latents."""
+        return GaussianPrior(self.latent_dim, fixed=False)
+
+    def eval_terms(self, x: torch.Tensor) -> dict:
+        """Model-specific per-sample values [B], averaged over the test split by ``zoo eval``
+        beside the reconstruction errors every model gets (a VAE adds its negative ELBO)."""
+        return {}
+
+    def extra_metrics(self, train: torch.Tensor) -> dict:
+        """Metrics that need the whole training split (none by default)."""
+        return {}
