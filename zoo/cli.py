@@ -139,3 +139,64 @@ def datasets(data_dir, as_json):
 
 def main():
     cli(prog_name="zoo")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--dataset", help="Train on this dataset instead of the model's default.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the dataset's IDX files.")
+@click.option("--epochs", type=int, help="Passes over the training split.")
+@click.option("--batch-size", type=int, help="Samples per step.")
+@click.option("--lr", type=float, help="Peak learning rate (Adam, cosine schedule).")
+@click.option("--device", help="auto (default: cuda if available), cpu or cuda.")
+@click.option("--seed", type=int, help="Seed for init, shuffling and noise (default 0).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a model or training setting, e.g. --set latent=8 --set grad_clip=1.")
+@click.option("--subset", type=int, help="Use only the first N samples of each split (smoke tests).")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the training step.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (default runs/NAME).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+def train(name, dataset, data_dir, epochs, batch_size, lr, device, seed, sets, subset, compile_, out, resume):
+    """Train model NAME and write a run folder.
+
+    \b
+    The folder gets config.json, model.safetensors, state.safetensors (for --resume),
+    metrics.jsonl and recon.png, samples.png, latent.png, curves.png.
+    Defaults come from the model's training defaults (see `zoo info NAME`).
+    Several processes: torchrun --nproc_per_node N -m zoo train NAME ...
+    """
+    from .config import parse_sets
+    from .train import train as run_training
+
+    if not name and not resume:
+        raise click.UsageError("give a model NAME (see `zoo list`) or --resume RUN")
+    run_dir = run_training(
+        name, out, dataset=dataset, data_dir=data_dir, sets=parse_sets(sets), resume=resume, progress=True,
+        epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, subset=subset, compile=compile_,
+    )
+    click.echo(f"wrote {run_dir}  (next: zoo eval {run_dir}; zoo export {run_dir})")
+
+
+@cli.command("eval")
+@click.argument("run", type=click.Path())
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the dataset's IDX files.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_cmd(run, data_dir, device, as_json):
+    """Test-split metrics of the run folder RUN (mse, bce, and each model's own)."""
+    from .evaluate import evaluate
+
+    metrics = evaluate(run, data_dir=data_dir, device=device)
+    if as_json:
+        return emit_json(metrics)
+    click.echo(f"{metrics['model']} on {metrics['dataset']} test split ({metrics['test_samples']:,} samples)")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            click.echo(f"  {key:<14} {value:.6g}")
+
+
+# Commands that live in their own modules, added here so `zoo --help` lists them all.
+from . import cli_export  # noqa: E402
+
+for _command in getattr(cli_export, "COMMANDS", []):
+    cli.add_command(_command)

@@ -49,6 +49,22 @@ def make_config(config_cls, overrides: dict, what: str = "model"):
     return config_cls(**{k: coerce(k, v, types[k], what) for k, v in overrides.items()})
 
 
+def split_overrides(overrides: dict, *config_classes) -> list[dict]:
+    """Route each ``--set`` key to the first config class that has it (model config first, then
+    the training config); a key no class has is one error listing every valid key."""
+    routed: list[dict] = [{} for _ in config_classes]
+    names = [list(_field_types(c)) for c in config_classes]
+    for key, value in overrides.items():
+        for i, fields in enumerate(names):
+            if key in fields:
+                routed[i][key] = value
+                break
+        else:
+            valid = ", ".join(dict.fromkeys(k for fields in names for k in fields))
+            raise ZooUsageError(f"unknown setting {key!r} for --set; valid keys: {valid}")
+    return routed
+
+
 def parse_sets(items) -> dict[str, str]:
     """``["latent=8", "lr=0.01"]`` -> ``{"latent": "8", "lr": "0.01"}``."""
     out = {}

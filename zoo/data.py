@@ -152,7 +152,7 @@ def load_idx_dataset(name: str, data_dir=None, download=True) -> Splits:
         test=test.unsqueeze(1),
         train_labels=train_labels.long(),
         test_labels=test_labels.long(),
-        source=str(paths["train_images"].parent),
+        source=str(paths["train_images"].parent.resolve()),
     )
 
 

@@ -1,0 +1,326 @@
+"""The one training loop every architecture shares. It only talks to ``AutoEncoder.loss`` (through
+``model(x)``), so it never knows which model it trains.
+
+Data lives on the training device as one tensor per split; a batch is an index slice of it. Each
+epoch ends with a test-split evaluation, a fit of the latent prior, and an atomic checkpoint, so a
+run killed at any moment resumes from its last complete epoch with the same result.
+"""
+
+import contextlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import make_config, split_overrides
+from .data import as_float
+from .errors import ZooError, ZooUsageError
+from .registry import get_dataset, get_spec
+
+PRIOR_FIT_SAMPLES = 10_000  # training latents used to fit a deterministic AE's prior each epoch
+EVAL_BATCH = 1000
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 128  # samples per optimizer step (per process under torchrun)
+    lr: float = 1e-3  # Adam's peak learning rate
+    weight_decay: float = 0.0  # Adam's L2 penalty
+    schedule: str = "cosine"  # "cosine": decay to lr * final_lr_ratio by the last step; "constant"
+    final_lr_ratio: float = 0.05  # where the cosine schedule ends, as a fraction of lr
+    grad_clip: float = 0.0  # clip the global gradient norm to this; 0 turns clipping off
+    seed: int = 0  # model init, shuffling and noise all derive from it
+    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda"
+    compile: bool = False  # torch.compile the training step
+    subset: int = 0  # use only the first N samples of each split (0: all); for smoke tests
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ZooUsageError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise ZooUsageError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    if cfg.schedule == "constant" or total <= 1:
+        return 1.0
+    progress = min(step / (total - 1), 1.0)
+    return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def versions() -> dict:
+    import zoo
+
+    return {"zoo": zoo.__version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+class Distributed:
+    """torchrun's data parallelism: every rank trains on its shard; only rank 0 writes files."""
+
+    def __init__(self, device_name: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            import torch.distributed as dist
+
+            use_cuda = device_name != "cpu" and torch.cuda.is_available()
+            if use_cuda:
+                torch.cuda.set_device(self.local_rank)
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, name: str) -> torch.device:
+        device = pick_device(name)
+        return torch.device("cuda", self.local_rank) if device.type == "cuda" and self.world > 1 else device
+
+    def wrap(self, model, device):
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def shard(self, perm: torch.Tensor) -> torch.Tensor:
+        # Equal shards, so every rank takes the same number of steps and DDP's all-reduces pair up.
+        usable = len(perm) // self.world * self.world
+        return perm[:usable][self.rank :: self.world]
+
+    def close(self):
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def resolve(name, dataset, train_overrides: dict, sets: dict):
+    """Model spec, dataset spec, model config and training config: defaults, then the model's
+    ``ModelSpec.train``, then the command line."""
+    spec = get_spec(name)
+    data_spec = get_dataset(dataset or spec.default_dataset)
+    model_sets, train_sets = split_overrides(sets or {}, spec.config, TrainConfig)
+    model_config = make_config(spec.config, model_sets)
+    train_config = make_config(TrainConfig, {**spec.train, **train_sets, **train_overrides}, what="training")
+    if train_config.schedule not in ("cosine", "constant"):
+        raise ZooUsageError(f"schedule must be 'cosine' or 'constant', not {train_config.schedule!r}")
+    for key in ("epochs", "batch_size"):
+        if getattr(train_config, key) < 1:
+            raise ZooUsageError(f"{key} must be at least 1")
+    return spec, data_spec, model_config, train_config
+
+
+def load_splits(data_spec, data_dir, subset: int, device):
+    splits = data_spec.load(data_dir)
+    if subset:
+        for field in ("train", "test", "train_labels", "test_labels"):
+            value = getattr(splits, field)
+            if value is not None:
+                setattr(splits, field, value[:subset])
+    splits.train = splits.train.to(device)
+    splits.test = splits.test.to(device)
+    return splits
+
+
+@torch.no_grad()
+def evaluate_loss(model, data, autocast) -> dict:
+    """Mean loss and metrics over a split, in eval mode, batch-size weighted."""
+    model.eval()
+    totals: dict = {}
+    for i in range(0, len(data), EVAL_BATCH):
+        x = as_float(data[i : i + EVAL_BATCH])
+        with autocast():
+            loss, metrics = model(x)
+        for key, value in {"loss": loss, **metrics}.items():
+            totals[key] = totals.get(key, 0.0) + float(value) * len(x)
+    model.train()
+    return {k: v / len(data) for k, v in totals.items()}
+
+
+@torch.no_grad()
+def fit_prior(model, prior, train) -> None:
+    model.eval()
+    x = train[:PRIOR_FIT_SAMPLES]
+    z = torch.cat([model.encode(as_float(x[i : i + EVAL_BATCH])).float() for i in range(0, len(x), EVAL_BATCH)])
+    prior.fit(z)
+    model.train()
+
+
+def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None, progress=False, **overrides):
+    """Train model ``name`` and write a run folder; returns its path.
+
+    ``overrides`` are TrainConfig fields (epochs, batch_size, lr, seed, device, subset, ...);
+    ``sets`` are ``--set`` pairs for the model config or the training config.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if resume:
+        run_dir = Path(resume)
+        saved = checkpoint.read_config(run_dir)
+        if not (run_dir / checkpoint.STATE).is_file():
+            raise ZooError(f"{run_dir} has no {checkpoint.STATE} to resume from; start a new run instead")
+        name, dataset = saved["model"], saved["dataset"]
+        # The saved settings win over the model's defaults; the command line may still change the
+        # epoch count (to train longer) or the device.
+        sets = {**saved["model_config"], **(sets or {})}
+        overrides = {**{k: v for k, v in saved["train_config"].items() if k != "device"}, **overrides}
+    else:
+        run_dir = Path(out or f"runs/{name}")
+        if (run_dir / checkpoint.CONFIG).exists():
+            raise ZooError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
+    spec, data_spec, model_config, cfg = resolve(name, dataset, overrides, sets)
+
+    dist = Distributed(cfg.device)
+    device = dist.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    splits = load_splits(data_spec, data_dir, cfg.subset, device)
+    model = spec.build(model_config, tuple(data_spec.data_shape)).to(device)
+    prior = model.make_prior().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(splits.train)))) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))
+    # bf16 autocast on CUDA (losses come back in fp32: models reduce in fp32 and we cast below).
+    use_bf16 = device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+
+    start_epoch, history = 0, []
+    if resume:
+        state = checkpoint.load_state(run_dir / checkpoint.STATE)
+        model.load_state_dict(state["model"])
+        prior.load_state_dict(state["prior"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch = state["epoch"]
+        history = [json.loads(line) for line in (run_dir / checkpoint.METRICS).read_text().splitlines()
+                   if line.strip()][:start_epoch]
+    elif dist.main:
+        checkpoint.write_json(run_dir / checkpoint.CONFIG, {
+            "model": spec.name,
+            "model_config": asdict(model_config),
+            "train_config": asdict(cfg),
+            "dataset": data_spec.name,
+            "data_source": splits.source,
+            "data_shape": list(data_spec.data_shape),
+            "latent_shape": list(model.latent_shape),
+            "seed": cfg.seed,
+            "versions": versions(),
+        })
+    step_model = dist.wrap(model, device)
+    if cfg.compile:
+        step_model = torch.compile(step_model)
+
+    say = print if dist.main else (lambda *a, **k: None)
+    say(f"training {spec.name} on {data_spec.name} ({splits.source}): {len(splits.train):,} train / "
+        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"lr {cfg.lr:g} -> {run_dir}", file=sys.stderr)
+    epoch, bar = start_epoch, None
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            # The permutation depends only on (seed, epoch): a resumed run shuffles identically.
+            shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            order = dist.shard(torch.randperm(len(splits.train), generator=shuffle)).to(device)
+            if bar is None and progress and dist.main:
+                bar = progress_bar(cfg.epochs * steps_per_epoch, epoch * steps_per_epoch)
+            if bar is not None:
+                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+            loss_sum = torch.zeros((), device=device)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for i in range(0, len(order), cfg.batch_size):
+                x = as_float(splits.train[order[i : i + cfg.batch_size]])
+                with autocast():
+                    loss, _ = step_model(x)
+                loss = loss.float()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.detach() * len(x)
+                if bar is not None:
+                    bar.update(1)
+                    if bar.n % 50 == 0 and not bar.disable:
+                        bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            train_loss = float(loss_sum) / len(order)
+            if not math.isfinite(train_loss):
+                raise ZooError(
+                    f"loss became {train_loss} in epoch {epoch + 1}; kept the checkpoint of epoch {epoch} in "
+                    f"{run_dir}; try a lower --lr or --set grad_clip=1"
+                )
+            # Evaluation and the prior fit draw no numbers from the training RNG stream.
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(cfg.seed + 1)
+                test = evaluate_loss(model, splits.test, autocast)
+                fit_prior(model, prior, splits.train)
+            record = {
+                "epoch": epoch + 1,
+                "epoch_seconds": seconds,
+                "samples_per_second": len(order) * dist.world / seconds,
+                "train_loss": train_loss,
+                "test_loss": test.pop("loss"),
+                "lr": optimizer.param_groups[0]["lr"],
+                **{f"test_{k}": v for k, v in test.items()},
+            }
+            history.append(record)
+            # One line per epoch, except for runs of many tiny epochs: about ten lines then.
+            if seconds > 1 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs:
+                line = (f"epoch {epoch + 1}/{cfg.epochs}  train {train_loss:.4f}  test {record['test_loss']:.4f}  "
+                        f"{record['samples_per_second']:,.0f} samples/s  {seconds:.2f}s")
+                (bar.write if bar is not None else lambda text: say(text, file=sys.stderr))(line)
+            if dist.main:
+                save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch + 1, history)
+    except KeyboardInterrupt:
+        dist.close()
+        if bar is not None:
+            bar.close()
+        raise ZooError(f"interrupted in epoch {epoch + 1}; {run_dir} holds the last complete epoch ({epoch}); "
+                       f"continue with: zoo train --resume {run_dir}") from None
+    if bar is not None:
+        bar.close()
+    if dist.main:
+        from .pictures import draw_run
+
+        draw_run(run_dir, model, prior, splits, history)
+    dist.close()
+    return run_dir
+
+
+def save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch, history) -> None:
+    # metrics first, then the loop state (the commit point of an epoch), then the user-facing weights.
+    checkpoint.atomic_write_text(run_dir / checkpoint.METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    checkpoint.save_state(run_dir / checkpoint.STATE, {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "prior": prior.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+    })
+    checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model, prior)
+
+
+def progress_bar(total: int, done: int):
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, CI); the epoch lines still print.
+    return tqdm(total=total, initial=done, unit="step", leave=False, dynamic_ncols=True, disable=None)
