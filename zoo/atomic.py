@@ -8,12 +8,23 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)``, then rename the finished file onto ``path``."""
+def temp_beside(path) -> Path:
+    """A new empty temporary file in ``path``'s folder (same file system, so rename is atomic),
+    with the usual permissions: mkstemp's 0600 would make run folders and artifacts private."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp_path)``, then rename the finished file onto ``path``."""
+    path = Path(path)
+    tmp = temp_beside(path)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:

@@ -196,7 +196,8 @@ def eval_cmd(run, data_dir, device, as_json):
 
 
 # Commands that live in their own modules, added here so `zoo --help` lists them all.
-from . import cli_export  # noqa: E402
+from . import cli_bench, cli_export  # noqa: E402
 
-for _command in getattr(cli_export, "COMMANDS", []):
-    cli.add_command(_command)
+for _module in (cli_export, cli_bench):
+    for _command in getattr(_module, "COMMANDS", []):
+        cli.add_command(_command)

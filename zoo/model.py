@@ -89,7 +89,7 @@ class AutoEncoder(nn.Module):
         return self.decode(self.encode(x))
 
     def encoder_outputs(self, x: torch.Tensor) -> dict:
-        """Named outputs of the exported encoder graph."""
+        """Named outputs of the exported encoder graph; the first is the code, equal to encode(x)."""
         return {"z": self.encode(x)}
 
     def make_prior(self) -> GaussianPrior:

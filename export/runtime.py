@@ -1,0 +1,206 @@
+"""Run exported zoo models with onnxruntime and numpy only: no torch, no model code.
+
+    from zoo.export.runtime import Generator, Encoder, Decoder, save_grid
+
+    gen = Generator("runs/vae/generator.onnx")
+    images = gen.sample(64, seed=0)              # float32 [64, *data_shape]
+    save_grid("samples.png", images)
+
+    z = Encoder("runs/vae/encoder.onnx").encode(images)        # the code: z, or a VAE's mean mu
+    x_hat = Decoder("runs/vae/decoder.onnx").decode(z)
+
+Each class opens its file once (one onnxruntime session, reused for every call), checks that the
+file is a zoo artifact of the right part, and reads the shapes and the latent prior from its
+``zoo.*`` metadata. Inputs must be float32 arrays of shape ``[batch, *shape]``; anything else is a
+``zoo.ZooError`` saying what was expected.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from zoo.errors import ZooError
+from zoo.export.images import grid, save_grid  # noqa: F401 (re-exported for apps)
+
+MAX_SAMPLES = 100_000  # one call's worth; 100k MNIST images are 300 MB of float32
+CHUNK = 1024  # samples per onnxruntime call, so memory stays flat for large n
+METADATA_KEYS = ("zoo.model", "zoo.part", "zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config",
+                 "zoo.dataset", "zoo.version")
+JSON_KEYS = ("zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config")
+
+
+def read_metadata(path) -> dict:
+    """The ``zoo.*`` metadata of an ONNX file, JSON values parsed; ZooError if it is not a zoo file."""
+    return _open_session(path, None)[1]
+
+
+def _open_session(path, intra_op_num_threads):
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{path}: no such file")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # onnxruntime's warnings are for developers, not app users
+    if intra_op_num_threads is not None:
+        if isinstance(intra_op_num_threads, bool) or not isinstance(intra_op_num_threads, int) \
+                or intra_op_num_threads < 0:
+            raise ZooError(f"intra_op_num_threads must be a non-negative int (0: onnxruntime decides), "
+                           f"got {intra_op_num_threads!r}")
+        options.intra_op_num_threads = intra_op_num_threads
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise ZooError(f"{path}: not a valid ONNX model ({first})") from None
+    raw = session.get_modelmeta().custom_metadata_map
+    missing = [k for k in METADATA_KEYS if k not in raw]
+    if missing:
+        raise ZooError(f"{path}: not an autoencoder-zoo artifact (no {missing[0]} metadata); "
+                       "write one with `zoo export RUN`")
+    meta = dict(raw)
+    for key in JSON_KEYS:
+        try:
+            meta[key] = json.loads(raw[key])
+        except ValueError:
+            raise ZooError(f"{path}: corrupt {key} metadata (not JSON)") from None
+    return session, meta
+
+
+def _check_count(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
+        raise ZooError(f"the number of samples must be an integer from 1 to {MAX_SAMPLES}, got {n!r}")
+    return int(n)
+
+
+def _rng(seed) -> np.random.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ZooError(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def standard_normal(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """The eps a generator takes: float32 [n, dim] from N(0, I), a pure function of the seed."""
+    return _rng(seed).standard_normal((_check_count(n), dim), dtype=np.float32)
+
+
+def prior_sample(prior: dict, eps: np.ndarray) -> np.ndarray:
+    """Map N(0, I) draws to the prior described in ``zoo.prior``: mean + eps @ scale_tril.T (the
+    fitted full covariance), or mean + std * eps when the file only carries per-dimension spreads."""
+    mean = np.asarray(prior["mean"], dtype=np.float32)
+    if prior.get("scale_tril") is not None:
+        return mean + eps @ np.asarray(prior["scale_tril"], dtype=np.float32).T
+    return mean + eps * np.asarray(prior["std"], dtype=np.float32)
+
+
+class Artifact:
+    """One exported file: an onnxruntime session opened once, plus what its metadata says."""
+
+    part = ""  # "encoder", "decoder" or "generator" in the subclasses
+
+    def __init__(self, path, intra_op_num_threads: int | None = None):
+        """``intra_op_num_threads``: onnxruntime's thread pool size (None or 0: its default)."""
+        session, meta = _open_session(path, intra_op_num_threads)
+        self._setup(Path(path), session, meta)
+
+    def _setup(self, path: Path, session, meta: dict) -> None:
+        self.path = path
+        self.session = session
+        if meta["zoo.part"] != self.part:
+            article = "an" if self.part[0] in "aeiou" else "a"
+            raise ZooError(f"{self.path} is a zoo {meta['zoo.part']}, not {article} {self.part}; "
+                           f"open it with {meta['zoo.part'].capitalize()}(...)")
+        self.metadata = meta
+        self.model = meta["zoo.model"]
+        self.data_shape = tuple(meta["zoo.data_shape"])
+        self.latent_shape = tuple(meta["zoo.latent_shape"])
+        self.latent_dim = math.prod(self.latent_shape)
+        self.prior = meta["zoo.prior"]
+        self.config = meta["zoo.config"]
+        self.dataset = meta["zoo.dataset"]
+        (self.input,) = self.session.get_inputs()
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __repr__(self):
+        return f"{type(self).__name__}({str(self.path)!r}, model={self.model!r})"
+
+    def _check(self, array, shape: tuple) -> np.ndarray:
+        """A float32 [batch >= 1, *shape] array, or one ZooError line saying what was expected."""
+        name = self.input.name
+        wanted = f"[batch, {', '.join(map(str, shape))}]"
+        if not isinstance(array, np.ndarray):
+            raise ZooError(f"{name} must be a numpy array of shape {wanted}, got {type(array).__name__}")
+        if array.dtype != np.float32:
+            raise ZooError(f"{name} must be float32, got {array.dtype} (convert with .astype(np.float32))")
+        if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape or array.shape[0] < 1:
+            raise ZooError(f"{name} must have shape {wanted} for this {self.model} {self.part}, "
+                           f"got {list(array.shape)}")
+        return np.ascontiguousarray(array)
+
+    def _run(self, array) -> list:
+        # Chunks keep onnxruntime's working memory bounded for large batches.
+        if len(array) <= CHUNK:
+            return self.session.run(self.output_names, {self.input.name: array})
+        chunks = [self.session.run(self.output_names, {self.input.name: array[i : i + CHUNK]})
+                  for i in range(0, len(array), CHUNK)]
+        return [np.concatenate(outs) for outs in zip(*chunks)]
+
+
+class Encoder(Artifact):
+    """encoder.onnx: data [batch, *data_shape] -> the code."""
+
+    part = "encoder"
+
+    def run(self, x: np.ndarray) -> dict:
+        """Every named output of the encoder: ``{"z": ...}``, or a VAE's ``{"mu": ..., "logvar": ...}``."""
+        return dict(zip(self.output_names, self._run(self._check(x, self.data_shape))))
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """The code [batch, *latent_shape]: the first output (z, or a VAE's posterior mean mu),
+        the input ``Decoder.decode`` takes."""
+        return self._run(self._check(x, self.data_shape))[0]
+
+
+class Decoder(Artifact):
+    """decoder.onnx: codes [batch, *latent_shape] -> data [batch, *data_shape]."""
+
+    part = "decoder"
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        return self._run(self._check(z, self.latent_shape))[0]
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n samples with z drawn from the prior in the file's metadata; same seed, same samples
+        (and the same as ``Generator.sample`` of the same export, up to float rounding)."""
+        eps = standard_normal(n, self.latent_dim, seed)
+        z = prior_sample(self.prior, eps).astype(np.float32).reshape(-1, *self.latent_shape)
+        return self.decode(z)
+
+
+class Generator(Artifact):
+    """generator.onnx: eps ~ N(0, I) [batch, latent_dim] -> samples [batch, *data_shape]; the prior
+    is inside the graph."""
+
+    part = "generator"
+
+    def generate(self, eps: np.ndarray) -> np.ndarray:
+        return self._run(self._check(eps, (self.latent_dim,)))[0]
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n samples; same seed, same samples."""
+        return self.generate(standard_normal(n, self.latent_dim, seed))
+
+
+PART_CLASSES = {cls.part: cls for cls in (Encoder, Decoder, Generator)}
+
+
+def load(path, intra_op_num_threads: int | None = None) -> Artifact:
+    """Open any zoo artifact as the class its ``zoo.part`` metadata names."""
+    session, meta = _open_session(path, intra_op_num_threads)
+    part = meta["zoo.part"]
+    if part not in PART_CLASSES:
+        raise ZooError(f"{path}: unknown zoo.part {part!r}; expected one of {', '.join(PART_CLASSES)}")
+    artifact = PART_CLASSES[part].__new__(PART_CLASSES[part])
+    artifact._setup(Path(path), session, meta)  # the session just opened, not a second one
+    return artifact

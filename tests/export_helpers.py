@@ -1,0 +1,89 @@
+"""Shared by the export, runtime and README tests: one briefly trained and exported run per model.
+
+Training and exporting take seconds per model, so each model is done once per test session and the
+result cached here (a module-level cache, because pytest fixtures defined in one test module are
+not shared with another).
+"""
+
+import contextlib
+import dataclasses
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo
+
+SUBSET = 256  # training and test samples per split: enough to train a little, fast on 2 cores
+PARTS = ("encoder", "decoder", "generator")
+
+_runs: dict = {}  # name -> Path of the run folder, or the reason to skip
+_exports: dict = {}  # name -> list of zoo.export.onnx.Artifact
+
+# Runs the zoo CLI in a fresh interpreter where `import torch` raises ImportError, the way an app
+# that ships only numpy and onnxruntime would.
+NO_TORCH = "import sys; sys.modules['torch'] = None; sys.argv[0] = 'zoo'; from zoo.cli import main; main()"
+
+
+def run_zoo_without_torch(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", NO_TORCH, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def trained_run(name: str, tmp_path_factory) -> Path:
+    """A run folder of ``name`` trained for one epoch on SUBSET samples (skips without its data)."""
+    if name not in _runs:
+        from zoo.train import train
+
+        out = tmp_path_factory.mktemp(f"run-{name}") / name
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # the loop's progress lines
+                _runs[name] = train(name, out, epochs=1, subset=SUBSET, device="cpu", seed=0)
+        except zoo.ZooError as exc:
+            if "not found" not in str(exc):
+                raise
+            _runs[name] = f"training data for {name} is missing: {exc}"
+    if isinstance(_runs[name], str):
+        pytest.skip(_runs[name])
+    return _runs[name]
+
+
+def exported(name: str, tmp_path_factory) -> dict:
+    """``{"run": run folder, "encoder": path, "decoder": path, "generator": path, "artifacts": [...]}``,
+    exported into the run folder with the default opset."""
+    run = trained_run(name, tmp_path_factory)
+    if name not in _exports:
+        from zoo.export.onnx import export_artifacts
+
+        _exports[name] = export_artifacts(run)
+    return {"run": run, "artifacts": _exports[name], **{a.part: a.path for a in _exports[name]}}
+
+
+def hand_made_run(folder: Path, name: str, model, prior=None, dataset="") -> Path:
+    """A run folder written without training: config.json plus weights, as `zoo train` lays them out."""
+    import torch
+
+    from zoo.checkpoint import save_weights, write_json
+
+    if prior is None:
+        prior = model.make_prior()
+        with torch.no_grad():
+            prior.fit(model.encode(torch.rand(64, *model.data_shape, generator=torch.Generator().manual_seed(0))))
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "config.json", {
+        "model": name,
+        "model_config": dataclasses.asdict(model.config),
+        "dataset": dataset,
+        "data_shape": list(model.data_shape),
+        "latent_shape": list(model.latent_shape),
+    })
+    save_weights(folder / "model.safetensors", model, prior)
+    return folder
+
+
+def leftovers(folder: Path) -> list:
+    """Files an export may have left behind: artifacts, temporaries, external weight files."""
+    return sorted(p.name for p in Path(folder).iterdir()
+                  if p.suffix in (".onnx", ".tmp", ".data") or ".onnx" in p.name)

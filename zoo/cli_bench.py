@@ -1,0 +1,1 @@
+"""`zoo bench` (filled in by the benchmark work)."""

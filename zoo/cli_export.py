@@ -1,0 +1,95 @@
+"""`zoo export` (torch -> ONNX) and `zoo sample` (onnxruntime only).
+
+Nothing here imports torch at module level: `zoo sample` has to work where only numpy and
+onnxruntime are installed, and `zoo --help` should stay fast.
+"""
+
+from pathlib import Path
+
+import click
+
+from .errors import ZooError
+
+MAX_GRID = 4096  # samples in one PNG: a 64 x 64 grid of 28x28 digits is already 3840 px wide
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+@click.command("export")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the .onnx files (default: the run folder).")
+@click.option("--opset", default=18, show_default=True, type=int,
+              help="ONNX opset to target (18 or newer).")
+def export_cmd(run, out_dir, opset):
+    """Export run folder RUN to encoder.onnx, decoder.onnx and generator.onnx.
+
+    \b
+    encoder.onnx    x [batch, *data_shape] -> z (or mu, logvar for a VAE)
+    decoder.onnx    z [batch, *latent_shape] -> x_hat
+    generator.onnx  eps [batch, latent_dim] ~ N(0, I) -> x_hat (the latent prior is in the graph)
+
+    Each file is self-contained, has a dynamic batch dimension and carries zoo.* metadata
+    (shapes, prior, config). Every file is checked with onnx.checker and against PyTorch in
+    onnxruntime before it is written; if any check fails, nothing is written.
+    """
+    from .export.onnx import export_artifacts  # imports torch
+
+    for artifact in export_artifacts(run, out_dir, opset):
+        click.echo(f"wrote {artifact.path}  ({_size(artifact.bytes)}, "
+                   f"max abs error vs PyTorch {artifact.max_abs_error:.1e})")
+
+
+@click.command("sample")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-n", "--count", default=64, show_default=True, type=click.IntRange(1, MAX_GRID),
+              help="Number of samples.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
+              help="Random seed: the same seed gives the same picture.")
+@click.option("-o", "--output", default="samples.png", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write: a .png grid, or .npy for the raw float32 array.")
+@click.option("--threads", default=0, type=click.IntRange(0),
+              help="onnxruntime intra-op threads (0: its default).")
+def sample_cmd(file, count, seed, output, threads):
+    """Draw samples from FILE, a generator.onnx or decoder.onnx written by `zoo export`.
+
+    A generator takes N(0, I) noise; for a decoder, codes are drawn from the latent prior stored
+    in its metadata. Needs only numpy and onnxruntime (no torch).
+
+    \b
+    zoo sample runs/vae/generator.onnx -n 64 --seed 0 -o digits.png
+    """
+    import numpy as np
+
+    from .atomic import atomic_write
+    from .export import runtime
+
+    suffix = output.suffix.lower()
+    if suffix not in (".png", ".npy"):
+        raise ZooError(f"-o {output}: write a .png picture or a .npy array")
+    model = runtime.load(file, intra_op_num_threads=threads)
+    if not hasattr(model, "sample"):
+        raise ZooError(f"{file} is a zoo {model.part}; sample from generator.onnx or decoder.onnx")
+    images = model.sample(count, seed=seed)
+    if suffix == ".npy":
+        def write(tmp):
+            with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a bare name
+                np.save(f, images)
+
+        atomic_write(output, write)
+        click.echo(f"wrote {output}  ({count} samples of shape {list(model.data_shape)}, float32)")
+        return
+    shape = model.data_shape
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3))):
+        raise ZooError(f"{model.model} samples have shape {list(shape)}, not images; write them with -o FILE.npy")
+    runtime.save_grid(output, images)
+    click.echo(f"wrote {output}  ({count} samples from {model.model}, seed {seed})")
+
+
+COMMANDS = [export_cmd, sample_cmd]
