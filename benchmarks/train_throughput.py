@@ -33,6 +33,13 @@ def seed_model():
     return nn.Sequential(nn.Linear(784, LATENT), nn.Linear(LATENT, 784))
 
 
+def step(model, optimizer, x):
+    loss = nn.functional.mse_loss(model(x), x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def torchvision_root(paths: dict, tmp: Path) -> Path:
     """torchvision's MNIST reads uncompressed files from <root>/MNIST/raw/; lay them out there."""
     raw = tmp / "MNIST" / "raw"
@@ -55,16 +62,11 @@ def seed_epochs(root: Path, epochs: int, device) -> list[float]:
     loader = DataLoader(data, batch_size=BATCH, shuffle=True)
     model = seed_model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = nn.MSELoss()
     times = []
     for _ in range(epochs):
         t0 = time.perf_counter()
         for x, _ in loader:
-            x = x.view(-1, 784).to(device)
-            loss = loss_fn(model(x), x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            step(model, optimizer, x.view(-1, 784).to(device))
         sync(device)
         times.append(time.perf_counter() - t0)
     return times
@@ -75,16 +77,12 @@ def bare_epochs(train_uint8: torch.Tensor, epochs: int, device) -> list[float]:
     batches = list(x_all.split(BATCH))
     model = seed_model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = nn.MSELoss()
     times = []
     for _ in range(epochs):
         sync(device)
         t0 = time.perf_counter()
         for x in batches:
-            loss = loss_fn(model(x), x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            step(model, optimizer, x)
         sync(device)
         times.append(time.perf_counter() - t0)
     return times

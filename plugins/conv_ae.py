@@ -43,10 +43,6 @@ class ConvAutoEncoder(AutoEncoder):
     def decode(self, z):
         return self.decoder(z)
 
-    def loss(self, x):
-        mse = nn.functional.mse_loss(self.reconstruct(x), x)
-        return mse, {"mse": mse}
-
 
 @zoo.hookimpl
 def register_models(register):

@@ -31,10 +31,6 @@ class DeepAutoEncoder(AutoEncoder):
     def decode(self, z):
         return self.decoder(z).view(-1, *self.data_shape)
 
-    def loss(self, x):
-        mse = nn.functional.mse_loss(self.reconstruct(x), x)
-        return mse, {"mse": mse}
-
 
 @zoo.hookimpl
 def register_models(register):

@@ -16,6 +16,7 @@ class PCAConfig:
 
 
 class PCAAutoEncoder(AutoEncoder):
+    # The loss is the base class's mean squared reconstruction error.
     def __init__(self, config: PCAConfig, data_shape):
         super().__init__(config, data_shape)
         self.latent_shape = (config.latent,)
@@ -27,10 +28,6 @@ class PCAAutoEncoder(AutoEncoder):
 
     def decode(self, z):
         return self.decoder(z).view(-1, *self.data_shape)
-
-    def loss(self, x):
-        mse = nn.functional.mse_loss(self.reconstruct(x), x)
-        return mse, {"mse": mse}
 
     @torch.no_grad()
     def extra_metrics(self, train):

@@ -77,8 +77,12 @@ class AutoEncoder(nn.Module):
         raise NotImplementedError
 
     def loss(self, x: torch.Tensor):
-        """-> (scalar loss to minimise, dict of metrics: tensors or floats)."""
-        raise NotImplementedError
+        """-> (scalar loss to minimise, dict of metrics: tensors or floats).
+
+        The default is the mean squared reconstruction error; models with another objective
+        (a VAE's ELBO, a denoiser's corrupted input) override it."""
+        mse = nn.functional.mse_loss(self.reconstruct(x), x)
+        return mse, {"mse": mse}
 
     def forward(self, x: torch.Tensor):
         # The training step calls the module itself, so DDP's gradient hooks and torch.compile
