@@ -127,9 +127,11 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 def test_two_process_gloo_equals_one_process_with_twice_the_batch(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = ["train", "pca-ae", "--epochs", "3", "--device", "cpu", "--seed", "1"]
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                    "--master_port", "29517", "-m", "zoo", *common, "--batch-size", "10",
-                    "--out", str(tmp_path / "ddp")], check=True, env=env, capture_output=True, timeout=300)
+    # --standalone: a local rendezvous on a free port, so parallel or repeated runs cannot collide.
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "zoo", *common, "--batch-size", "10", "--out", str(tmp_path / "ddp")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
     run_zoo(*common, "--batch-size", "20", "--out", tmp_path / "single", check=True)
     a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(tmp_path / "single" / "model.safetensors")
     for key in a:

@@ -1,6 +1,7 @@
 """The ``zoo`` command line. Each command is a thin layer over the Python API."""
 
 import json
+import os
 import sys
 
 import click
@@ -174,7 +175,8 @@ def train(name, dataset, data_dir, epochs, batch_size, lr, device, seed, sets, s
         name, out, dataset=dataset, data_dir=data_dir, sets=parse_sets(sets), resume=resume, progress=True,
         epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, subset=subset, compile=compile_,
     )
-    click.echo(f"wrote {run_dir}  (next: zoo eval {run_dir}; zoo export {run_dir})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
+        click.echo(f"wrote {run_dir}  (next: zoo eval {run_dir}; zoo export {run_dir})")
 
 
 @cli.command("eval")
