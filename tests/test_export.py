@@ -227,10 +227,6 @@ class Tiny(zoo.AutoEncoder):
     def decode(self, z):
         return self.dec(z).view(-1, *self.data_shape)
 
-    def loss(self, x):
-        mse = nn.functional.mse_loss(self.reconstruct(x), x)
-        return mse, {"mse": mse}
-
 
 class ExportsDifferently(Tiny):
     """Its exported graph disagrees with eager PyTorch by 1e-3: the onnxruntime check must catch it."""

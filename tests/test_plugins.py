@@ -39,10 +39,6 @@ class Tiny(AutoEncoder):
     def decode(self, z):
         return torch.sigmoid(self.dec(z)).view(-1, *self.data_shape)
 
-    def loss(self, x):
-        mse = nn.functional.mse_loss(self.reconstruct(x), x)
-        return mse, {"mse": mse}
-
 
 @zoo.hookimpl
 def register_models(register):
