@@ -12,7 +12,7 @@ benchmarks/results/inference-<machine>-<date>.json, .md and .png. Run:
 
 import sys
 
-from zoo.cli_bench import bench_cmd
+from zoo.export.commands import bench_cmd
 from zoo.errors import ZooError
 
 

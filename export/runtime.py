@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from zoo.errors import ZooError
-from zoo.export.images import grid, save_grid  # noqa: F401 (re-exported for apps)
+from zoo.images import grid, save_grid  # noqa: F401 (re-exported for apps)
 
 MAX_SAMPLES = 100_000  # one call's worth; 100k MNIST images are 300 MB of float32
 CHUNK = 1024  # samples per onnxruntime call, so memory stays flat for large n

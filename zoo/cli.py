@@ -10,7 +10,31 @@ from .errors import ZooError
 
 
 class ZooGroup(click.Group):
-    """Turns ZooError into one ``Error: ...`` line and a non-zero exit, never a traceback."""
+    """The ``zoo`` group: adds the commands plugins register (``register_commands``) before it lists
+    or looks up a command, and turns every error into one line and a non-zero exit."""
+
+    _builtin: dict | None = None  # the commands defined in this module, before any plugin's
+    _loaded_for = None  # the registry whose plugins' commands are in self.commands
+
+    def _add_plugin_commands(self) -> None:
+        from .registry import current
+
+        registry = current()
+        if self._loaded_for is registry:
+            return
+        if self._builtin is None:
+            self._builtin = dict(self.commands)
+        self.commands = dict(self._builtin)  # a plugin (un)registered in code: start again
+        self._loaded_for = registry
+        registry.add_commands(self)
+
+    def list_commands(self, ctx):
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._add_plugin_commands()
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -18,6 +42,16 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # the last resort: an escaped exception is a bug, shown as one line
+            if os.environ.get("ZOO_DEBUG", "") not in ("", "0"):
+                raise
+            command = " ".join(filter(None, ["zoo", ctx.invoked_subcommand]))
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            click.echo(f"Error: {command} failed unexpectedly ({type(exc).__name__}: {first}); "
+                       "rerun with ZOO_DEBUG=1 to see the traceback, and please report it", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,7 +145,7 @@ def plugins(as_json):
     if as_json:
         return emit_json(infos)
     rows = [[i["name"], f"{i['distribution']} {i['version']}".strip() or "(in code)",
-             ", ".join(i["models"] + i["datasets"]) or "-", ("FAILED: " + i["error"]) if i["error"] else "ok"]
+             ", ".join(i["models"] + i["datasets"] + i["commands"]) or "-", ("FAILED: " + i["error"]) if i["error"] else "ok"]
             for i in infos]
     table(rows, ["PLUGIN", "DISTRIBUTION", "REGISTERS", "STATUS"])
 
@@ -195,11 +229,3 @@ def eval_cmd(run, data_dir, device, as_json):
     for key, value in metrics.items():
         if isinstance(value, float):
             click.echo(f"  {key:<14} {value:.6g}")
-
-
-# Commands that live in their own modules, added here so `zoo --help` lists them all.
-from . import cli_bench, cli_export  # noqa: E402
-
-for _module in (cli_export, cli_bench):
-    for _command in getattr(_module, "COMMANDS", []):
-        cli.add_command(_command)

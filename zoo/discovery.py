@@ -21,6 +21,7 @@ class PluginInfo:
     version: str
     models: list = field(default_factory=list)
     datasets: list = field(default_factory=list)
+    commands: list = field(default_factory=list)
     error: str = ""
 
 

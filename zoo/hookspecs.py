@@ -1,5 +1,6 @@
-"""The plugin hooks. Each passes a ``register`` callback so the core can add keyword arguments
-later without breaking plugins that do not take them."""
+"""The plugin hooks. ``register_models`` and ``register_datasets`` pass a ``register`` callback so
+the core can add keyword arguments later without breaking plugins that do not take them;
+``register_commands`` passes the click group itself, as simonw/llm does."""
 
 import pluggy
 
@@ -15,3 +16,8 @@ def register_models(register):
 @hookspec
 def register_datasets(register):
     """Call ``register(DatasetSpec(...))`` once per dataset the plugin provides."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``zoo`` click group: ``@cli.command()`` or ``cli.add_command(...)``."""

@@ -38,7 +38,7 @@ def draw_run(run_dir, model, prior, splits, history) -> None:
     eps = torch.randn(N_SAMPLES, model.latent_dim, generator=generator).to(device)
     samples = model.decode(prior(eps).view(-1, *model.latent_shape))
     if len(model.data_shape) == 3:
-        from zoo.export.images import save_grid
+        from .images import save_grid
 
         # Rows of 16: originals over their reconstructions.
         pairs = torch.stack([x.view(2, 16, *x.shape[1:]), x_hat.view(2, 16, *x.shape[1:])], 1).flatten(0, 2)

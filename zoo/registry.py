@@ -20,6 +20,7 @@ class Registry:
         self.infos = infos
         self.models: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
+        self.command_owners: dict[str, str] = {}  # command name -> plugin, once add_commands ran
         self._collect(pm, "register_models", ModelSpec, self.models, "models")
         self._collect(pm, "register_datasets", DatasetSpec, self.datasets, "datasets")
 
@@ -45,6 +46,30 @@ class Registry:
                     )
                 table[spec.name] = Entry(spec, info.name)
                 getattr(info, info_field).append(spec.name)
+
+    def add_commands(self, cli) -> None:
+        """Let every plugin add its commands to the click group ``cli``. A plugin whose hook raises
+        is reported like a broken model plugin, and keeps none of the commands it half-added."""
+        for impl in plugin_manager().hook.register_commands.get_hookimpls():
+            info = self.infos.setdefault(impl.plugin_name, discovery.PluginInfo(impl.plugin_name, "", ""))
+            before = dict(cli.commands)
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                cli.commands.clear()
+                cli.commands.update(before)
+                discovery.plugin_failed(info, exc, "register_commands failed")
+                continue
+            replaced = sorted(n for n, command in before.items() if cli.commands.get(n) is not command)
+            if replaced:
+                cli.commands.clear()
+                cli.commands.update(before)
+                owner = self.command_owners.get(replaced[0], "the core")
+                raise ZooError(f"command {replaced[0]!r} is registered by both {owner if owner == 'the core' else f'plugin {owner!r}'} "
+                               f"and plugin {info.name!r}; uninstall one of them")
+            for name in sorted(cli.commands.keys() - before.keys()):
+                info.commands.append(name)
+                self.command_owners[name] = info.name
 
 
 _pm = None

@@ -1,4 +1,6 @@
-"""`zoo export` (torch -> ONNX) and `zoo sample` (onnxruntime only).
+"""The export package's commands: `zoo export` (torch -> ONNX), `zoo sample` (onnxruntime only)
+and `zoo bench` (onnxruntime against PyTorch). They reach the CLI through the ``register_commands``
+hook, as a built-in plugin in the "zoo" entry-point group, the way a third party adds a command.
 
 Nothing here imports torch at module level: `zoo sample` has to work where only numpy and
 onnxruntime are installed, and `zoo --help` should stay fast.
@@ -8,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from .errors import ZooError
+import zoo
+from zoo.errors import ZooError
 
 MAX_GRID = 4096  # samples in one PNG: a 64 x 64 grid of 28x28 digits is already 3840 px wide
 
@@ -38,7 +41,7 @@ def export_cmd(run, out_dir, opset):
     (shapes, prior, config). Every file is checked with onnx.checker and against PyTorch in
     onnxruntime before it is written; if any check fails, nothing is written.
     """
-    from .export.onnx import export_artifacts  # imports torch
+    from zoo.export.onnx import export_artifacts  # imports torch
 
     for artifact in export_artifacts(run, out_dir, opset):
         click.echo(f"wrote {artifact.path}  ({_size(artifact.bytes)}, "
@@ -67,8 +70,8 @@ def sample_cmd(file, count, seed, output, threads):
     """
     import numpy as np
 
-    from .atomic import atomic_write
-    from .export import runtime
+    from zoo.atomic import atomic_write
+    from zoo.export import runtime
 
     suffix = output.suffix.lower()
     if suffix not in (".png", ".npy"):
@@ -92,4 +95,39 @@ def sample_cmd(file, count, seed, output, threads):
     click.echo(f"wrote {output}  ({count} samples from {model.model}, seed {seed})")
 
 
-COMMANDS = [export_cmd, sample_cmd]
+@click.command("bench")
+@click.argument("models", nargs=-1)
+@click.option("--quick", is_flag=True, help="A smoke run (well under a minute): every code path, few calls.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the results (default: benchmarks/results in the checkout).")
+@click.option("--threads", multiple=True, type=click.IntRange(1),
+              help="Thread count for both runtimes; repeat for several (default: 1 and all cores).")
+@click.option("--batch", "batches", multiple=True, type=click.IntRange(1),
+              help="Batch size; repeat for several (default: 1 8 64 256 1024; --quick: 1 64).")
+@click.option("--tune/--no-tune", default=None,
+              help="Choose onnxruntime's session options per artifact from measurement (default: on).")
+@click.option("--compare", "compare_with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An earlier result JSON: report how far each cell's torch/ORT ratio moved.")
+def bench_cmd(models, quick, out_dir, threads, batches, tune, compare_with):
+    """Time onnxruntime against PyTorch eager on MODELS (wildcards; default: every model).
+
+    For each exported part (encoder, decoder, generator), batch size and thread count: p50/p90/p99
+    latency, samples/s, GFLOP/s against a measured matmul ceiling, and max abs difference. Writes
+    inference-<machine>-<date>.json, .md and .png.
+
+    \b
+    zoo bench                    the full run (a few minutes on 2 cores)
+    zoo bench vae deep-ae --quick --out /tmp/bench
+    """
+    from zoo.export.bench import run_benchmark  # imports torch
+
+    written = run_benchmark(models, quick=quick, out_dir=out_dir, threads=threads, batches=batches, tune=tune,
+                            compare_with=compare_with, log=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {written['json']}, {written['markdown'].name} and {written['plot'].name} "
+               f"in {written['result']['seconds']:.0f} s")
+
+
+@zoo.hookimpl
+def register_commands(cli):
+    for command in (export_cmd, sample_cmd, bench_cmd):
+        cli.add_command(command)

@@ -29,7 +29,7 @@ def save_grid(path, images: np.ndarray, columns: int | None = None, scale: int =
     """Write a grid of images as a PNG (written to a temporary name, then renamed)."""
     from PIL import Image
 
-    from zoo.atomic import atomic_write
+    from .atomic import atomic_write
 
     picture = Image.fromarray(grid(images, columns))
     if scale > 1:

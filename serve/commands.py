@@ -1,0 +1,1 @@
+"""`zoo serve`, added to the CLI through the ``register_commands`` hook."""
