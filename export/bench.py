@@ -259,13 +259,12 @@ class TorchBackend:
         return self.torch.inference_mode()
 
     def load(self, key, run, part) -> dict:
-        from zoo.checkpoint import load_run
-        from zoo.export.onnx import DecoderGraph, EncoderGraph, GeneratorGraph
+        from zoo.export.parts import make_parts
+        from zoo.run_folder import load_run
 
         t0 = time.perf_counter_ns()
         loaded = load_run(run)
-        module = {"encoder": lambda: EncoderGraph(loaded.model), "decoder": lambda: DecoderGraph(loaded.model),
-                  "generator": lambda: GeneratorGraph(loaded.model, loaded.prior)}[part]().eval()
+        (module,) = [p.module.eval() for p in make_parts(loaded.model, loaded.prior) if p.name == part]
         setup_ms = (time.perf_counter_ns() - t0) / 1e6
         self.modules[key] = module
         return {"setup_ms": setup_ms}
@@ -424,7 +423,7 @@ def make_run(folder: Path, name: str) -> Path:
     import torch
 
     import zoo
-    from zoo.checkpoint import save_weights, write_json
+    from zoo.run_folder import write_run
 
     torch.manual_seed(SEED)
     model = zoo.create_model(name).eval()
@@ -432,18 +431,8 @@ def make_run(folder: Path, name: str) -> Path:
     gen = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         prior.fit(model.encode(torch.rand(512, *model.data_shape, generator=gen)))
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", {
-        "model": name,
-        "model_config": dataclasses.asdict(model.config),
-        "dataset": zoo.get_spec(name).default_dataset,
-        "data_shape": list(model.data_shape),
-        "latent_shape": list(model.latent_shape),
-        "seed": SEED,
-        "note": "benchmark run: seeded initial weights, not trained",
-    })
-    save_weights(folder / "model.safetensors", model, prior)
-    return folder
+    return write_run(folder, name, model, prior, dataset=zoo.get_spec(name).default_dataset,
+                     note="benchmark run: seeded initial weights, not trained")
 
 
 def count_flops(module, example) -> int:
@@ -462,8 +451,9 @@ def prepare(models, work: Path, max_batch: int, log=_log) -> dict:
     import onnx
     import torch
 
-    from zoo.checkpoint import load_run
-    from zoo.export.onnx import DecoderGraph, EncoderGraph, GeneratorGraph, export_artifacts
+    from zoo.export.onnx import export_artifacts
+    from zoo.export.parts import make_parts
+    from zoo.run_folder import load_run
 
     artifacts = {}
     for name in models:
@@ -472,16 +462,11 @@ def prepare(models, work: Path, max_batch: int, log=_log) -> dict:
         with contextlib.redirect_stderr(io.StringIO()):
             exported = {a.part: a for a in export_artifacts(run_dir)}
         run = load_run(run_dir)
-        model, prior = run.model, run.prior
         gen = torch.Generator().manual_seed(SEED)
         with torch.no_grad():
-            eps = torch.randn(max_batch, model.latent_dim, generator=gen)
-            data = {
-                "encoder": (EncoderGraph(model), torch.rand(max_batch, *model.data_shape, generator=gen)),
-                # Codes spread as the prior spreads them, where a decoder is used.
-                "decoder": (DecoderGraph(model), prior(eps).view(max_batch, *model.latent_shape)),
-                "generator": (GeneratorGraph(model, prior), eps),
-            }
+            # The same seeded inputs for both runtimes; codes spread as the prior spreads them.
+            data = {part.name: (part.module, part.make_input(max_batch, gen))
+                    for part in make_parts(run.model, run.prior)}
         artifacts[name] = {}
         for part, (module, inputs) in data.items():
             path = work / "inputs" / f"{name}-{part}.npy"

@@ -12,7 +12,6 @@ folder as it was.
 import contextlib
 import io
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -21,67 +20,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from torch import nn
 
 import zoo
 from zoo.atomic import temp_beside
-from zoo.checkpoint import load_run
 from zoo.errors import ZooError
+from zoo.export.parts import Part, make_parts
+from zoo.run_folder import load_run
 
-PARTS = ("encoder", "decoder", "generator")
 MIN_OPSET = 18  # the opset torch's exporter implements natively; older ones need lossy conversion
-EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1 to a constant; 2 keeps it symbolic
 CHECK_BATCHES = (1, 2, 37)
 TOLERANCE = 1e-4  # max abs error between onnxruntime and PyTorch, fp32
 MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit: anything larger would need external data
 # Ops that would make a graph non-deterministic; the generator takes its noise as an input instead.
 RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
-
-
-class EncoderGraph(nn.Module):
-    """x -> the model's named encoder outputs, in order (z, or mu and logvar)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return tuple(self.model.encoder_outputs(x).values())
-
-
-class DecoderGraph(nn.Module):
-    """z [batch, *latent_shape] -> x_hat [batch, *data_shape]."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, z):
-        return self.model.decode(z)
-
-
-class GeneratorGraph(nn.Module):
-    """eps ~ N(0, I) [batch, latent_dim] -> x_hat: the prior's mean and Cholesky factor become
-    weights of the graph, so a caller only needs a standard-normal random number generator."""
-
-    def __init__(self, model, prior):
-        super().__init__()
-        self.model = model
-        self.prior = prior
-
-    def forward(self, eps):
-        return self.model.decode(self.prior(eps).view(-1, *self.model.latent_shape))
-
-
-@dataclass
-class Part:
-    name: str  # "encoder", "decoder" or "generator"
-    module: nn.Module
-    input_name: str
-    output_names: list
-    example: torch.Tensor  # the batch the exporter traces with
-    make_input: object  # make_input(batch, generator) -> a valid input batch for validation
-    prior: dict  # what zoo.prior holds in this file
 
 
 @dataclass
@@ -93,51 +44,22 @@ class Artifact:
 
 
 def _parts(run) -> list:
-    model, prior = run.model, run.prior
-    latent_dim = math.prod(model.latent_shape)
-
-    def data(batch, gen):
-        return torch.rand(batch, *model.data_shape, generator=gen)
-
-    def eps(batch, gen):
-        return torch.randn(batch, latent_dim, generator=gen)
-
-    def code(batch, gen):
-        # Latents as the prior spreads them, so the decoder is checked where it is used.
-        with torch.no_grad():
-            return prior(eps(batch, gen)).view(batch, *model.latent_shape)
-
-    gen = torch.Generator().manual_seed(0)
-    x = data(EXAMPLE_BATCH, gen)
-    with torch.no_grad():
-        outputs = model.encoder_outputs(x)
-        code_ok = torch.allclose(next(iter(outputs.values())), model.encode(x), rtol=1e-5, atol=1e-6)
-    if not code_ok:
-        # The runtime's Encoder.encode returns the first output as "the code"; keep that honest.
-        raise ZooError(f"{run.config['model']}: the first of encoder_outputs() must be encode(x), the code")
-
-    described = prior.describe()
-    # The generator folds scale_tril into its graph and an encoder does not sample, so only the
-    # decoder (sampled from its metadata) carries the full covariance factor.
-    summary = {k: v for k, v in described.items() if k != "scale_tril"}
-    return [
-        Part("encoder", EncoderGraph(model), "x", list(outputs), x, data, summary),
-        Part("decoder", DecoderGraph(model), "z", ["x_hat"], code(EXAMPLE_BATCH, gen), code, described),
-        Part("generator", GeneratorGraph(model, prior), "eps", ["x_hat"], eps(EXAMPLE_BATCH, gen), eps,
-             {**summary, "folded_into_graph": True}),
-    ]
+    try:
+        return make_parts(run.model, run.prior)
+    except ValueError as exc:  # the runtime's Encoder.encode returns the first output as "the code"
+        raise ZooError(f"{run.config.model}: {exc}") from None
 
 
 def _metadata(run, part: Part) -> dict:
     model, config = run.model, run.config
     return {
-        "zoo.model": config["model"],
+        "zoo.model": config.model,
         "zoo.part": part.name,
         "zoo.data_shape": json.dumps(list(model.data_shape)),
         "zoo.latent_shape": json.dumps(list(model.latent_shape)),
         "zoo.prior": json.dumps(part.prior),
-        "zoo.config": json.dumps(config["model_config"]),
-        "zoo.dataset": str(config.get("dataset") or ""),
+        "zoo.config": json.dumps(config.model_config),
+        "zoo.dataset": config.dataset,
         "zoo.version": zoo.__version__,
     }
 
@@ -261,7 +183,7 @@ def export_artifacts(run_dir, out_dir=None, opset: int = MIN_OPSET) -> list:
         for part in _parts(run):
             proto = _to_onnx(part, opset)
             onnx.helper.set_model_props(proto, _metadata(run, part))
-            proto.doc_string = f"autoencoder-zoo {run.config['model']} {part.name}"
+            proto.doc_string = f"autoencoder-zoo {run.config.model} {part.name}"
             _check_structure(proto, f"{part.name}.onnx")
             staged.append((part.name, *_stage(proto, out_dir, part)))
         artifacts = []

@@ -6,7 +6,6 @@ not shared with another).
 """
 
 import contextlib
-import dataclasses
 import io
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import pytest
 import zoo
 
 SUBSET = 256  # training and test samples per split: enough to train a little, fast on 2 cores
-PARTS = ("encoder", "decoder", "generator")
 
 _runs: dict = {}  # name -> Path of the run folder, or the reason to skip
 _exports: dict = {}  # name -> list of zoo.export.onnx.Artifact
@@ -65,22 +63,13 @@ def hand_made_run(folder: Path, name: str, model, prior=None, dataset="") -> Pat
     """A run folder written without training: config.json plus weights, as `zoo train` lays them out."""
     import torch
 
-    from zoo.checkpoint import save_weights, write_json
+    from zoo.run_folder import write_run
 
     if prior is None:
         prior = model.make_prior()
         with torch.no_grad():
             prior.fit(model.encode(torch.rand(64, *model.data_shape, generator=torch.Generator().manual_seed(0))))
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", {
-        "model": name,
-        "model_config": dataclasses.asdict(model.config),
-        "dataset": dataset,
-        "data_shape": list(model.data_shape),
-        "latent_shape": list(model.latent_shape),
-    })
-    save_weights(folder / "model.safetensors", model, prior)
-    return folder
+    return write_run(folder, name, model, prior, dataset=dataset)
 
 
 def leftovers(folder: Path) -> list:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from zoo.cli import cli
 from zoo.export import bench
+from zoo.export.parts import PART_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["pca-ae", "vae"]  # the smallest linear model and one with a two-output encoder
@@ -59,7 +60,7 @@ def test_rows_cover_every_model_part_runtime_batch_and_thread_count(quick):
     settings = result["settings"]
     threads = sorted({1, os.cpu_count()})
     assert settings["threads"] == threads
-    want = {(m, p, rt, b, t) for m in MODELS for p in bench.PARTS for rt in bench.RUNTIMES
+    want = {(m, p, rt, b, t) for m in MODELS for p in PART_NAMES for rt in bench.RUNTIMES
             for b in settings["batches"] for t in threads}
     have = [(r["model"], r["part"], r["runtime"], r["batch"], r["threads"]) for r in result["rows"]]
     assert sorted(have) == sorted(want)  # each cell exactly once
@@ -81,7 +82,7 @@ def test_tuning_artifacts_and_processes_are_recorded(quick):
     result = quick["result"]
     tuning = result["tuning"]["artifacts"]
     threads = sorted({1, os.cpu_count()})
-    assert set(tuning) == {f"{m}/{p}@{t}" for m in MODELS for p in bench.PARTS for t in threads}
+    assert set(tuning) == {f"{m}/{p}@{t}" for m in MODELS for p in PART_NAMES for t in threads}
     for key, entry in tuning.items():
         budget = int(key.rsplit("@", 1)[1])
         assert set(entry["tuned_options"]) == set(bench.DEFAULT_OPTIONS)
@@ -94,7 +95,7 @@ def test_tuning_artifacts_and_processes_are_recorded(quick):
             pick = tuning[f"{row['model']}/{row['part']}@{row['threads']}"]["per_batch"][str(row["batch"])]
             assert row["options"] == pick["options"]
     for model in MODELS:
-        for part in bench.PARTS:
+        for part in PART_NAMES:
             art = result["artifacts"][model][part]
             assert art["file_bytes"] > 0 and art["flops_per_sample"] > 0 and art["ops"]
             assert all(ms > 0 for ms in art["session_create_ms"].values())

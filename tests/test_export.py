@@ -17,10 +17,11 @@ from click.testing import CliRunner
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, whatever pytest's import mode
-from export_helpers import PARTS, exported, hand_made_run, leftovers  # noqa: E402
+from export_helpers import exported, hand_made_run, leftovers  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo.checkpoint import load_run  # noqa: E402
+from zoo.export.parts import PART_NAMES as PARTS  # noqa: E402
+from zoo.run_folder import load_run  # noqa: E402
 from zoo.cli import cli  # noqa: E402
 from zoo.export.onnx import RANDOM_OPS, export_run  # noqa: E402
 
@@ -84,10 +85,10 @@ def test_metadata_has_every_zoo_key(export):
         assert set(ALL_KEYS) <= set(meta), f"{part}: missing {set(ALL_KEYS) - set(meta)}"
         parsed = {k: json.loads(meta[k]) for k in JSON_KEYS}  # each must be valid JSON
         assert meta["zoo.model"] == export["name"] and meta["zoo.part"] == part
-        assert meta["zoo.dataset"] == run.config["dataset"] and meta["zoo.version"] == zoo.__version__
+        assert meta["zoo.dataset"] == run.config.dataset and meta["zoo.version"] == zoo.__version__
         assert parsed["zoo.data_shape"] == list(run.model.data_shape)
         assert parsed["zoo.latent_shape"] == list(run.model.latent_shape)
-        assert parsed["zoo.config"] == run.config["model_config"]
+        assert parsed["zoo.config"] == run.config.model_config
         prior = parsed["zoo.prior"]
         assert prior["kind"] == run.prior.describe()["kind"]
         np.testing.assert_allclose(prior["mean"], run.prior.mean.numpy(), rtol=1e-6, atol=1e-7)
@@ -132,12 +133,12 @@ def test_encoder_and_decoder_reproduce_zoo_eval(export):
     from zoo.evaluate import evaluate
     from zoo.export.runtime import Decoder, Encoder
     from zoo.registry import get_dataset
-    from zoo.train import load_splits
+    from zoo.placement import load_splits
 
     run = load_run(export["run"])
     expected = evaluate(export["run"])["mse"]
-    subset = run.config["train_config"]["subset"]  # zoo eval uses the run's own subset of the test split
-    x = as_float(load_splits(get_dataset(run.config["dataset"]), None, subset, "cpu").test).numpy()
+    subset = run.config.train_config["subset"]  # zoo eval uses the run's own subset of the test split
+    x = as_float(load_splits(get_dataset(run.config.dataset), None, subset, "cpu").test).numpy()
     x_hat = Decoder(export["decoder"]).decode(Encoder(export["encoder"]).encode(x))
     mse = float(np.mean((x_hat.astype(np.float64) - x) ** 2))
     assert mse == pytest.approx(expected, rel=1e-4), (mse, expected)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import registry
-from zoo.checkpoint import load_run
+from zoo.run_folder import load_run
 from zoo.evaluate import evaluate
 from zoo.plugins.pca_ae import PCAAutoEncoder
 from zoo.train import train
@@ -199,4 +199,4 @@ def test_eval_of_a_folder_that_is_not_a_run(tmp_path):
 def test_eval_json_matches_the_python_api(pca_run):
     metrics = json.loads(run_zoo("eval", pca_run, "--json", check=True).stdout)
     assert metrics == pytest.approx(evaluate(pca_run))
-    assert load_run(pca_run).config["model"] == "pca-ae"
+    assert load_run(pca_run).config.model == "pca-ae"

@@ -9,22 +9,22 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_run
+from .run_folder import load_run
 from .data import as_float
 from .registry import get_dataset
-from .train import EVAL_BATCH, load_splits, pick_device
+from .placement import EVAL_BATCH, load_splits, pick_device
 
 
 @torch.no_grad()
 def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
     run = load_run(run_dir, device=pick_device(device))
     model = run.model
-    subset = run.config.get("train_config", {}).get("subset", 0)
+    subset = run.config.train_config.get("subset", 0)
     # Without --data-dir, evaluate on the files the run was trained on, if they are still there.
-    source = run.config.get("data_source", "")
+    source = run.config.data_source
     if data_dir is None and source and Path(source).is_dir():
         data_dir = source
-    splits = load_splits(get_dataset(run.config["dataset"]), data_dir, subset, next(model.parameters()).device)
+    splits = load_splits(get_dataset(run.config.dataset), data_dir, subset, next(model.parameters()).device)
     test = splits.test
     unit_range = test.dtype == torch.uint8 or bool((test.min() >= 0) & (test.max() <= 1))
     torch.manual_seed(0)  # stochastic terms (a VAE's posterior draw) are repeatable
@@ -41,5 +41,5 @@ def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
             totals[key] = totals.get(key, 0.0) + float(value.double().sum())
     metrics = {key: value / len(test) for key, value in totals.items()}
     metrics.update(model.extra_metrics(as_float(splits.train)))
-    metrics.update({"model": run.config["model"], "dataset": run.config["dataset"], "test_samples": len(test)})
+    metrics.update({"model": run.config.model, "dataset": run.config.dataset, "test_samples": len(test)})
     return metrics

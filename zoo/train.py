@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import run_folder
 from .config import make_config, split_overrides
 from .data import as_float
 from .errors import ZooError, ZooUsageError
+from .placement import EVAL_BATCH, load_splits, pick_device
 from .registry import get_dataset, get_spec
 
 PRIOR_FIT_SAMPLES = 10_000  # training latents used to fit a deterministic AE's prior each epoch
-EVAL_BATCH = 1000
 
 
 @dataclass
@@ -41,16 +41,6 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda"
     compile: bool = False  # torch.compile the training step
     subset: int = 0  # use only the first N samples of each split (0: all); for smoke tests
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ZooUsageError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise ZooUsageError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
@@ -124,18 +114,6 @@ def resolve(name, dataset, train_overrides: dict, sets: dict):
     return spec, data_spec, model_config, train_config
 
 
-def load_splits(data_spec, data_dir, subset: int, device):
-    splits = data_spec.load(data_dir)
-    if subset:
-        for field in ("train", "test", "train_labels", "test_labels"):
-            value = getattr(splits, field)
-            if value is not None:
-                setattr(splits, field, value[:subset])
-    splits.train = splits.train.to(device)
-    splits.test = splits.test.to(device)
-    return splits
-
-
 @torch.no_grad()
 def evaluate_loss(model, data, autocast) -> dict:
     """Mean loss and metrics over a split, in eval mode, batch-size weighted."""
@@ -169,17 +147,17 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if resume:
         run_dir = Path(resume)
-        saved = checkpoint.read_config(run_dir)
-        if not (run_dir / checkpoint.STATE).is_file():
-            raise ZooError(f"{run_dir} has no {checkpoint.STATE} to resume from; start a new run instead")
-        name, dataset = saved["model"], saved["dataset"]
+        saved = run_folder.read_config(run_dir)
+        if not (run_dir / run_folder.STATE).is_file():
+            raise ZooError(f"{run_dir} has no {run_folder.STATE} to resume from; start a new run instead")
+        name, dataset = saved.model, saved.dataset
         # The saved settings win over the model's defaults; the command line may still change the
         # epoch count (to train longer) or the device.
-        sets = {**saved["model_config"], **(sets or {})}
-        overrides = {**{k: v for k, v in saved["train_config"].items() if k != "device"}, **overrides}
+        sets = {**saved.model_config, **(sets or {})}
+        overrides = {**{k: v for k, v in saved.train_config.items() if k != "device"}, **overrides}
     else:
         run_dir = Path(out or f"runs/{name}")
-        if (run_dir / checkpoint.CONFIG).exists():
+        if (run_dir / run_folder.CONFIG).exists():
             raise ZooError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
     spec, data_spec, model_config, cfg = resolve(name, dataset, overrides, sets)
 
@@ -199,27 +177,29 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
 
     start_epoch, history = 0, []
     if resume:
-        state = checkpoint.load_state(run_dir / checkpoint.STATE)
+        state = run_folder.load_state(run_dir / run_folder.STATE)
         model.load_state_dict(state["model"])
         prior.load_state_dict(state["prior"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and "cuda_rng" in state:  # a VAE's noise on the GPU comes from here
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         start_epoch = state["epoch"]
-        history = [json.loads(line) for line in (run_dir / checkpoint.METRICS).read_text().splitlines()
+        history = [json.loads(line) for line in (run_dir / run_folder.METRICS).read_text().splitlines()
                    if line.strip()][:start_epoch]
     elif dist.main:
-        checkpoint.write_json(run_dir / checkpoint.CONFIG, {
-            "model": spec.name,
-            "model_config": asdict(model_config),
-            "train_config": asdict(cfg),
-            "dataset": data_spec.name,
-            "data_source": splits.source,
-            "data_shape": list(data_spec.data_shape),
-            "latent_shape": list(model.latent_shape),
-            "seed": cfg.seed,
-            "versions": versions(),
-        })
+        run_folder.write_config(run_dir, run_folder.RunConfig(
+            model=spec.name,
+            model_config=asdict(model_config),
+            train_config=asdict(cfg),
+            dataset=data_spec.name,
+            data_source=splits.source,
+            data_shape=list(data_spec.data_shape),
+            latent_shape=list(model.latent_shape),
+            seed=cfg.seed,
+            versions=versions(),
+        ))
     step_model = dist.wrap(model, device)
     if cfg.compile:
         step_model = torch.compile(step_model)
@@ -307,17 +287,19 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
 
 
 def save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch, history) -> None:
+    device = next(model.parameters()).device
     # metrics first, then the loop state (the commit point of an epoch), then the user-facing weights.
-    checkpoint.atomic_write_text(run_dir / checkpoint.METRICS, "".join(json.dumps(r) + "\n" for r in history))
-    checkpoint.save_state(run_dir / checkpoint.STATE, {
+    run_folder.atomic_write_text(run_dir / run_folder.METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    run_folder.save_state(run_dir / run_folder.STATE, {
         "epoch": epoch,
         "model": model.state_dict(),
         "prior": prior.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
+        **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
     })
-    checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model, prior)
+    run_folder.save_weights(run_dir / run_folder.WEIGHTS, model, prior)
 
 
 def progress_bar(total: int, done: int):

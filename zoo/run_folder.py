@@ -1,12 +1,13 @@
-"""Run folders: atomic writes, weights as safetensors, loop state without pickle, and loading a
-run back into a model.
+"""The run folder, the one module that writes and reads it: config.json (``RunConfig``), weights
+as safetensors, loop state without pickle, and loading a run back into a model.
 
 Every file is written to a temporary name in the same folder and renamed into place, so a run
 killed at any moment leaves each file either old or new, never half-written.
 """
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_write, atomic_write_text, write_json  # noqa: F401 (re-exported)
@@ -99,38 +100,108 @@ def load_state(path) -> dict:
         raise ZooError(f"{path} is corrupt (bad state layout: {exc})") from None
 
 
-def read_config(run_dir) -> dict:
+@dataclass
+class RunConfig:
+    """What config.json holds: enough to rebuild the model (with the weights) and to retrain it."""
+
+    model: str  # the registered model name
+    model_config: dict  # the model's config dataclass, as a dict
+    dataset: str  # the registered dataset name ("" for a run made without data)
+    data_shape: list  # one sample's shape
+    latent_shape: list  # one code's shape
+    train_config: dict = field(default_factory=dict)  # zoo.train.TrainConfig, as a dict
+    data_source: str = ""  # the folder the data came from
+    seed: int = 0
+    versions: dict = field(default_factory=dict)  # zoo, torch and python versions that wrote it
+    note: str = ""  # e.g. why a run was made without training
+
+
+def write_config(run_dir, config: RunConfig) -> Path:
+    return write_json(Path(run_dir) / CONFIG, dataclasses.asdict(config))
+
+
+def read_config(run_dir) -> RunConfig:
     path = Path(run_dir) / CONFIG
     if not Path(run_dir).is_dir():
         raise ZooError(f"{run_dir} is not a run folder (no such directory)")
     if not path.is_file():
         raise ZooError(f"{path} is missing; is {run_dir} a folder written by `zoo train`?")
     try:
-        config = json.loads(path.read_text())
-        config["model"], config["model_config"], config["data_shape"]
+        raw = json.loads(path.read_text())
+        known = {f.name for f in dataclasses.fields(RunConfig)}
+        config = RunConfig(**{k: v for k, v in raw.items() if k in known})
+        if not isinstance(config.model_config, dict) or not all(
+                isinstance(s, list) and all(isinstance(d, int) and d > 0 for d in s)
+                for s in (config.data_shape, config.latent_shape)):
+            raise ValueError("model_config must be an object, data_shape and latent_shape lists of positive ints")
     except (ValueError, KeyError, TypeError) as exc:
         raise ZooError(f"{path} is corrupt ({type(exc).__name__}: {exc})") from None
     return config
 
 
+def write_run(run_dir, name: str, model, prior, dataset: str = "", note: str = "") -> Path:
+    """A run folder for a model held in memory (config.json + model.safetensors), laid out as
+    `zoo train` writes one: for benchmarks and tests that need an exportable run without training."""
+    write_config(run_dir, RunConfig(
+        model=name, model_config=dataclasses.asdict(model.config), dataset=dataset,
+        data_shape=list(model.data_shape), latent_shape=list(model.latent_shape), note=note,
+    ))
+    save_weights(Path(run_dir) / WEIGHTS, model, prior)
+    return Path(run_dir)
+
+
 @dataclass
 class Run:
     path: Path
-    config: dict  # the run's config.json
+    config: RunConfig  # the run's config.json
     model: object  # zoo.AutoEncoder, in eval mode
     prior: object  # zoo.model.GaussianPrior
 
 
+def _check_shapes(path: Path, model, prior) -> None:
+    """Compare the tensor shapes a config would build (on the meta device: nothing allocated) with
+    those in the weights file's header (no tensor read), so an absurd config.json is refused before
+    anything is built for real."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ZooError(f"{path} is missing; the run folder is incomplete (weights)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:
+        raise ZooError(f"{path} is corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    expected.update({PRIOR_PREFIX + k: tuple(v.shape) for k, v in prior.state_dict().items()})
+    for key in sorted(expected.keys() | stored.keys()):
+        if expected.get(key) != stored.get(key):
+            want = list(expected[key]) if key in expected else "nothing"
+            have = list(stored[key]) if key in stored else "nothing"
+            raise ZooError(f"{path} does not fit the model in config.json: {key} is {have} in the weights, "
+                           f"the config asks for {want}; the run folder's files do not belong together")
+
+
 def load_run(run_dir, device="cpu") -> Run:
     """Rebuild a trained model from a run folder: config.json + model.safetensors."""
+    import torch
+
     from .config import make_config
     from .registry import get_spec
 
     config = read_config(run_dir)
-    spec = get_spec(config["model"])
-    model = spec.build(make_config(spec.config, config["model_config"]), tuple(config["data_shape"]))
-    prior = model.make_prior()
-    load_weights(Path(run_dir) / WEIGHTS, model, prior)
+    spec = get_spec(config.model)
+    model_config = make_config(spec.config, config.model_config)
+    weights = Path(run_dir) / WEIGHTS
+    try:
+        with torch.device("meta"):
+            shell = spec.build(model_config, tuple(config.data_shape))
+            _check_shapes(weights, shell, shell.make_prior())
+        model = spec.build(model_config, tuple(config.data_shape))
+        prior = model.make_prior()
+    except (MemoryError, RuntimeError, ValueError, OverflowError) as exc:
+        raise ZooError(f"{Path(run_dir) / CONFIG}: cannot build {config.model} from its settings "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    load_weights(weights, model, prior)
     model.to(device).eval()
     prior.to(device)
     return Run(Path(run_dir), config, model, prior)

@@ -1,0 +1,95 @@
+"""The exported parts, defined once: for each of encoder, decoder and generator, the module that is
+exported, its input and output names, and how to make a valid input batch. The exporter, the
+benchmark and the tests all take their parts from here.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+PART_NAMES = ("encoder", "decoder", "generator")
+EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1 to a constant; 2 keeps it symbolic
+
+
+class EncoderGraph(nn.Module):
+    """x -> the model's named encoder outputs, in order (z, or mu and logvar)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return tuple(self.model.encoder_outputs(x).values())
+
+
+class DecoderGraph(nn.Module):
+    """z [batch, *latent_shape] -> x_hat [batch, *data_shape]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z):
+        return self.model.decode(z)
+
+
+class GeneratorGraph(nn.Module):
+    """eps ~ N(0, I) [batch, latent_dim] -> x_hat: the prior's mean and Cholesky factor become
+    weights of the graph, so a caller only needs a standard-normal random number generator."""
+
+    def __init__(self, model, prior):
+        super().__init__()
+        self.model = model
+        self.prior = prior
+
+    def forward(self, eps):
+        return self.model.decode(self.prior(eps).view(-1, *self.model.latent_shape))
+
+
+@dataclass
+class Part:
+    name: str  # "encoder", "decoder" or "generator"
+    module: nn.Module
+    input_name: str
+    output_names: list
+    example: torch.Tensor  # the batch the exporter traces with
+    make_input: object  # make_input(batch, generator) -> a valid input batch (seeded torch.Generator)
+    prior: dict  # what zoo.prior holds in this file
+
+
+def make_parts(model, prior) -> list:
+    """The three parts of a model and its latent prior, in PART_NAMES order."""
+    latent_dim = math.prod(model.latent_shape)
+
+    def data(batch, gen):
+        return torch.rand(batch, *model.data_shape, generator=gen)
+
+    def eps(batch, gen):
+        return torch.randn(batch, latent_dim, generator=gen)
+
+    def code(batch, gen):
+        # Latents as the prior spreads them, so the decoder is checked where it is used.
+        with torch.no_grad():
+            return prior(eps(batch, gen)).view(batch, *model.latent_shape)
+
+    gen = torch.Generator().manual_seed(0)
+    x = data(EXAMPLE_BATCH, gen)
+    with torch.no_grad():
+        outputs = model.encoder_outputs(x)
+        code_ok = torch.allclose(next(iter(outputs.values())), model.encode(x), rtol=1e-5, atol=1e-6)
+    if not code_ok:
+        # The runtime's Encoder.encode returns the first output as "the code"; keep that honest.
+        raise ValueError("the first of encoder_outputs() must be encode(x), the code")
+
+    described = prior.describe()
+    # The generator folds scale_tril into its graph and an encoder does not sample, so only the
+    # decoder (sampled from its metadata) carries the full covariance factor.
+    summary = {k: v for k, v in described.items() if k != "scale_tril"}
+    return [
+        Part("encoder", EncoderGraph(model), "x", list(outputs), x, data, summary),
+        Part("decoder", DecoderGraph(model), "z", ["x_hat"], code(EXAMPLE_BATCH, gen), code, described),
+        Part("generator", GeneratorGraph(model, prior), "eps", ["x_hat"], eps(EXAMPLE_BATCH, gen), eps,
+             {**summary, "folded_into_graph": True}),
+    ]
