@@ -1,0 +1,157 @@
+"""The ASGI app: the v2 routes, /metrics and the page, over the loaded models.
+
+Model names in a URL are only ever looked up among the loaded models: nothing a request says
+reaches the file system.
+"""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+import zoo
+from zoo.serve import protocol
+from zoo.serve.batcher import Batcher, InferenceError, QueueFull
+from zoo.serve.metrics import Metrics
+from zoo.serve.middleware import Observe, RequireToken
+
+PAGE = Path(__file__).with_name("page.html")
+SCRIPT = Path(__file__).with_name("page.js")
+PLATFORM = "onnxruntime_onnx"  # Triton's name for what runs the file, as in config.pbtxt
+
+
+@dataclass
+class Settings:
+    max_batch: int = 64
+    max_delay_ms: float = 2.0
+    max_queue: int = 1024
+    max_body: int = 64 * 2**20  # Triton's default request limit
+    timeout_s: float = 30.0
+    token: str | None = None
+    quiet: bool = False
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def error(status: int, message: str, headers=None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def read_body(request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()  # refused before reading a byte of it
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # chunked bodies declare no length
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def page_html() -> str:
+    # The script goes inline, so the one open route "/" is the whole page.
+    return PAGE.read_text().replace('<script src="page.js"></script>', f"<script>\n{SCRIPT.read_text()}</script>")
+
+
+def create_app(models: dict, settings: Settings) -> Starlette:
+    metrics = Metrics(models)
+    batchers = {name: Batcher(model, settings.max_batch, settings.max_delay_ms / 1000, settings.max_queue, metrics)
+                for name, model in models.items()}
+    html = page_html()
+
+    def find(request):
+        name = request.path_params["name"]
+        if name not in models:
+            raise HTTPException(404, f"unknown model {name!r}; this server has {', '.join(models)}")
+        return models[name]
+
+    async def server_metadata(request):
+        return JSONResponse({"name": "autoencoder-zoo", "version": zoo.__version__,
+                             "extensions": ["binary_tensor_data"]})
+
+    async def live(request):
+        return JSONResponse({"live": True})
+
+    async def ready(request):
+        return JSONResponse({"ready": True})  # every model is loaded before the server listens
+
+    async def model_metadata(request):
+        model = find(request)
+        return JSONResponse({"name": model.name, "platform": PLATFORM, "inputs": [model.input.describe()],
+                             "outputs": [o.describe() for o in model.outputs], "parameters": model.parameters()})
+
+    async def model_ready(request):
+        return JSONResponse({"name": find(request).name, "ready": True})
+
+    async def repository_index(request):
+        # Triton's repository index (POST): how the page learns which models there are.
+        return JSONResponse([{"name": name, "version": "1", "state": "READY"} for name in models])
+
+    async def infer(request):
+        model = find(request)
+        batcher = batchers[model.name]
+        if batcher.full:  # refused before reading the body: a 503 must come at once
+            return error(503, f"{model.name} is busy: its queue is full; retry shortly", {"retry-after": "1"})
+        try:
+            async with asyncio.timeout(settings.timeout_s):
+                body = await read_body(request, settings.max_body)
+                parsed = protocol.parse_infer(body, request.headers.get(protocol.HEADER_LENGTH), model)
+                outputs = await batcher.infer(parsed.batch)
+        except protocol.ProtocolError as exc:
+            return error(400, str(exc))
+        except BodyTooLarge:
+            return error(413, f"the request body is larger than the limit of {settings.max_body} bytes")
+        except QueueFull:
+            return error(503, f"{model.name} is busy: its queue is full; retry shortly", {"retry-after": "1"})
+        except TimeoutError:
+            return error(504, f"no answer within the request timeout of {settings.timeout_s:g} s")
+        except InferenceError as exc:
+            return error(500, str(exc))
+        body, headers = protocol.encode_response(model, parsed, outputs)
+        return Response(body, headers=headers)
+
+    async def page(request):
+        return HTMLResponse(html)
+
+    async def favicon(request):
+        return Response(status_code=204)
+
+    async def metrics_route(request):
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    async def http_error(request, exc):
+        return error(exc.status_code, exc.detail)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        for batcher in batchers.values():
+            batcher.start()
+        yield
+        # uvicorn runs this after the last request in flight has been answered.
+        for batcher in batchers.values():
+            await batcher.stop()
+
+    routes = [
+        Route("/", page),
+        Route("/favicon.ico", favicon),
+        Route("/metrics", metrics_route),
+        Route("/v2", server_metadata),
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route("/v2/repository/index", repository_index, methods=["POST"]),
+        Route("/v2/models/{name}", model_metadata),
+        Route("/v2/models/{name}/ready", model_ready),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    guarded = RequireToken(app, settings.token) if settings.token else app
+    return Observe(guarded, metrics, models, settings.quiet)  # outermost, so refusals are logged too

@@ -1,0 +1,45 @@
+"""What `GET /metrics` reports, in Prometheus' text format (through prometheus-client).
+
+The ``model`` label only ever holds the name of a loaded model, or "" for routes without one and
+for unknown names: a client must not be able to grow the label set by asking for made-up models.
+"""
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, model_names):
+        # A registry of our own, not the process-wide default one: two apps in one process (as in
+        # a test) must not share or collide on counters.
+        self.registry = CollectorRegistry()
+        labels = {"registry": self.registry}
+        self.requests = Counter("zoo_serve_requests", "HTTP requests answered, by model and status code",
+                                ["model", "status"], **labels)
+        self.errors = Counter("zoo_serve_errors", "HTTP requests answered with status 400 or above",
+                              ["model", "status"], **labels)
+        self.latency = Histogram("zoo_serve_request_seconds", "Time from request to response, by model",
+                                 ["model"], buckets=LATENCY_BUCKETS, **labels)
+        self.queue_time = Histogram("zoo_serve_queue_seconds", "Time an inference request waited for its batch",
+                                    ["model"], buckets=LATENCY_BUCKETS, **labels)
+        self.batch_size = Histogram("zoo_serve_batch_rows", "Rows in each onnxruntime call (merged requests)",
+                                    ["model"], buckets=BATCH_BUCKETS, **labels)
+        self.queue_depth = Gauge("zoo_serve_queue_depth", "Inference requests waiting for a batch",
+                                 ["model"], **labels)
+        for name in model_names:  # every model appears from the start, at zero
+            self.queue_depth.labels(name).set(0)
+            self.batch_size.labels(name)
+            self.queue_time.labels(name)
+
+    def observe_request(self, model: str, status: int, seconds: float) -> None:
+        self.requests.labels(model, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(model, str(status)).inc()
+        self.latency.labels(model).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

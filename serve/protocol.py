@@ -1,0 +1,184 @@
+"""The inference request and response of the Open Inference Protocol (KServe v2 REST), with Triton's
+binary tensor data extension.
+
+A request body is a JSON object, optionally followed by raw tensor bytes. The header
+``Inference-Header-Content-Length`` gives the JSON part's length when bytes follow; an input with
+the parameter ``binary_data_size`` takes its data from those bytes, in order. ``binary_data_output``
+(for the whole request) or ``binary_data`` (per output) asks for outputs as bytes after the JSON
+answer. A header length of 0 means the body is nothing but the one input's bytes, for one row.
+
+Everything wrong with a request is a ``ProtocolError`` with the message the client gets back.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+HEADER_LENGTH = "inference-header-content-length"
+FLOAT32_LE = np.dtype("<f4")
+
+
+class ProtocolError(ValueError):
+    """A malformed or unsuitable request: HTTP 400 with this message."""
+
+
+@dataclass
+class InferRequest:
+    id: str | None
+    batch: np.ndarray  # float32 [rows, *input shape]
+    outputs: list  # [(output name, as binary?)] in the order to answer
+
+
+def _object(value, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} must be a JSON object")
+    return value
+
+
+def _flag(parameters: dict, key: str, default: bool) -> bool:
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"parameter {key} must be true or false, got {value!r}")
+    return value
+
+
+def _split_body(body: bytes, header_length) -> tuple:
+    """(JSON header bytes, the binary bytes after it)."""
+    if header_length is None:
+        return body, b""
+    try:
+        length = int(header_length)
+    except ValueError:
+        raise ProtocolError(f"Inference-Header-Content-Length must be an integer, got {header_length!r}") from None
+    if not 0 <= length <= len(body):
+        raise ProtocolError(f"Inference-Header-Content-Length {length} is outside the body's {len(body)} bytes")
+    return body[:length], body[length:]
+
+
+def _finite_float32(array: np.ndarray, name: str) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = array.astype(np.float32, copy=False)
+    if not np.isfinite(values).all():
+        # 1e39 parses as a finite double but overflows float32 to infinity: rejected here too.
+        raise ProtocolError(f"input {name} holds non-finite values (NaN, infinity or beyond float32's "
+                            "range of +-3.4e38)")
+    return values
+
+
+def _json_values(data, name: str, count: int) -> np.ndarray:
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError):
+        raise ProtocolError(f"input {name}: data must be a flat or evenly nested list of numbers") from None
+    if array.dtype.kind not in "fiu":
+        raise ProtocolError(f"input {name}: data must hold only numbers")
+    if array.size != count:
+        raise ProtocolError(f"input {name}: data has {array.size} values; its shape needs {count}")
+    return array.reshape(-1)
+
+
+def _binary_values(size, binary: memoryview, offset: int, name: str, count: int) -> np.ndarray:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ProtocolError(f"input {name}: binary_data_size must be a non-negative integer, got {size!r}")
+    if size != count * FLOAT32_LE.itemsize:
+        raise ProtocolError(f"input {name}: binary_data_size is {size} bytes; its shape needs "
+                            f"{count * FLOAT32_LE.itemsize} (FP32, 4 bytes each)")
+    if offset + size > len(binary):
+        raise ProtocolError(f"input {name}: the body ends before its {size} bytes of binary data")
+    return np.frombuffer(binary, dtype=FLOAT32_LE, count=count, offset=offset)
+
+
+def _parse_input(entry, model, binary: memoryview, offset: int) -> tuple:
+    entry = _object(entry, "each entry of inputs")
+    name, tensor = entry.get("name"), model.input
+    if name != tensor.name:
+        raise ProtocolError(f"unknown input {name!r}; {model.name} takes one input, {tensor.name!r}")
+    if entry.get("datatype") != tensor.datatype:
+        raise ProtocolError(f"input {name} has datatype {entry.get('datatype')!r}; {model.name} takes {tensor.datatype}")
+    shape = entry.get("shape")
+    wanted = f"[rows, {', '.join(map(str, tensor.shape))}]"
+    if (not isinstance(shape, list) or len(shape) != len(tensor.shape) + 1
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+            or tuple(shape[1:]) != tensor.shape or shape[0] < 1):
+        raise ProtocolError(f"input {name} has shape {shape}; {model.name} takes {wanted} with rows >= 1")
+    count = math.prod(shape)
+    parameters = _object(entry.get("parameters", {}), f"input {name}: parameters")
+    if "binary_data_size" in parameters:
+        size = parameters["binary_data_size"]
+        values = _binary_values(size, binary, offset, name, count)
+        offset += size
+    elif "data" in entry:
+        values = _json_values(entry["data"], name, count)
+    else:
+        raise ProtocolError(f"input {name} has neither data nor a binary_data_size parameter")
+    return _finite_float32(values, name).reshape(shape), offset
+
+
+def _requested_outputs(request: dict, model) -> list:
+    parameters = _object(request.get("parameters", {}), "parameters")
+    all_binary = _flag(parameters, "binary_data_output", False)
+    wanted = request.get("outputs")
+    if wanted is None or wanted == []:
+        return [(name, all_binary) for name in model.output_names]
+    if not isinstance(wanted, list):
+        raise ProtocolError("outputs must be a list")
+    chosen = []
+    for entry in wanted:
+        name = _object(entry, "each entry of outputs").get("name")
+        if not isinstance(name, str) or model.output(name) is None:
+            raise ProtocolError(f"unknown output {name!r}; {model.name} has {', '.join(model.output_names)}")
+        chosen.append((name, _flag(_object(entry.get("parameters", {}), f"output {name}: parameters"),
+                                   "binary_data", all_binary)))
+    return chosen
+
+
+def parse_infer(body: bytes, header_length, model) -> InferRequest:
+    """Check one infer request against ``model`` and return its input batch, or a ProtocolError."""
+    header, binary = _split_body(body, header_length)
+    if header_length is not None and len(header) == 0:
+        # Raw binary request: the whole body is one row of the only input; answers are binary.
+        size = len(binary)
+        values = _binary_values(size, memoryview(binary), 0, model.input.name, model.input.size)
+        batch = _finite_float32(values, model.input.name).reshape(1, *model.input.shape)
+        return InferRequest(None, batch, [(name, True) for name in model.output_names])
+    try:
+        request = _object(json.loads(header), "the request")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed JSON ({exc})") from None
+    request_id = request.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError("id must be a string")
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1:
+        raise ProtocolError(f"inputs must be a list of one input, {model.input.name!r}")
+    binary = memoryview(binary)
+    batch, used = _parse_input(inputs[0], model, binary, 0)
+    if used != len(binary):
+        raise ProtocolError(f"the body has {len(binary)} bytes after the JSON header; the inputs use {used}")
+    return InferRequest(request_id, batch, _requested_outputs(request, model))
+
+
+def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
+    """(body bytes, headers) for the answer: outputs is ``{name: float32 array}``."""
+    answer = {"model_name": model.name}
+    if request.id is not None:
+        answer["id"] = request.id
+    tensors, chunks = [], []
+    for name, binary in request.outputs:
+        array = outputs[name]
+        tensor = {"name": name, "datatype": model.output(name).datatype, "shape": list(array.shape)}
+        if binary:
+            chunk = np.ascontiguousarray(array, dtype=FLOAT32_LE).tobytes()
+            tensor["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            tensor["data"] = array.reshape(-1).tolist()
+        tensors.append(tensor)
+    answer["outputs"] = tensors
+    header = json.dumps(answer, separators=(",", ":")).encode()
+    if not chunks:
+        return header, {"content-type": "application/json"}
+    return b"".join([header, *chunks]), {"content-type": "application/octet-stream",
+                                         HEADER_LENGTH: str(len(header))}
