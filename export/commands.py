@@ -29,7 +29,10 @@ def _size(n: int) -> str:
               help="Folder for the .onnx files (default: the run folder).")
 @click.option("--opset", default=18, show_default=True, type=int,
               help="ONNX opset to target (18 or newer).")
-def export_cmd(run, out_dir, opset):
+@click.option("--repository", type=click.Path(file_okay=False, path_type=Path),
+              help="Also add the files to this model repository (Triton's layout, which `zoo serve`, "
+                   "Triton and KServe serve): DIR/<run name>-<part>/config.pbtxt and 1/model.onnx.")
+def export_cmd(run, out_dir, opset, repository):
     """Export run folder RUN to encoder.onnx, decoder.onnx and generator.onnx.
 
     \b
@@ -40,12 +43,20 @@ def export_cmd(run, out_dir, opset):
     Each file is self-contained, has a dynamic batch dimension and carries zoo.* metadata
     (shapes, prior, config). Every file is checked with onnx.checker and against PyTorch in
     onnxruntime before it is written; if any check fails, nothing is written.
+
+    \b
+    zoo export runs/vae --repository models    models/vae-encoder, vae-decoder, vae-generator
     """
     from zoo.export.onnx import export_artifacts  # imports torch
+    from zoo.export.repository import write_model
 
     for artifact in export_artifacts(run, out_dir, opset):
         click.echo(f"wrote {artifact.path}  ({_size(artifact.bytes)}, "
                    f"max abs error vs PyTorch {artifact.max_abs_error:.1e})")
+        if repository is not None:
+            # The same names `zoo serve RUN` gives: the run folder's name, then the part.
+            folder = write_model(repository, f"{run.resolve().name}-{artifact.part}", artifact.path)
+            click.echo(f"wrote {folder}/config.pbtxt and {folder}/1/model.onnx")
 
 
 @click.command("sample")
