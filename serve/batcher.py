@@ -31,7 +31,7 @@ class InferenceError(Exception):
     """onnxruntime failed on a batch."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: removing one from the queue must not compare arrays
 class Pending:
     batch: np.ndarray
     future: asyncio.Future
@@ -72,7 +72,13 @@ class Batcher:
         self._queue.append(pending)
         self.metrics.queue_depth.labels(self.model.name).set(len(self._queue))
         self._arrival.set()
-        return await pending.future  # cancelling this (a timeout) cancels the future: the worker skips it
+        try:
+            return await pending.future
+        except asyncio.CancelledError:  # a timeout: free its place in the queue at once
+            if pending in self._queue:
+                self._queue.remove(pending)
+                self.metrics.queue_depth.labels(self.model.name).set(len(self._queue))
+            raise
 
     def _queued_rows(self) -> int:
         return sum(len(p.batch) for p in self._queue if not p.future.done())
