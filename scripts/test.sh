@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The serve page test drives headless Chromium: install Debian's package where it is missing (it
+# skips, saying why, when no chromium can be found).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } \
+        >/dev/null 2>&1 || echo "note: could not install chromium; the page test will be skipped" >&2
+fi
 if [ -z "${ZOO_DATA_DIR:-}" ] && [ -d ../shared/datasets/mnist ]; then
     export ZOO_DATA_DIR=$(cd ../shared/datasets && pwd)
 fi

@@ -57,16 +57,18 @@ async def read_body(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def page_html() -> str:
-    # The script goes inline, so the one open route "/" is the whole page.
-    return PAGE.read_text().replace('<script src="page.js"></script>', f"<script>\n{SCRIPT.read_text()}</script>")
+def page_html(token_required: bool) -> str:
+    # The script goes inline, so the one open route "/" is the whole page. Whether a token is needed
+    # is no secret (any request would learn it from a 401); saying so lets the page ask at once.
+    html = PAGE.read_text().replace('<script src="page.js"></script>', f"<script>\n{SCRIPT.read_text()}</script>")
+    return html.replace("<body>", '<body data-token-required="1">') if token_required else html
 
 
 def create_app(models: dict, settings: Settings) -> Starlette:
     metrics = Metrics(models)
     batchers = {name: Batcher(model, settings.max_batch, settings.max_delay_ms / 1000, settings.max_queue, metrics)
                 for name, model in models.items()}
-    html = page_html()
+    html = page_html(bool(settings.token))
 
     def find(request):
         name = request.path_params["name"]

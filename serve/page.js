@@ -199,6 +199,7 @@ function planePanel(model, meta) {
 }
 
 async function main() {
+  if (document.body.dataset.tokenRequired && !token) await waitForToken("Enter the server's token (zoo serve --token).");
   const server = await api("/v2");
   $("server").textContent = `${server.name} ${server.version}`;
   const index = await api("/v2/repository/index", {});
