@@ -26,7 +26,8 @@ class _Table:
         """(model, part, batch, threads, onnxruntime row, torch row) of every cell, or of one batch."""
         for model, part, b, t in self.cells:
             if batch is None or b == batch:
-                yield model, part, b, t, self.by[(model, part, "onnxruntime", b, t)], self.by[(model, part, "torch", b, t)]
+                onnxruntime_row = self.by[(model, part, "onnxruntime", b, t)]
+                yield model, part, b, t, onnxruntime_row, self.by[(model, part, "torch", b, t)]
 
 
 def _header(result: dict) -> list:
@@ -159,10 +160,10 @@ def _artifacts(result: dict) -> list:
              "| artifact | file bytes | FLOPs / sample | session creation ms (threads: ms) | ONNX ops |",
              "|---|---:|---:|---|---|"]
     for model, parts in result["artifacts"].items():
-        for part, art in parts.items():
-            setup = ", ".join(f"{t}: {ms:.1f}" for t, ms in art["session_create_ms"].items())
-            lines.append(f"| {model}/{part} | {art['file_bytes']:,} | {art['flops_per_sample']:,} | {setup} | "
-                         f"{' '.join(art['ops'])} |")
+        for part, artifact in parts.items():
+            setup = ", ".join(f"{t}: {ms:.1f}" for t, ms in artifact["session_create_ms"].items())
+            lines.append(f"| {model}/{part} | {artifact['file_bytes']:,} | {artifact['flops_per_sample']:,} | "
+                         f"{setup} | {' '.join(artifact['ops'])} |")
     return lines
 
 

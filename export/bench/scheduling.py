@@ -85,7 +85,8 @@ def measure_threads(threads: int, models, artifacts: dict, settings: Settings, w
             for runtime, worker in workers.items():
                 measurement.ceiling_ns[runtime] += worker("matmul", n=settings.ceiling_n, calls=settings.ceiling_calls,
                                                           warmup=visit == 0)["ns"]
-                measurement.floor_ns[runtime] += worker("floor", timing=settings.timing(settings.floor_s).to_json())["ns"]
+                floor_timing = settings.timing(settings.floor_s).to_json()
+                measurement.floor_ns[runtime] += worker("floor", timing=floor_timing)["ns"]
             for cell in cells:
                 measure_cell(workers, cell, visit, settings, work)
             log(f"  {threads} thread(s): pass {visit + 1}/{settings.passes} over every cell in "
