@@ -110,7 +110,8 @@ def sample_cmd(file, count, seed, output, threads):
 @click.argument("models", nargs=-1)
 @click.option("--quick", is_flag=True, help="A smoke run (well under a minute): every code path, few calls.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the results (default: benchmarks/results in the checkout).")
+              help="Folder for the results (default: benchmarks/results in a source checkout, "
+                   "./benchmark-results from a wheel install).")
 @click.option("--threads", multiple=True, type=click.IntRange(1),
               help="Thread count for both runtimes; repeat for several (default: 1 and all cores).")
 @click.option("--batch", "batches", multiple=True, type=click.IntRange(1),

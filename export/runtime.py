@@ -65,7 +65,42 @@ def _open_session(path, intra_op_num_threads):
             meta[key] = json.loads(raw[key])
         except ValueError:
             raise ZooError(f"{path}: corrupt {key} metadata (not JSON)") from None
+    _check_against_graph(path, session, meta)
     return session, meta
+
+
+# What each part's graph takes and gives, in terms of the metadata's shapes: (input, first output).
+PART_SHAPES = {
+    "encoder": ("zoo.data_shape", "zoo.latent_shape"),
+    "decoder": ("zoo.latent_shape", "zoo.data_shape"),
+    "generator": ("latent_dim", "zoo.data_shape"),
+}
+
+
+def _check_against_graph(path, session, meta: dict) -> None:
+    """Refuse a file whose zoo.* shapes disagree with the shapes its graph declares, before any
+    array is sized from the metadata (an edited zoo.latent_shape must not allocate terabytes)."""
+    for key in ("zoo.data_shape", "zoo.latent_shape"):
+        shape = meta[key]
+        if not isinstance(shape, list) or not shape or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            raise ZooError(f"{path}: corrupt {key} metadata {str(shape)[:80]} (expected a list of positive ints)")
+    if meta["zoo.part"] not in PART_SHAPES:
+        return  # load() names the unknown part
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or not outputs:
+        raise ZooError(f"{path}: the graph has {len(inputs)} inputs and {len(outputs)} outputs; "
+                       "a zoo artifact has one input and at least one output")
+    meta_shapes = {**meta, "latent_dim": [math.prod(meta["zoo.latent_shape"])]}
+    for tensor, key in zip((inputs[0], outputs[0]), PART_SHAPES[meta["zoo.part"]]):
+        want = meta_shapes[key]
+        declared = list(tensor.shape[1:])
+        # A dimension the graph leaves symbolic (a string or None) cannot contradict the metadata.
+        if len(declared) != len(want) or any(isinstance(d, int) and d != w for d, w in zip(declared, want)):
+            what = key if key != "latent_dim" else "zoo.latent_shape"
+            raise ZooError(f"{path}: its {what} metadata {meta[what]} does not match the graph's "
+                           f"{tensor.name} of shape [batch, {', '.join(map(str, declared))}]; "
+                           "the file was altered: export it again with `zoo export RUN`")
 
 
 def _check_count(n) -> int:

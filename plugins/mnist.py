@@ -1,10 +1,35 @@
-"""MNIST digits and Fashion-MNIST clothes: 28x28 greyscale, 60k train / 10k test, IDX files."""
+"""MNIST digits and Fashion-MNIST clothes: 28x28 greyscale, 60k train / 10k test, as IDX files.
+
+The core finds and reads the IDX files; what is particular to these two datasets lives here: the
+folder torchvision downloads them into, torchvision's downloader, and Debian's package.
+"""
 
 import zoo
-from zoo.data import idx_dataset
+
+
+def torchvision_download(class_name: str):
+    """download(folder): both splits through torchvision, in its <Name>/raw/ layout."""
+
+    def download(folder) -> None:
+        import torchvision
+
+        dataset_class = getattr(torchvision.datasets, class_name)
+        for train in (True, False):
+            dataset_class(root=str(folder), train=train, download=True)
+
+    return download
 
 
 @zoo.hookimpl
 def register_datasets(register):
-    register(idx_dataset("mnist", "MNIST handwritten digits, 1x28x28, 60k train / 10k test"))
-    register(idx_dataset("fashion-mnist", "Fashion-MNIST clothing images, 1x28x28, 60k train / 10k test"))
+    register(zoo.DatasetSpec(
+        name="mnist", data_shape=(1, 28, 28),
+        summary="MNIST handwritten digits, 1x28x28, 60k train / 10k test",
+        layouts=("MNIST/raw",), download=torchvision_download("MNIST"),
+    ))
+    register(zoo.DatasetSpec(
+        name="fashion-mnist", data_shape=(1, 28, 28),
+        summary="Fashion-MNIST clothing images, 1x28x28, 60k train / 10k test",
+        layouts=("FashionMNIST/raw",), download=torchvision_download("FashionMNIST"),
+        hint="Debian: apt-get install dataset-fashion-mnist",
+    ))

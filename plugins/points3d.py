@@ -33,7 +33,8 @@ def register_datasets(register):
         zoo.DatasetSpec(
             name="points3d",
             data_shape=(3,),
-            load=load,
             summary="Synthetic 3-D points on a tilted, curved band (100 train / 100 test)",
+            load=load,
+            generated=True,
         )
     )

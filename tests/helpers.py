@@ -3,21 +3,20 @@
 import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
 
-def dataset_available(name: str) -> bool:
-    from zoo.data import candidate_dirs, find_idx_files
+def real_data_dir(name: str = "mnist") -> Path:
+    """The folder holding the real dataset ``name`` (for tests of a quality number on it), or skip."""
+    from zoo.data import find_idx_files
 
-    return any(find_idx_files(d, name) for d in candidate_dirs(name))
-
-
-def needs_dataset(name: str):
-    if name == "points3d":
-        return
-    if not dataset_available(name):
-        pytest.skip(f"dataset {name!r} not found: set ZOO_DATA_DIR to a folder holding {name}/ to run this test")
+    base = os.environ.get("ZOO_REAL_DATA_DIR", "")
+    if not base or not find_idx_files(Path(base) / name):
+        pytest.skip(f"the real {name} is not here: set ZOO_DATA_DIR to a folder holding {name}/ to run this test")
+    return Path(base) / name
 
 
 def run_zoo(*args, env=None, cwd=None, check=False):
@@ -38,3 +37,13 @@ def assert_one_line_error(result, *fragments):
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def install_distribution(site, dist_name, module, source, entry_points):
+    """Lay out a distribution the way pip installs one: the module and its .dist-info, so that
+    PYTHONPATH=site makes its "zoo" entry points real to importlib.metadata."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist_name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[zoo]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))

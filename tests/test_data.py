@@ -1,8 +1,5 @@
 """IDX files: layouts accepted, corruption caught with one clear message, nothing downloaded."""
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
 import torch
@@ -11,29 +8,11 @@ import zoo
 from zoo.data import load_idx_dataset, read_idx
 
 from helpers import assert_one_line_error, run_zoo
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(np.uint8).tobytes()
+from tiny_data import idx_bytes, write_tiny_idx
 
 
 def write_fake_mnist(folder, n_train=12, n_test=5, gz=True, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
-    }
-    for stem, array in arrays.items():
-        data = idx_bytes(array)
-        if gz:
-            (folder / (stem + ".gz")).write_bytes(gzip.compress(data))
-        else:
-            (folder / stem).write_bytes(data)
-    return arrays
+    return write_tiny_idx(folder, n_train, n_test, seed, gz)
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -18,7 +18,7 @@ from zoo.evaluate import evaluate
 from zoo.plugins.pca_ae import PCAAutoEncoder
 from zoo.train import train
 
-from helpers import assert_one_line_error, needs_dataset, run_zoo
+from helpers import assert_one_line_error, run_zoo
 
 RUN_FILES = {"config.json", "model.safetensors", "state.safetensors", "metrics.jsonl",
              "recon.png", "samples.png", "latent.png", "curves.png"}
@@ -27,7 +27,6 @@ RUN_FILES = {"config.json", "model.safetensors", "state.safetensors", "metrics.j
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_model_trains_one_epoch_into_a_complete_run_folder(name, tmp_path):
     spec = zoo.get_spec(name)
-    needs_dataset(spec.default_dataset)
     run = train(name, tmp_path / name, epochs=1, subset=256, batch_size=64)
     assert RUN_FILES <= {p.name for p in run.iterdir()}
     config = json.loads((run / "config.json").read_text())
@@ -55,13 +54,11 @@ def test_pca_angle_detects_a_wrong_subspace(tmp_path):
 
 
 def test_vae_reports_a_positive_neg_elbo(tmp_path):
-    needs_dataset("mnist")
     metrics = evaluate(train("vae", tmp_path / "vae", epochs=1, subset=512))
     assert metrics["neg_elbo"] > 0 and metrics["bce"] > 0 and 0 < metrics["mse"] < 1
 
 
 def test_resumed_run_matches_the_uninterrupted_run(tmp_path, monkeypatch):
-    needs_dataset("mnist")
     # The VAE draws noise every step, so this also checks that the RNG state is restored.
     options = dict(epochs=3, subset=512, batch_size=64, seed=3)
     whole = train("vae", tmp_path / "whole", **options)

@@ -8,16 +8,23 @@ import tempfile
 from pathlib import Path
 
 
+def usual_permissions(path) -> None:
+    """Give a file the mode a plain ``open(path, "w")`` would: mkstemp's 0600 (and libraries that
+    write their own temporary file, like safetensors) would make run folders and artifacts private,
+    so another account could not serve them."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def temp_beside(path) -> Path:
     """A new empty temporary file in ``path``'s folder (same file system, so rename is atomic),
-    with the usual permissions: mkstemp's 0600 would make run folders and artifacts private."""
+    with the usual permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    usual_permissions(tmp)
     return Path(tmp)
 
 
@@ -29,6 +36,7 @@ def atomic_write(path, write) -> Path:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        usual_permissions(tmp)  # the writer may have replaced the file with a private one
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -36,12 +36,18 @@ class ZooGroup(click.Group):
         self._add_plugin_commands()
         return super().get_command(ctx, name)
 
+    def main(self, *args, **kwargs):
+        # Plugin commands are added while click parses (for --help too), before invoke runs.
+        try:
+            return super().main(*args, **kwargs)
+        except ZooError as exc:
+            _fail(exc)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ZooError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:  # the last resort: an escaped exception is a bug, shown as one line
@@ -49,9 +55,13 @@ class ZooGroup(click.Group):
                 raise
             command = " ".join(filter(None, ["zoo", ctx.invoked_subcommand]))
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            click.echo(f"Error: {command} failed unexpectedly ({type(exc).__name__}: {first}); "
-                       "rerun with ZOO_DEBUG=1 to see the traceback, and please report it", err=True)
-            sys.exit(1)
+            _fail(ZooError(f"{command} failed unexpectedly ({type(exc).__name__}: {first}); "
+                           "rerun with ZOO_DEBUG=1 to see the traceback, and please report it"))
+
+
+def _fail(exc: ZooError):
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(exc.exit_code)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,17 +161,18 @@ def plugins(as_json):
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Look here first.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Look only in this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def datasets(data_dir, as_json):
     """Registered datasets and where each was found (or why not)."""
+    from .data import where as find
     from .registry import current
 
     rows = []
     for name, entry in sorted(current().datasets.items()):
         spec = entry.spec
         try:
-            where, ok = (spec.locate(data_dir) if spec.locate else "generated in memory"), True
+            where, ok = find(spec, data_dir), True
         except ZooError as exc:
             where, ok = str(exc), False
         rows.append({"name": name, "data_shape": list(spec.data_shape), "summary": spec.summary,
@@ -179,7 +190,8 @@ def main():
 @cli.command()
 @click.argument("name", required=False)
 @click.option("--dataset", help="Train on this dataset instead of the model's default.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the dataset's IDX files.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
 @click.option("--epochs", type=int, help="Passes over the training split.")
 @click.option("--batch-size", type=int, help="Samples per step.")
 @click.option("--lr", type=float, help="Peak learning rate (Adam, cosine schedule).")
@@ -215,7 +227,8 @@ def train(name, dataset, data_dir, epochs, batch_size, lr, device, seed, sets, s
 
 @cli.command("eval")
 @click.argument("run", type=click.Path())
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the dataset's IDX files.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(run, data_dir, device, as_json):

@@ -1,5 +1,7 @@
 """Datasets: finding IDX files, checking and loading them, and device-resident splits.
 
+The core knows only the IDX format and the search order; what is particular to a dataset (extra
+folder layouts, how to download it, how to install it) comes from its plugin's ``DatasetSpec``.
 Images are loaded once into one uint8 tensor per split; the training loop moves it to the device and
 takes batches as index slices, so no per-sample Python runs during training.
 """
@@ -19,8 +21,6 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-# torchvision's folder for each dataset, for its MNIST/raw/ layout.
-TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 
 
 @dataclass
@@ -47,14 +47,14 @@ def user_cache() -> Path:
 
 
 def candidate_dirs(name: str, data_dir=None) -> list[Path]:
-    """Folders to look in, in order: --data-dir, $ZOO_DATA_DIR/<name>, user cache, Debian's folder."""
-    dirs = []
+    """Folders to look in, in order. An explicit ``data_dir`` is the only place looked (the folder
+    itself or its <name>/ subfolder); otherwise $ZOO_DATA_DIR/<name>, the user cache, Debian's folder."""
     if data_dir:
-        dirs += [Path(data_dir), Path(data_dir) / name]
+        return [Path(data_dir), Path(data_dir) / name]
+    dirs = []
     if os.environ.get("ZOO_DATA_DIR"):
         dirs.append(Path(os.environ["ZOO_DATA_DIR"]) / name)
-    dirs += [user_cache() / name, Path("/usr/share/datasets") / name]
-    return dirs
+    return dirs + [user_cache() / name, Path("/usr/share/datasets") / name]
 
 
 def _idx_path(folder: Path, stem: str):
@@ -64,52 +64,53 @@ def _idx_path(folder: Path, stem: str):
     return None
 
 
-def find_idx_files(folder: Path, name: str):
-    """The four IDX files in ``folder`` (plain, gzipped, or torchvision's <Name>/raw/), or None."""
-    layouts = [folder]
-    if name in TORCHVISION_FOLDERS:
-        layouts.append(folder / TORCHVISION_FOLDERS[name] / "raw")
-    for base in layouts:
+def find_idx_files(folder: Path, layouts=()):
+    """The four IDX files in ``folder`` or one of its ``layouts`` subfolders (plain or gzipped), or None."""
+    for base in [folder, *(folder / layout for layout in layouts)]:
         paths = {key: _idx_path(base, stem) for key, stem in IDX_FILES.items()}
         if all(paths.values()):
             return paths
     return None
 
 
-def locate(name: str, data_dir=None, download=True) -> dict:
-    """Paths of the four IDX files, downloading into the user cache as a last resort."""
-    searched = candidate_dirs(name, data_dir)
+def _spec(name_or_spec):
+    if isinstance(name_or_spec, str):
+        from .registry import get_dataset
+
+        return get_dataset(name_or_spec)
+    return name_or_spec
+
+
+def locate(dataset, data_dir=None, download=True) -> dict:
+    """Paths of a dataset's four IDX files (``dataset``: a name or a DatasetSpec). Without an
+    explicit ``data_dir``, the plugin's download into the user cache is the last resort."""
+    spec = _spec(dataset)
+    searched = candidate_dirs(spec.name, data_dir)
     for folder in searched:
-        paths = find_idx_files(folder, name)
+        paths = find_idx_files(folder, spec.layouts)
         if paths:
             return paths
-    if download and os.environ.get("ZOO_OFFLINE", "") in ("", "0"):
-        cache = user_cache() / name
+    reason = ""
+    if spec.download and download and not data_dir and os.environ.get("ZOO_OFFLINE", "") in ("", "0"):
+        cache = user_cache() / spec.name
         try:
-            _download(name, cache)
+            spec.download(cache)
         except Exception as exc:  # no network, server down, ...: fall through to the message
             reason = f"; download failed ({type(exc).__name__})"
         else:
-            paths = find_idx_files(cache, name)
+            paths = find_idx_files(cache, spec.layouts)
             if paths:
                 return paths
             reason = "; download gave no IDX files"
-    else:
-        reason = ""
     where = ", ".join(str(p) for p in dict.fromkeys(searched))
+    if data_dir:
+        raise ZooError(f"dataset {spec.name!r} not found in --data-dir {data_dir} (looked in {where}); "
+                       f"put its four IDX files there, or leave out --data-dir to search the usual places")
     raise ZooError(
-        f"dataset {name!r} not found (looked in {where}{reason}); put its four IDX files in one of "
-        f"those folders, pass --data-dir, or set ZOO_DATA_DIR to a folder holding {name}/"
-        + (" (Debian: apt-get install dataset-fashion-mnist)" if name == "fashion-mnist" else "")
+        f"dataset {spec.name!r} not found (looked in {where}{reason}); put its four IDX files in one of "
+        f"those folders, pass --data-dir, or set ZOO_DATA_DIR to a folder holding {spec.name}/"
+        + (f" ({spec.hint})" if spec.hint else "")
     )
-
-
-def _download(name: str, cache: Path) -> None:
-    import torchvision
-
-    cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST}[name]
-    cls(root=str(cache), train=True, download=True)
-    cls(root=str(cache), train=False, download=True)
 
 
 def read_idx(path: Path, ndim: int, expected_count=None):
@@ -138,13 +139,16 @@ def read_idx(path: Path, ndim: int, expected_count=None):
     return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy())
 
 
-def load_idx_dataset(name: str, data_dir=None, download=True) -> Splits:
-    paths = locate(name, data_dir, download)
+def load_idx_dataset(dataset, data_dir=None, download=True) -> Splits:
+    """Both splits of an IDX dataset (``dataset``: a name or a DatasetSpec), as uint8 images."""
+    spec = _spec(dataset)
+    paths = locate(spec, data_dir, download)
     train = read_idx(paths["train_images"], 3)
     test = read_idx(paths["test_images"], 3)
     for split in (train, test):
-        if tuple(split.shape[1:]) != (28, 28):
-            raise ZooError(f"{name}: expected 28x28 images, found {tuple(split.shape[1:])}")
+        if (1, *split.shape[1:]) != tuple(spec.data_shape):
+            raise ZooError(f"{spec.name}: expected images of shape {tuple(spec.data_shape)[1:]}, "
+                           f"found {tuple(split.shape[1:])} in {paths['train_images'].parent}")
     train_labels = read_idx(paths["train_labels"], 1, expected_count=len(train))
     test_labels = read_idx(paths["test_labels"], 1, expected_count=len(test))
     return Splits(
@@ -156,14 +160,13 @@ def load_idx_dataset(name: str, data_dir=None, download=True) -> Splits:
     )
 
 
-def idx_dataset(name: str, summary: str):
-    """A DatasetSpec for a 28x28 IDX dataset laid out like MNIST."""
-    from .specs import DatasetSpec
+def load(spec, data_dir=None) -> Splits:
+    """A dataset's splits: its plugin's own ``load``, or the IDX files the core finds for it."""
+    return spec.load(data_dir) if spec.load else load_idx_dataset(spec, data_dir)
 
-    return DatasetSpec(
-        name=name,
-        data_shape=(1, 28, 28),
-        load=lambda data_dir=None: load_idx_dataset(name, data_dir),
-        summary=summary,
-        locate=lambda data_dir=None: str(locate(name, data_dir, download=False)["train_images"].parent),
-    )
+
+def where(spec, data_dir=None) -> str:
+    """Where a dataset's files are, for `zoo datasets`; ZooError saying where it looked if missing."""
+    if spec.load:
+        return "generated in memory" if spec.generated else "loaded by its plugin"
+    return str(locate(spec, data_dir, download=False)["train_images"].parent)

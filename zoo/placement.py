@@ -19,7 +19,9 @@ def pick_device(name: str) -> torch.device:
 
 
 def load_splits(data_spec, data_dir, subset: int, device):
-    splits = data_spec.load(data_dir)
+    from .data import load
+
+    splits = load(data_spec, data_dir)
     if subset:
         for field in ("train", "test", "train_labels", "test_labels"):
             value = getattr(splits, field)

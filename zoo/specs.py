@@ -19,9 +19,13 @@ class ModelSpec:
 class DatasetSpec:
     name: str
     data_shape: tuple  # shape of one sample, known without loading any data
-    # load(data_dir: str | None) -> zoo.data.Splits (uint8 images or float tensors)
-    load: Callable[..., Any]
     summary: str
-    # where(data_dir) -> str: where the files were found, or raises ZooError saying where it looked.
-    # None for datasets that are generated rather than read from disk.
-    locate: Callable[..., str] | None = None
+    # load(data_dir: str | None) -> zoo.data.Splits, for data that is not four IDX files (generated
+    # points, another format). None: the core finds and reads the dataset's IDX files.
+    load: Callable[..., Any] | None = None
+    generated: bool = False  # made in memory, so there is nothing to find on disk
+    # For IDX datasets: subfolders of a searched folder that may hold the files (e.g. torchvision's
+    # "MNIST/raw"), download(folder) as the last resort, and a remedy for the not-found message.
+    layouts: tuple = ()
+    download: Callable[[Any], None] | None = None
+    hint: str = ""
