@@ -10,6 +10,7 @@ answer. A header length of 0 means the body is nothing but the one input's bytes
 Everything wrong with a request is a ``ProtocolError`` with the message the client gets back.
 """
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -160,6 +161,21 @@ def parse_infer(body: bytes, header_length, model) -> InferRequest:
     return InferRequest(request_id, batch, _requested_outputs(request, model))
 
 
+@functools.lru_cache(maxsize=16)
+def _number_format(count: int) -> str:
+    return ",".join(["%.9g"] * count)
+
+
+def _json_numbers(array: np.ndarray) -> str:
+    """A flat JSON list of float32 values. Nine significant digits give back every float32 exactly
+    and print three times faster than json's 17-digit doubles: a 784-pixel answer is most of the
+    cost of a JSON request."""
+    values = array.reshape(-1).tolist()
+    if not np.isfinite(array).all():  # "%g" would print nan/inf, which JSON has no words for
+        return json.dumps(values)
+    return "[" + _number_format(len(values)) % tuple(values) + "]"
+
+
 def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
     """(body bytes, headers) for the answer: outputs is ``{name: float32 array}``."""
     answer = {"model_name": model.name}
@@ -173,11 +189,10 @@ def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
             chunk = np.ascontiguousarray(array, dtype=FLOAT32_LE).tobytes()
             tensor["parameters"] = {"binary_data_size": len(chunk)}
             chunks.append(chunk)
+            tensors.append(json.dumps(tensor, separators=(",", ":")))
         else:
-            tensor["data"] = array.reshape(-1).tolist()
-        tensors.append(tensor)
-    answer["outputs"] = tensors
-    header = json.dumps(answer, separators=(",", ":")).encode()
+            tensors.append(json.dumps(tensor, separators=(",", ":"))[:-1] + ',"data":' + _json_numbers(array) + "}")
+    header = (json.dumps(answer, separators=(",", ":"))[:-1] + ',"outputs":[' + ",".join(tensors) + "]}").encode()
     if not chunks:
         return header, {"content-type": "application/json"}
     return b"".join([header, *chunks]), {"content-type": "application/octet-stream",

@@ -22,6 +22,9 @@ def listen(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Listening now, before the banner names the address: a client that connects at once waits
+        # in the backlog until uvicorn accepts, instead of being refused.
+        sock.listen(2048)
     except OSError as exc:
         raise ZooError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     return sock

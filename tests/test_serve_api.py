@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from test_serve_helpers import Server, conv_run, infer_json, metric, vae_run
+from test_serve_helpers import Server, conv_run, infer_json, metric, vae_run, wait_until
 from zoo.export import runtime
 
 BINARY = {"inference-header-content-length"}
@@ -235,8 +235,13 @@ def test_metrics_count_requests_errors_and_batches(server):
 
 def test_access_log_has_one_line_per_request(server):
     server.client.get("/v2/models/vae-decoder/ready", params={"probe": "1"})
-    lines = [line for line in server.log_text().splitlines() if "/v2/models/vae-decoder/ready" in line]
-    assert lines and '"GET /v2/models/vae-decoder/ready HTTP/1.1" 200' in lines[-1] and lines[-1].endswith(" ms")
+
+    def lines():  # the line is written just after the answer is sent
+        return [line for line in server.log_text().splitlines() if "/v2/models/vae-decoder/ready" in line]
+
+    assert wait_until(lines)
+    lines = lines()
+    assert '"GET /v2/models/vae-decoder/ready HTTP/1.1" 200' in lines[-1] and lines[-1].endswith(" ms")
 
 
 def test_token_guards_every_route_but_health_and_page(strict):

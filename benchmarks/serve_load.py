@@ -1,0 +1,220 @@
+"""Load on `zoo serve`: requests/s and latency for batch-1 requests to the VAE generator and the
+conv-ae decoder, at concurrency 1, 8, 64 and 256, with JSON and binary tensors, micro-batching on
+and off; beside them the floors measured in the same run: a hello-world route on the same server
+stack (GET /v2/health/live) and in-process onnxruntime on the same file. Then overload: 4x the
+queue limit, with the 503s' latency and the server's resident memory.
+
+The server runs as a subprocess and the load comes from another process (a closed loop of
+keep-alive connections, bounded in count and time, on loopback), each pinned to its own core with
+taskset where there are two. Writes benchmarks/results/serve_load-<machine>-<date>.json, .md
+(its first table pastes into the README) and .png.
+
+    python benchmarks/serve_load.py                 # the full run: about 5 minutes on 2 cores
+    python benchmarks/serve_load.py --quick --out /tmp/serve-load    # a smoke run, every path once
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import serve_load_client as load_client  # noqa: E402  (beside this file)
+import machine  # noqa: E402
+from serve_load_report import markdown, plot, targets  # noqa: E402
+
+MODELS = (("vae", "generator"), ("conv-ae", "decoder"))  # (architecture, part) pairs to load
+FULL = {"concurrency": (1, 8, 64, 256), "requests": 4000, "seconds": 8.0, "queue": 64, "overload_seconds": 8.0,
+        "inprocess_calls": 5000}
+QUICK = {"concurrency": (1, 8), "requests": 40, "seconds": 2.0, "queue": 4, "overload_seconds": 1.0,
+         "inprocess_calls": 50}
+SEED = 0
+
+
+def make_run(folder: Path, name: str) -> Path:
+    """An exported run of ``name`` with seeded weights (serving speed does not depend on training)."""
+    import torch
+
+    import zoo
+    from zoo.export.onnx import export_artifacts
+    from zoo.run_folder import write_run
+
+    torch.manual_seed(SEED)
+    model = zoo.create_model(name).eval()
+    prior = model.make_prior()
+    with torch.no_grad():
+        prior.fit(model.encode(torch.rand(256, *model.data_shape, generator=torch.Generator().manual_seed(SEED))))
+    write_run(folder, name, model, prior, note="benchmark run: seeded initial weights, not trained")
+    export_artifacts(folder)
+    return folder
+
+
+def cores() -> tuple:
+    """(server core, client core) as taskset arguments, or (None, None) where pinning is impossible."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2 or shutil.which("taskset") is None:
+        return None, None
+    return str(allowed[0]), str(allowed[1])
+
+
+def pinned(core, command: list) -> list:
+    return (["taskset", "-c", core] if core is not None else []) + command
+
+
+class Server:
+    def __init__(self, runs: list, core, *options):
+        command = [sys.executable, "-m", "zoo", "serve", *map(str, runs), "--port", "0", "--quiet", "--threads", "1",
+                   *map(str, options)]
+        self.process = subprocess.Popen(pinned(core, command), stdout=subprocess.PIPE, text=True)
+        for line in self.process.stdout:
+            if match := re.search(r"on (http://\S+)", line):
+                self.url = match.group(1)
+                return
+        raise RuntimeError("zoo serve did not start")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics") as response:
+            return response.read().decode()
+
+    def batch_totals(self, model: str) -> tuple:
+        """(calls, rows) the server has run for ``model`` so far."""
+        values = dict(re.findall(rf'zoo_serve_batch_rows_(count|sum){{model="{re.escape(model)}"}} (\S+)', self.metrics()))
+        return float(values.get("count", 0)), float(values.get("sum", 0))
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> int:
+        self.process.terminate()
+        return self.process.wait(timeout=60)
+
+
+def run_client(core, url: str, request: dict, concurrency: int, plan: dict) -> dict:
+    """One closed-loop measurement, in its own (pinned) process; the client's summary dict."""
+    job = {"url": url, **request, "concurrency": concurrency, "requests": plan["requests"], "seconds": plan["seconds"],
+           "warmup": min(plan["requests"] // 4, 2 * concurrency)}
+    return _json_from(pinned(core, [sys.executable, load_client.__file__]), json.dumps(job), plan["seconds"] * 4 + 60)
+
+
+def run_inprocess(core, onnx_file: Path, calls: int) -> dict:
+    """Batch-1 latency of the same file in onnxruntime, one thread, pinned where the server runs."""
+    return _json_from(pinned(core, [sys.executable, load_client.__file__, "--inprocess", str(onnx_file), str(calls)]),
+                      "", 600)
+
+
+def _json_from(command: list, stdin: str, timeout: float) -> dict:
+    out = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise SystemExit(f"Error: {' '.join(command)} failed:\n{out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def measure(runs: dict, plan: dict, log) -> dict:
+    server_core, client_core = cores()
+    result = {"pinned": server_core is not None, "cells": [], "hello": [], "inprocess": {}}
+    for (arch, part) in MODELS:
+        result["inprocess"][f"{arch}-{part}"] = run_inprocess(server_core, runs[arch] / f"{part}.onnx",
+                                                              plan["inprocess_calls"])
+    for batching, options in (("on", ()), ("off", ("--max-batch", "1"))):
+        server = Server(list(runs.values()), server_core, *options)
+        try:
+            if batching == "on":
+                for concurrency in plan["concurrency"]:
+                    cell = run_client(client_core, server.url, load_client.hello_request(), concurrency, plan)
+                    result["hello"].append({"concurrency": concurrency, **cell})
+                    log(f"hello-world  c={concurrency:<4} {cell['rps']:>8.0f} req/s  p50 {cell['p50_ms']:.2f} ms")
+            for (arch, part) in MODELS:
+                model = f"{arch}-{part}"
+                shape = load_client.input_shape(server.url, model)
+                for tensors in ("json", "binary"):
+                    request = load_client.infer_request(server.url, model, shape, binary=tensors == "binary")
+                    for concurrency in plan["concurrency"]:
+                        before = server.batch_totals(model)
+                        cell = run_client(client_core, server.url, request, concurrency, plan)
+                        after = server.batch_totals(model)
+                        calls = after[0] - before[0]
+                        cell.update(model=model, tensors=tensors, batching=batching, concurrency=concurrency,
+                                    mean_batch=(after[1] - before[1]) / calls if calls else None)
+                        result["cells"].append(cell)
+                        log(f"{model:<16} {tensors:<6} batching {batching:<3} c={concurrency:<4} {cell['rps']:>8.0f} "
+                            f"req/s  p50 {cell['p50_ms']:.2f} ms  p99 {cell['p99_ms']:.2f} ms  errors {cell['errors']}  "
+                            f"mean batch {cell['mean_batch'] or 0:.1f}")
+        finally:
+            server.stop()
+    result["overload"] = overload(runs, plan, server_core, client_core, log)
+    return result
+
+
+def overload(runs: dict, plan: dict, server_core, client_core, log) -> dict:
+    """4x the queue limit on the conv-ae decoder without micro-batching: the excess must be refused
+    at once and memory must not grow with the refused load."""
+    queue = plan["queue"]
+    server = Server([runs["conv-ae"]], server_core, "--max-queue", queue, "--max-batch", "1")
+    try:
+        model = "conv-ae-decoder"
+        request = load_client.infer_request(server.url, model, load_client.input_shape(server.url, model), binary=True)
+        rss = [server.rss_mb()]
+        job = subprocess.Popen(pinned(client_core, [sys.executable, load_client.__file__]), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        job.stdin.write(json.dumps({"url": server.url, **request, "concurrency": 4 * queue, "warmup": 0,
+                                    "requests": 10**9, "seconds": plan["overload_seconds"]}))
+        job.stdin.close()
+        while job.poll() is None:
+            rss.append(server.rss_mb())
+            time.sleep(0.1)
+        cell = json.loads(job.stdout.read())
+        rss.append(server.rss_mb())
+    finally:
+        server.stop()
+    cell.update(queue=queue, concurrency=4 * queue, rss_mb_start=rss[0], rss_mb_max=max(rss), rss_mb_end=rss[-1])
+    log(f"overload c={4 * queue}: {cell['status_counts']}; 503 p99 {cell.get('p99_ms_503', float('nan')):.1f} ms; "
+        f"server RSS {rss[0]:.0f} -> max {max(rss):.0f} MB")
+    return cell
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: every code path, few requests")
+    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
+    parser.add_argument("--runs", nargs=2, type=Path, metavar=("VAE_RUN", "CONV_AE_RUN"),
+                        help="exported run folders to serve (default: seeded models exported to a temporary folder)")
+    args = parser.parse_args(argv)
+    for run in args.runs or ():
+        if not (run / "generator.onnx").is_file() and not (run / "decoder.onnx").is_file():
+            parser.error(f"{run}: no exported files; run `zoo export {run}` first")
+    plan = QUICK if args.quick else FULL
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = dict(zip([arch for arch, _ in MODELS], args.runs)) if args.runs else {
+            arch: make_run(Path(scratch) / arch, arch) for arch, _ in MODELS}
+        result = {"benchmark": "serve_load", "quick": args.quick, "plan": plan, "machine": machine.describe(),
+                  **measure(runs, plan, log)}
+    result["targets"] = targets(result)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    text = markdown(result)
+    if args.out is None:
+        json_path, md_path = machine.write_results("serve_load", result, text)
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        base = args.out / f"serve_load-{machine.slug(result['machine'])}-{result['machine']['date']}"
+        json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        md_path.write_text(text)
+    png_path = plot(result, md_path.with_suffix(".png"))
+    print(f"wrote {json_path}, {md_path.name} and {png_path.name} in {result['seconds']:.0f} s; "
+          f"read {md_path} (its first table pastes into the README)")
+
+
+if __name__ == "__main__":
+    main()

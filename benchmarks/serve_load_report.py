@@ -1,0 +1,131 @@
+"""serve_load.py's results as the issue's targets, Markdown and a plot."""
+
+import math
+
+SUMMARY_CONCURRENCY = (1, 64)  # the README table's rows; the .md file lists every cell below it
+
+
+def _cell(result, model, tensors, batching, concurrency):
+    return next((c for c in result["cells"] if (c["model"], c["tensors"], c["batching"], c["concurrency"])
+                 == (model, tensors, batching, concurrency)), None)
+
+
+def _hello(result, concurrency):
+    return next((h for h in result["hello"] if h["concurrency"] == concurrency), None)
+
+
+def targets(result) -> list:
+    """Each target: what it says, the measured value, and whether it was met (None: not measured)."""
+    found = []
+
+    def add(target, value, passed):
+        found.append({"target": target, "value": value, "passed": passed})
+
+    models = sorted({c["model"] for c in result["cells"]})
+    hello1, hello64 = _hello(result, 1), _hello(result, 64)
+    for model in models:
+        floor = result["inprocess"][model]["p50_ms"]
+        for tensors in ("json", "binary"):
+            cell = _cell(result, model, tensors, "on", 1)
+            if cell and hello1:
+                overhead = cell["p50_ms"] - floor
+                add(f"c=1 {model} {tensors}: p50 overhead over in-process <= 1.5x hello-world p50",
+                    f"{overhead:.3f} ms vs {1.5 * hello1['p50_ms']:.3f} ms", overhead <= 1.5 * hello1["p50_ms"])
+            cell = _cell(result, model, tensors, "on", 64)
+            share = 0.85 if tensors == "binary" else 0.5
+            if cell and hello64:
+                ratio = cell["rps"] / hello64["rps"]
+                add(f"c=64 {model} {tensors}, batching on: req/s >= {share:.0%} of hello-world", f"{ratio:.0%}",
+                    ratio >= share)
+            for concurrency in sorted({c["concurrency"] for c in result["cells"]}):
+                on, off = (_cell(result, model, tensors, b, concurrency) for b in ("on", "off"))
+                if on and off:
+                    ratio = on["rps"] / off["rps"] if off["rps"] else math.inf
+                    add(f"c={concurrency} {model} {tensors}: batching on not over 5% slower than off",
+                        f"{ratio:.2f}x", ratio >= 0.95)
+    for tensors in ("json", "binary"):
+        on, off = (_cell(result, "conv-ae-decoder", tensors, b, 64) for b in ("on", "off"))
+        if on and off:
+            add(f"c=64 conv-ae-decoder {tensors}: batching on faster than off", f"{on['rps'] / off['rps']:.2f}x",
+                on["rps"] > off["rps"])
+    errors = sum(c["errors"] for c in result["cells"]) + sum(h["errors"] for h in result["hello"])
+    add("no errors below the queue limit", str(errors), errors == 0)
+    over = result["overload"]
+    if "p99_ms_503" in over:
+        add(f"overload at {over['concurrency']} (4x queue {over['queue']}): 503s within 50 ms (p99)",
+            f"{over['p99_ms_503']:.1f} ms", over["p99_ms_503"] <= 50)
+    else:
+        add(f"overload at {over['concurrency']}: some requests refused with 503", "none refused", False)
+    growth = over["rss_mb_max"] - over["rss_mb_start"]
+    add("overload: server resident memory stays flat (growth under 10%)",
+        f"{over['rss_mb_start']:.0f} -> {over['rss_mb_max']:.0f} MB", growth <= 0.1 * over["rss_mb_start"])
+    return found
+
+
+def _row(label, tensors, batching, cell) -> str:
+    mean = cell.get("mean_batch")
+    return (f"| {label} | {tensors} | {batching} | {cell.get('concurrency', 1)} | {cell['rps']:,.0f} | "
+            f"{cell['p50_ms']:.2f} | {cell['p90_ms']:.2f} | {cell['p99_ms']:.2f} | {cell.get('errors', 0)} | "
+            f"{'' if mean is None else f'{mean:.1f}'} |")
+
+
+HEADER = ("| route | tensors | batching | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch |\n"
+          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def markdown(result) -> str:
+    m = result["machine"]
+    pinning = "server and client pinned to separate cores" if result["pinned"] else "not pinned (fewer than 2 cores)"
+    lines = [f"# zoo serve under load{' (quick run: too few requests to read much into)' if result['quick'] else ''}",
+             "", f"{m['cpu']}, {m['cores']} cores, {pinning}; onnxruntime {m['versions']['onnxruntime']}, "
+             f"Python {m['versions']['python']}, {m['date']}. Batch-1 requests, closed loop over loopback; "
+             "server with `--threads 1`.", "", HEADER]
+    for concurrency in SUMMARY_CONCURRENCY if not result["quick"] else sorted({c["concurrency"] for c in result["cells"]}):
+        if hello := _hello(result, concurrency):
+            lines.append(_row("hello-world route (no model)", "-", "-", hello))
+        for cell in result["cells"]:
+            if cell["concurrency"] == concurrency and cell["batching"] == "on":
+                lines.append(_row(cell["model"], cell["tensors"], "on", cell))
+    for model, floor in result["inprocess"].items():
+        lines.append(_row(f"in-process onnxruntime, {model}", "-", "-", {**floor, "concurrency": 1}))
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['value']} | {'yes' if t['passed'] else 'no'} |" for t in result["targets"]]
+    over = result["overload"]
+    lines += ["", "## Overload", "",
+              f"Queue limit {over['queue']}, {over['concurrency']} concurrent clients, no micro-batching, "
+              f"conv-ae decoder: status counts {over['status_counts']}; 503 p50/p99 "
+              f"{over.get('p50_ms_503', math.nan):.1f}/{over.get('p99_ms_503', math.nan):.1f} ms; server RSS "
+              f"{over['rss_mb_start']:.0f} MB at start, {over['rss_mb_max']:.0f} MB at most, {over['rss_mb_end']:.0f} MB at the end.",
+              "", "## Every cell", "", HEADER]
+    lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result["cells"]]
+    lines += [_row("hello-world route (no model)", "-", "-", h) for h in result["hello"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({c["model"] for c in result["cells"]})
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.2), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for tensors in ("binary", "json"):
+            for batching, style in (("on", "-"), ("off", ":")):
+                cells = sorted((c for c in result["cells"] if (c["model"], c["tensors"], c["batching"])
+                                == (model, tensors, batching)), key=lambda c: c["concurrency"])
+                ax.plot([c["concurrency"] for c in cells], [c["rps"] for c in cells], style, marker="o",
+                        label=f"{tensors}, batching {batching}")
+        hello = sorted(result["hello"], key=lambda h: h["concurrency"])
+        ax.plot([h["concurrency"] for h in hello], [h["rps"] for h in hello], "k--", label="hello-world route")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("requests / s")
+        ax.set_title(f"{model}, batch-1 requests")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

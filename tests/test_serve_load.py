@@ -1,0 +1,33 @@
+"""benchmarks/serve_load.py --quick runs end to end: every cell, the floors, the overload run, and
+the JSON, Markdown and plot it writes. No timing is asserted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_serve_helpers import conv_run, vae_run
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py"
+
+
+def test_quick_load_run_writes_every_result(tmp_path_factory, tmp_path):
+    runs = [vae_run(tmp_path_factory), conv_run(tmp_path_factory)]
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path), "--runs", *map(str, runs)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "its first table pastes into the README" in done.stdout
+    (result_file,) = tmp_path.glob("serve_load-*.json")
+    result = json.loads(result_file.read_text())
+    cells = {(c["model"], c["tensors"], c["batching"], c["concurrency"]) for c in result["cells"]}
+    assert cells == {(m, t, b, c) for m in ("vae-generator", "conv-ae-decoder") for t in ("json", "binary")
+                     for b in ("on", "off") for c in (1, 8)}
+    assert all(c["requests"] > 0 and c["errors"] == 0 and c["mean_batch"] >= 1 for c in result["cells"])
+    assert [h["concurrency"] for h in result["hello"]] == [1, 8]
+    assert set(result["inprocess"]) == {"vae-generator", "conv-ae-decoder"}
+    overload = result["overload"]
+    assert overload["status_counts"].get("503", 0) > 0 and set(overload["status_counts"]) <= {"200", "503"}
+    assert overload["rss_mb_max"] > 0 and result["targets"]
+    markdown = result_file.with_suffix(".md").read_text()
+    assert "| route | tensors | batching | concurrency | req/s |" in markdown and "## Targets" in markdown
+    assert result_file.with_suffix(".png").stat().st_size > 10_000
