@@ -54,6 +54,10 @@ class AutoEncoder(nn.Module):
     """
 
     latent_shape: tuple = ()
+    # Training progress in epochs (2.5: halfway through the third epoch), set by the training loop
+    # before every step, so an objective can change over training (a VAE's KL warm-up) without the
+    # loop knowing which model it trains. A plain float: it is not saved with the weights.
+    epochs_done: float = 0.0
 
     def __init__(self, config, data_shape):
         super().__init__()
@@ -104,6 +108,17 @@ class AutoEncoder(nn.Module):
         """Model-specific per-sample values [B], averaged over the test split by ``zoo eval``
         beside the reconstruction errors every model gets (a VAE adds its negative ELBO)."""
         return {}
+
+    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """[B, *data_shape], k -> [B, k]: log p(x|z_j) + log p(z_j) - log q(z_j|x) for k draws z_j ~ q(z|x).
+
+        ``zoo eval --nll`` estimates log p(x) from these (importance sampling). Only a model with a
+        likelihood has them; the default says there is none."""
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood (no log_importance_weights)")
+
+    @property
+    def has_likelihood(self) -> bool:
+        return type(self).log_importance_weights is not AutoEncoder.log_importance_weights
 
     def extra_metrics(self, train: torch.Tensor) -> dict:
         """Metrics that need the whole training split (none by default)."""
