@@ -1,11 +1,15 @@
-"""Where work runs, shared by training and evaluation: the device, the splits loaded onto it, and
-the batch size of no-gradient passes over a split."""
+"""Where work runs, shared by training and evaluation: the device, the splits loaded onto it (the
+test split binarized once, when the run binarizes), and the batch size of no-gradient passes."""
 
 import torch
 
 from .errors import ZooUsageError
 
 EVAL_BATCH = 1000  # samples per no-gradient batch (test loss, prior fit, zoo eval)
+# The one fixed Bernoulli draw of the test split that binarized-data numbers are measured on; every
+# run records it (TrainConfig.test_binarization_seed) and `zoo eval --nll` reports it.
+TEST_BINARIZATION_SEED = 0
+BINARIZE_CHOICES = ("none", "dynamic")
 
 
 def pick_device(name: str) -> torch.device:
@@ -18,10 +22,31 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_splits(data_spec, data_dir, subset: int, device):
+def check_unit_range(data: torch.Tensor, name: str) -> None:
+    """Binarizing reads pixel values as probabilities, so they must lie in [0, 1] (or be uint8)."""
+    if data.dtype != torch.uint8 and not bool((data.min() >= 0) & (data.max() <= 1)):
+        raise ZooUsageError(f"binarize=dynamic needs data in [0, 1] (Bernoulli probabilities); {name} is not")
+
+
+def binarize_fixed(data: torch.Tensor, seed: int) -> torch.Tensor:
+    """One Bernoulli(intensity) draw of a whole split from its own generator on the CPU, so the draw
+    is the same on every device and for every subset. uint8 pixels stay uint8 (0 or 255)."""
+    generator = torch.Generator().manual_seed(seed)
+    probs = data.float().div(255.0) if data.dtype == torch.uint8 else data.float()
+    binary = torch.bernoulli(probs, generator=generator)
+    return binary.mul_(255).to(torch.uint8) if data.dtype == torch.uint8 else binary.to(data.dtype)
+
+
+def load_splits(data_spec, data_dir, subset: int, device, binarize_test_seed: int | None = None):
+    """The dataset's splits on ``device``; with ``binarize_test_seed`` the test split is binarized
+    once (before any subset is taken) and the training split is checked to be binarizable."""
     from .data import load
 
     splits = load(data_spec, data_dir)
+    if binarize_test_seed is not None:
+        check_unit_range(splits.train, data_spec.name)
+        check_unit_range(splits.test, data_spec.name)
+        splits.test = binarize_fixed(splits.test, binarize_test_seed)
     if subset:
         for field in ("train", "test", "train_labels", "test_labels"):
             value = getattr(splits, field)

@@ -29,3 +29,5 @@ class DatasetSpec:
     layouts: tuple = ()
     download: Callable[[Any], None] | None = None
     hint: str = ""
+    # Training settings this dataset implies, over the model's defaults (e.g. {"binarize": "dynamic"}).
+    train: dict = field(default_factory=dict)

@@ -22,7 +22,7 @@ from . import run_folder
 from .config import make_config, split_overrides
 from .data import as_float
 from .errors import ZooError, ZooUsageError
-from .placement import EVAL_BATCH, load_splits, pick_device
+from .placement import BINARIZE_CHOICES, EVAL_BATCH, TEST_BINARIZATION_SEED, load_splits, pick_device
 from .registry import get_dataset, get_spec
 
 PRIOR_FIT_SAMPLES = 10_000  # training latents used to fit a deterministic AE's prior each epoch
@@ -41,6 +41,10 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda"
     compile: bool = False  # torch.compile the training step
     subset: int = 0  # use only the first N samples of each split (0: all); for smoke tests
+    # "dynamic": every training batch is redrawn as Bernoulli(pixel intensity) from the training RNG,
+    # and the test split is binarized once with test_binarization_seed; "none": grey levels as they are.
+    binarize: str = "none"
+    test_binarization_seed: int = TEST_BINARIZATION_SEED  # the protocol's fixed draw; recorded
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
@@ -100,12 +104,16 @@ class Distributed:
 
 def resolve(name, dataset, train_overrides: dict, sets: dict):
     """Model spec, dataset spec, model config and training config: defaults, then the model's
-    ``ModelSpec.train``, then the command line."""
+    ``ModelSpec.train``, then the dataset's ``DatasetSpec.train`` (mnist-binary's binarize), then the
+    command line."""
     spec = get_spec(name)
     data_spec = get_dataset(dataset or spec.default_dataset)
     model_sets, train_sets = split_overrides(sets or {}, spec.config, TrainConfig)
     model_config = make_config(spec.config, model_sets)
-    train_config = make_config(TrainConfig, {**spec.train, **train_sets, **train_overrides}, what="training")
+    train_config = make_config(TrainConfig, {**spec.train, **data_spec.train, **train_sets, **train_overrides},
+                               what="training")
+    if train_config.binarize not in BINARIZE_CHOICES:
+        raise ZooUsageError(f"binarize must be one of {', '.join(BINARIZE_CHOICES)}, not {train_config.binarize!r}")
     if train_config.schedule not in ("cosine", "constant"):
         raise ZooUsageError(f"schedule must be 'cosine' or 'constant', not {train_config.schedule!r}")
     for key in ("epochs", "batch_size"):
@@ -164,7 +172,9 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
     dist = Distributed(cfg.device)
     device = dist.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(data_spec, data_dir, cfg.subset, device)
+    binarize = cfg.binarize == "dynamic"
+    splits = load_splits(data_spec, data_dir, cfg.subset, device,
+                         binarize_test_seed=cfg.test_binarization_seed if binarize else None)
     model = spec.build(model_config, tuple(data_spec.data_shape)).to(device)
     prior = model.make_prior().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -224,6 +234,9 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
             t0 = time.perf_counter()
             for i in range(0, len(order), cfg.batch_size):
                 x = as_float(splits.train[order[i : i + cfg.batch_size]])
+                if binarize:  # drawn from the training RNG, whose state the checkpoint keeps
+                    x = torch.bernoulli(x)
+                model.epochs_done = epoch + i / len(order)
                 with autocast():
                     loss, _ = step_model(x)
                 loss = loss.float()
@@ -278,6 +291,7 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
                        f"continue with: zoo train --resume {run_dir}") from None
     if bar is not None:
         bar.close()
+    model.epochs_done = float(cfg.epochs)
     if dist.main:
         from .pictures import draw_run
 
