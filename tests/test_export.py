@@ -130,15 +130,13 @@ def test_onnxruntime_matches_pytorch(export):
 def test_encoder_and_decoder_reproduce_zoo_eval(export):
     """encoder.onnx then decoder.onnx in onnxruntime give `zoo eval`'s test-split reconstruction error."""
     from zoo.data import as_float
-    from zoo.evaluate import evaluate
+    from zoo.evaluate import eval_splits, evaluate
     from zoo.export.runtime import Decoder, Encoder
-    from zoo.registry import get_dataset
-    from zoo.placement import load_splits
 
     run = load_run(export["run"])
     expected = evaluate(export["run"])["mse"]
-    subset = run.config.train_config["subset"]  # zoo eval uses the run's own subset of the test split
-    x = as_float(load_splits(get_dataset(run.config.dataset), None, subset, "cpu").test).numpy()
+    # zoo eval uses the run's own subset of the test split, binarized if the run trained binarized.
+    x = as_float(eval_splits(run).test).numpy()
     x_hat = Decoder(export["decoder"]).decode(Encoder(export["encoder"]).encode(x))
     mse = float(np.mean((x_hat.astype(np.float64) - x) ** 2))
     assert mse == pytest.approx(expected, rel=1e-4), (mse, expected)

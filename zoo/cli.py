@@ -230,11 +230,29 @@ def train(name, dataset, data_dir, epochs, batch_size, lr, device, seed, sets, s
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--nll", is_flag=True,
+              help="Importance-weighted negative log-likelihood on the binarized test split instead.")
+@click.option("--iw-samples", type=click.IntRange(min=1), default=5000, show_default=True, help="k, the samples per image of --nll.")
+@click.option("--nll-images", type=click.IntRange(min=0), default=0, help="--nll on the first N test images only (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(run, data_dir, device, as_json):
-    """Test-split metrics of the run folder RUN (mse, bce, and each model's own)."""
-    from .evaluate import evaluate
+def eval_cmd(run, data_dir, device, nll, iw_samples, nll_images, as_json):
+    """Test-split metrics of the run folder RUN (mse, bce, and each model's own), or with --nll the
+    importance-weighted NLL in nats per image (Burda et al.'s protocol: binarized test split, k=5000)."""
+    from .evaluate import evaluate, evaluate_nll
 
+    if nll:
+        report = evaluate_nll(run, k=iw_samples, images=nll_images, data_dir=data_dir, device=device, progress=True)
+        if as_json:
+            return emit_json(report)
+        click.echo(f"{report['model']} on {report['dataset']}: NLL {report['nll']:.2f} ± {report['nll_stderr']:.2f} "
+                   f"nats per image (k={report['iw_samples']:,}, {report['test_images']:,} test images)")
+        cuda = f", CUDA peak {report['peak_cuda_bytes'] / 2**20:,.0f} MiB" if report["peak_cuda_bytes"] else ""
+        click.echo(f"  binarization   {report['binarization']}")
+        click.echo(f"  time           {report['seconds']:.1f} s ({report['images_per_second']:.1f} images/s on "
+                   f"{report['device']}); peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB{cuda}")
+        if "note" in report:
+            click.echo(f"  note           {report['note']}")
+        return
     metrics = evaluate(run, data_dir=data_dir, device=device)
     if as_json:
         return emit_json(metrics)

@@ -2,7 +2,9 @@
 
 Every model gets ``mse`` (per pixel) and, when the data lies in [0, 1], ``bce`` (summed per image,
 nats); a model adds its own per-sample terms through ``eval_terms`` (a VAE's ``neg_elbo``) and its
-whole-dataset ones through ``extra_metrics`` (``pca-ae``'s ``pca_angle_deg``).
+whole-dataset ones through ``extra_metrics`` (``pca-ae``'s ``pca_angle_deg``). A run trained on
+binarized data is evaluated on the binarized test split. ``--nll`` gives the importance-weighted
+negative log-likelihood instead (``zoo.likelihood``), always on the binarized test split.
 """
 
 from pathlib import Path
@@ -12,19 +14,35 @@ import torch
 from .run_folder import load_run
 from .data import as_float
 from .registry import get_dataset
-from .placement import EVAL_BATCH, load_splits, pick_device
+from .placement import EVAL_BATCH, TEST_BINARIZATION_SEED, load_splits, pick_device
+
+
+def test_binarization_seed(run) -> int:
+    return run.config.train_config.get("test_binarization_seed", TEST_BINARIZATION_SEED)
+
+
+def eval_splits(run, data_dir=None, binarize_test: bool | None = None):
+    """The splits `zoo eval` measures a run on: the run's subset, and the test split binarized as the
+    run was trained (or as asked)."""
+    train_config = run.config.train_config
+    subset = train_config.get("subset", 0)
+    if binarize_test is None:
+        binarize_test = train_config.get("binarize", "none") == "dynamic"
+    seed = test_binarization_seed(run)
+    # Without --data-dir, evaluate on the files the run was trained on, if they are still there.
+    source = run.config.data_source
+    if data_dir is None and source and Path(source).is_dir():
+        data_dir = source
+    splits = load_splits(get_dataset(run.config.dataset), data_dir, subset, next(run.model.parameters()).device,
+                         binarize_test_seed=seed if binarize_test else None)
+    return splits
 
 
 @torch.no_grad()
 def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
     run = load_run(run_dir, device=pick_device(device))
+    splits = eval_splits(run, data_dir)
     model = run.model
-    subset = run.config.train_config.get("subset", 0)
-    # Without --data-dir, evaluate on the files the run was trained on, if they are still there.
-    source = run.config.data_source
-    if data_dir is None and source and Path(source).is_dir():
-        data_dir = source
-    splits = load_splits(get_dataset(run.config.dataset), data_dir, subset, next(model.parameters()).device)
     test = splits.test
     unit_range = test.dtype == torch.uint8 or bool((test.min() >= 0) & (test.max() <= 1))
     torch.manual_seed(0)  # stochastic terms (a VAE's posterior draw) are repeatable
@@ -41,5 +59,35 @@ def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
             totals[key] = totals.get(key, 0.0) + float(value.double().sum())
     metrics = {key: value / len(test) for key, value in totals.items()}
     metrics.update(model.extra_metrics(as_float(splits.train)))
-    metrics.update({"model": run.config.model, "dataset": run.config.dataset, "test_samples": len(test)})
+    metrics.update({"model": run.config.model, "dataset": run.config.dataset, "test_samples": len(test),
+                    "binarize": run.config.train_config.get("binarize", "none")})
     return metrics
+
+
+def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progress=False) -> dict:
+    """The importance-weighted NLL of a run on the binarized test split (its first ``images``; 0: all).
+
+    The protocol is on binarized data, so a run trained on grey levels is measured on the binarized
+    test split too, and the report says so."""
+    from .likelihood import check_has_likelihood, estimate_nll
+
+    run = load_run(run_dir, device=pick_device(device))
+    check_has_likelihood(run.model, run.config.model)  # before any data is loaded
+    splits, seed = eval_splits(run, data_dir, binarize_test=True), test_binarization_seed(run)
+    test = splits.test[:images] if images else splits.test
+    report = estimate_nll(run.model, test, k, progress=progress)
+    trained = run.config.train_config.get("binarize", "none")
+    report.update({
+        "model": run.config.model,
+        "dataset": run.config.dataset,
+        "run": str(run_dir),
+        "device": str(next(run.model.parameters()).device),
+        "binarization": f"train: {trained}; test: one fixed Bernoulli draw (seed {seed})",
+        "train_binarize": trained,
+        "test_binarization_seed": seed,
+        "epochs": run.config.train_config.get("epochs"),
+    })
+    if trained != "dynamic":
+        report["note"] = (f"trained with binarize={trained}; the test split was binarized for the NLL "
+                          "protocol, so the number is not comparable to a binarized-data run's")
+    return report
