@@ -4,7 +4,6 @@ Model names in a URL are only ever looked up among the loaded models: nothing a 
 reaches the file system.
 """
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 import zoo
-from zoo.serve import protocol
-from zoo.serve.batcher import Batcher, InferenceError, QueueFull
+from zoo.serve.batcher import Batcher
+from zoo.serve.hot_path import HotPath
 from zoo.serve.metrics import Metrics
 from zoo.serve.middleware import Observe, RequireToken
 
@@ -36,25 +35,8 @@ class Settings:
     quiet: bool = False
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 def error(status: int, message: str, headers=None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-async def read_body(request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge()  # refused before reading a byte of it
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # chunked bodies declare no length
-            raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def page_html(token_required: bool) -> str:
@@ -80,12 +62,6 @@ def create_app(models: dict, settings: Settings) -> Starlette:
         return JSONResponse({"name": "autoencoder-zoo", "version": zoo.__version__,
                              "extensions": ["binary_tensor_data"]})
 
-    async def live(request):
-        return JSONResponse({"live": True})
-
-    async def ready(request):
-        return JSONResponse({"ready": True})  # every model is loaded before the server listens
-
     async def model_metadata(request):
         model = find(request)
         return JSONResponse({"name": model.name, "platform": PLATFORM, "inputs": [model.input.describe()],
@@ -97,29 +73,6 @@ def create_app(models: dict, settings: Settings) -> Starlette:
     async def repository_index(request):
         # Triton's repository index (POST): how the page learns which models there are.
         return JSONResponse([{"name": name, "version": "1", "state": "READY"} for name in models])
-
-    async def infer(request):
-        model = find(request)
-        batcher = batchers[model.name]
-        if batcher.full:  # refused before reading the body: a 503 must come at once
-            return error(503, f"{model.name} is busy: its queue is full; retry shortly", {"retry-after": "1"})
-        try:
-            async with asyncio.timeout(settings.timeout_s):
-                body = await read_body(request, settings.max_body)
-                parsed = protocol.parse_infer(body, request.headers.get(protocol.HEADER_LENGTH), model)
-                outputs = await batcher.infer(parsed.batch)
-        except protocol.ProtocolError as exc:
-            return error(400, str(exc))
-        except BodyTooLarge:
-            return error(413, f"the request body is larger than the limit of {settings.max_body} bytes")
-        except QueueFull:
-            return error(503, f"{model.name} is busy: its queue is full; retry shortly", {"retry-after": "1"})
-        except TimeoutError:
-            return error(504, f"no answer within the request timeout of {settings.timeout_s:g} s")
-        except InferenceError as exc:
-            return error(500, str(exc))
-        body, headers = protocol.encode_response(model, parsed, outputs)
-        return Response(body, headers=headers)
 
     async def page(request):
         return HTMLResponse(html)
@@ -147,13 +100,11 @@ def create_app(models: dict, settings: Settings) -> Starlette:
         Route("/favicon.ico", favicon),
         Route("/metrics", metrics_route),
         Route("/v2", server_metadata),
-        Route("/v2/health/live", live),
-        Route("/v2/health/ready", ready),
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/models/{name}", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    guarded = RequireToken(app, settings.token) if settings.token else app
+    hot = HotPath(app, models, batchers, settings)
+    guarded = RequireToken(hot, settings.token) if settings.token else hot
     return Observe(guarded, metrics, models, settings.quiet)  # outermost, so refusals are logged too

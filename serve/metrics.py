@@ -30,16 +30,28 @@ class Metrics:
                                     ["model"], buckets=BATCH_BUCKETS, **labels)
         self.queue_depth = Gauge("zoo_serve_queue_depth", "Inference requests waiting for a batch",
                                  ["model"], **labels)
+        self._children: dict = {}
         for name in model_names:  # every model appears from the start, at zero
             self.queue_depth.labels(name).set(0)
             self.batch_size.labels(name)
             self.queue_time.labels(name)
 
     def observe_request(self, model: str, status: int, seconds: float) -> None:
-        self.requests.labels(model, str(status)).inc()
-        if status >= 400:
-            self.errors.labels(model, str(status)).inc()
-        self.latency.labels(model).observe(seconds)
+        # The labelled children are cached: labels() takes a lock and a lookup on every call. The
+        # keys stay few: model is a loaded model's name or "", status one of a handful of codes.
+        key = (model, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(model, str(status)),
+                self.errors.labels(model, str(status)) if status >= 400 else None,
+                self.latency.labels(model),
+            )
+        requests, errors, latency = children
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

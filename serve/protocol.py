@@ -10,14 +10,15 @@ answer. A header length of 0 means the body is nothing but the one input's bytes
 Everything wrong with a request is a ``ProtocolError`` with the message the client gets back.
 """
 
-import functools
 import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 HEADER_LENGTH = "inference-header-content-length"
+HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 FLOAT32_LE = np.dtype("<f4")
 
 
@@ -144,10 +145,7 @@ def parse_infer(body: bytes, header_length, model) -> InferRequest:
         values = _binary_values(size, memoryview(binary), 0, model.input.name, model.input.size)
         batch = _finite_float32(values, model.input.name).reshape(1, *model.input.shape)
         return InferRequest(None, batch, [(name, True) for name in model.output_names])
-    try:
-        request = _object(json.loads(header), "the request")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"malformed JSON ({exc})") from None
+    request = _object(_loads(header), "the request")
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProtocolError("id must be a string")
@@ -161,23 +159,26 @@ def parse_infer(body: bytes, header_length, model) -> InferRequest:
     return InferRequest(request_id, batch, _requested_outputs(request, model))
 
 
-@functools.lru_cache(maxsize=16)
-def _number_format(count: int) -> str:
-    return ",".join(["%.9g"] * count)
-
-
-def _json_numbers(array: np.ndarray) -> str:
-    """A flat JSON list of float32 values. Nine significant digits give back every float32 exactly
-    and print three times faster than json's 17-digit doubles: a 784-pixel answer is most of the
-    cost of a JSON request."""
-    values = array.reshape(-1).tolist()
-    if not np.isfinite(array).all():  # "%g" would print nan/inf, which JSON has no words for
-        return json.dumps(values)
-    return "[" + _number_format(len(values)) % tuple(values) + "]"
+def _loads(header: bytes):
+    """orjson parses a request several times faster than json. It refuses the NaN and Infinity
+    literals that Python's json reads; json reads them here, so that such a request is told it
+    holds non-finite values rather than that it is malformed."""
+    try:
+        return orjson.loads(header)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(header)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed JSON ({exc})") from None
 
 
 def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
-    """(body bytes, headers) for the answer: outputs is ``{name: float32 array}``."""
+    """(body bytes, ASGI headers) for the answer: outputs is ``{name: float32 array}``.
+
+    orjson writes a float32 array in Rust with the shortest digits that give back the same float32,
+    about seven times faster than formatting it in Python: a 784-pixel answer in JSON is most of
+    what a JSON request costs. (A non-finite value, which JSON cannot spell, becomes null.)"""
     answer = {"model_name": model.name}
     if request.id is not None:
         answer["id"] = request.id
@@ -189,11 +190,12 @@ def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
             chunk = np.ascontiguousarray(array, dtype=FLOAT32_LE).tobytes()
             tensor["parameters"] = {"binary_data_size": len(chunk)}
             chunks.append(chunk)
-            tensors.append(json.dumps(tensor, separators=(",", ":")))
         else:
-            tensors.append(json.dumps(tensor, separators=(",", ":"))[:-1] + ',"data":' + _json_numbers(array) + "}")
-    header = (json.dumps(answer, separators=(",", ":"))[:-1] + ',"outputs":[' + ",".join(tensors) + "]}").encode()
+            tensor["data"] = np.ascontiguousarray(array, dtype=np.float32).reshape(-1)
+        tensors.append(tensor)
+    answer["outputs"] = tensors
+    header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
     if not chunks:
-        return header, {"content-type": "application/json"}
-    return b"".join([header, *chunks]), {"content-type": "application/octet-stream",
-                                         HEADER_LENGTH: str(len(header))}
+        return header, [(b"content-type", b"application/json")]
+    return b"".join([header, *chunks]), [(b"content-type", b"application/octet-stream"),
+                                         (HEADER_LENGTH_BYTES, str(len(header)).encode())]

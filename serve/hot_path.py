@@ -1,0 +1,108 @@
+"""The routes every busy client hits, as plain ASGI in front of Starlette: ``POST
+/v2/models/{name}/infer`` and the health probes (``GET /v2/health/live`` and ``/ready``).
+
+Starlette's request objects, routing table and exception middleware cost more per request than
+decoding a small tensor does, so these routes skip them. The health probes take the same path as
+inference, so the load benchmark's "hello-world" floor measures the very stack an infer request
+runs on. Everything else (metadata, the page, /metrics, wrong methods) goes to Starlette.
+"""
+
+import asyncio
+
+import orjson
+
+from zoo.serve import protocol
+from zoo.serve.batcher import InferenceError, QueueFull
+
+INFER_PREFIX, INFER_SUFFIX = "/v2/models/", "/infer"
+# Ready as soon as it listens: every model is loaded before the server opens its port.
+HEALTH = {"/v2/health/live": orjson.dumps({"live": True}), "/v2/health/ready": orjson.dumps({"ready": True})}
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived: there is nobody to answer."""
+
+
+async def send_response(send, status: int, body: bytes, headers: list) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send, status: int, message: str, headers=()) -> None:
+    # Every error is {"error": ...}, as the protocol asks.
+    await send_response(send, status, orjson.dumps({"error": message}), [*JSON_HEADERS, *headers])
+
+
+async def read_body(scope, receive, limit: int) -> bytes:
+    declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()  # refused before reading a byte of it
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:  # chunked bodies declare no length
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class HotPath:
+    def __init__(self, app, models: dict, batchers: dict, settings):
+        self.app = app  # Starlette, for every other route
+        self.models = models
+        self.batchers = batchers
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path, method = scope["path"], scope["method"]
+            if path.startswith(INFER_PREFIX) and path.endswith(INFER_SUFFIX) and path.count("/") == 4:
+                if method != "POST":
+                    return await send_error(send, 405, f"{path} takes POST", [(b"allow", b"POST")])
+                return await self.infer(path[len(INFER_PREFIX):-len(INFER_SUFFIX)], scope, receive, send)
+            if path in HEALTH:
+                if method != "GET":
+                    return await send_error(send, 405, f"{path} takes GET", [(b"allow", b"GET")])
+                return await send_response(send, 200, HEALTH[path], JSON_HEADERS)
+        await self.app(scope, receive, send)
+
+    async def infer(self, name: str, scope, receive, send):
+        model = self.models.get(name)  # looked up among the loaded models only: never a file path
+        if model is None:
+            return await send_error(send, 404, f"unknown model {name!r}; this server has {', '.join(self.models)}")
+        batcher, settings = self.batchers[name], self.settings
+        busy = f"{name} is busy: its queue is full; retry shortly"
+        if batcher.full:  # refused before reading the body: a 503 must come at once
+            return await send_error(send, 503, busy, [(b"retry-after", b"1")])
+        header_length = next((v.decode("latin-1") for k, v in scope["headers"]
+                              if k == protocol.HEADER_LENGTH_BYTES), None)
+        try:
+            async with asyncio.timeout(settings.timeout_s):
+                body = await read_body(scope, receive, settings.max_body)
+                request = protocol.parse_infer(body, header_length, model)
+                outputs = await batcher.infer(request.batch)
+        except ClientGone:
+            return
+        except protocol.ProtocolError as exc:
+            return await send_error(send, 400, str(exc))
+        except BodyTooLarge:
+            return await send_error(send, 413, f"the request body is larger than the limit of {settings.max_body} bytes")
+        except QueueFull:
+            return await send_error(send, 503, busy, [(b"retry-after", b"1")])
+        except TimeoutError:
+            return await send_error(send, 504, f"no answer within the request timeout of {settings.timeout_s:g} s")
+        except InferenceError as exc:
+            return await send_error(send, 500, str(exc))
+        body, headers = protocol.encode_response(model, request, outputs)
+        await send_response(send, 200, body, headers)
