@@ -5,6 +5,8 @@ so `zoo --help` stays fast. Nothing on this path imports torch.
 """
 
 import ipaddress
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -59,6 +61,7 @@ def serve_cmd(paths, name, host, port, max_batch, max_delay_ms, max_queue, max_b
     zoo serve runs/vae
     curl localhost:8000/v2/models/vae-generator
     """
+    _leave_torch_behind()
     from zoo.serve.app import Settings, create_app
     from zoo.serve.models import load_models
     from zoo.serve.run import listen, serve
@@ -83,6 +86,20 @@ def serve_cmd(paths, name, host, port, max_batch, max_delay_ms, max_queue, max_b
         click.echo(f"warning: listening on {bound_host} without --token: anyone who reaches this port can use it",
                    err=True)
     serve(create_app(models, settings), sock, drain_s=timeout_s + 5)
+
+
+def _leave_torch_behind() -> None:
+    """Become `python -m zoo.serve` with the same arguments, when the CLI imported torch.
+
+    `zoo` imports every plugin to find its commands, and the model plugins import torch: about 700
+    MB of resident memory and a second of start-up that a server, which only runs onnxruntime, never
+    uses. Replacing the process (same PID, so signals still reach the server) sheds it."""
+    argv = sys.argv
+    if sys.modules.get("torch") is None or len(argv) < 2 or argv[1] != "serve":
+        return  # torch not loaded (or blocked), or not run from the command line (tests, notebooks)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "zoo.serve", *argv[2:]])
 
 
 @zoo.hookimpl

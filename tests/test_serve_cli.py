@@ -8,7 +8,7 @@ import pytest
 
 import zoo
 from export_helpers import run_zoo_without_torch
-from test_serve_helpers import plane_run, vae_run
+from test_serve_helpers import Server, plane_run, vae_run
 from zoo.serve.models import load_models
 
 PARTS = ("decoder", "encoder", "generator")
@@ -77,3 +77,16 @@ def test_a_taken_port_is_one_error(vae):
         taken.listen()
         port = taken.getsockname()[1]
         assert "cannot listen on 127.0.0.1" in error_line(run_zoo_without_torch("serve", vae, "--port", port))
+
+
+def test_zoo_serve_sheds_torch_that_the_cli_imported(vae, tmp_path):
+    # The CLI imports the model plugins (and torch) to find its commands; the server replaces its
+    # own process with `python -m zoo.serve`, keeping the PID, so it never carries torch.
+    server = Server(vae, "--quiet", log=tmp_path / "log", torch_importable=True)
+    try:
+        pid = server.process.pid
+        assert server.client.get("/v2/health/ready").status_code == 200
+        assert "zoo.serve" in open(f"/proc/{pid}/cmdline").read().split("\0")
+        assert "libtorch" not in open(f"/proc/{pid}/maps").read()
+    finally:
+        assert server.stop() == 0

@@ -49,12 +49,13 @@ def plane_run(tmp_path_factory) -> Path:
 
 
 class Server:
-    """``zoo serve ARGS --port 0`` in a subprocess where torch cannot be imported."""
+    """``zoo serve ARGS --port 0`` in a subprocess where torch cannot be imported (unless asked)."""
 
-    def __init__(self, *args, log: Path, env=None):
+    def __init__(self, *args, log: Path, env=None, torch_importable: bool = False):
         self.log = Path(log)
         self.stderr = open(self.log, "w")  # a file, not a pipe: the access log must never block the server
-        self.process = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", *map(str, args), "--port", "0"],
+        start = [sys.executable, "-m", "zoo"] if torch_importable else [sys.executable, "-c", NO_TORCH]
+        self.process = subprocess.Popen([*start, "serve", *map(str, args), "--port", "0"],
                                         stdout=subprocess.PIPE, stderr=self.stderr, text=True,
                                         env={**os.environ, **(env or {})})
         self.banner = []

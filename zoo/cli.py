@@ -1,5 +1,6 @@
 """The ``zoo`` command line. Each command is a thin layer over the Python API."""
 
+import contextlib
 import json
 import os
 import sys
@@ -44,19 +45,32 @@ class ZooGroup(click.Group):
             _fail(exc)
 
     def invoke(self, ctx):
-        try:
+        with one_line_errors(lambda: " ".join(filter(None, ["zoo", ctx.invoked_subcommand]))):
             return super().invoke(ctx)
-        except ZooError as exc:
-            _fail(exc)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+
+
+@contextlib.contextmanager
+def one_line_errors(command_name):
+    """A ZooError becomes its message on one line and a non-zero exit. Any other exception that
+    escapes a command is a bug: one line saying what failed (``ZOO_DEBUG=1`` shows the traceback)."""
+    try:
+        yield
+    except ZooError as exc:
+        _fail(exc)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except Exception as exc:  # the last resort
+        if os.environ.get("ZOO_DEBUG", "") not in ("", "0"):
             raise
-        except Exception as exc:  # the last resort: an escaped exception is a bug, shown as one line
-            if os.environ.get("ZOO_DEBUG", "") not in ("", "0"):
-                raise
-            command = " ".join(filter(None, ["zoo", ctx.invoked_subcommand]))
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            _fail(ZooError(f"{command} failed unexpectedly ({type(exc).__name__}: {first}); "
-                           "rerun with ZOO_DEBUG=1 to see the traceback, and please report it"))
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        _fail(ZooError(f"{command_name()} failed unexpectedly ({type(exc).__name__}: {first}); "
+                       "rerun with ZOO_DEBUG=1 to see the traceback, and please report it"))
+
+
+def run_command(command: click.Command, prog_name: str) -> None:
+    """Run one command on its own (``python -m zoo.serve``), with the CLI's error handling."""
+    with one_line_errors(lambda: prog_name):
+        command.main(prog_name=prog_name)
 
 
 def _fail(exc: ZooError):

@@ -1,0 +1,7 @@
+"""`python -m zoo.serve PATH...`: the server on its own, without discovering plugins, so the process
+never imports torch (`zoo serve` hands over to this when the CLI has imported it)."""
+
+from zoo.cli import run_command
+from zoo.serve.commands import serve_cmd
+
+run_command(serve_cmd, prog_name="zoo serve")
