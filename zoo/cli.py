@@ -262,7 +262,7 @@ def eval_cmd(run, data_dir, device, nll, iw_samples, nll_images, as_json):
                    f"nats per image (k={report['iw_samples']:,}, {report['test_images']:,} test images)")
         cuda = f", CUDA peak {report['peak_cuda_bytes'] / 2**20:,.0f} MiB" if report["peak_cuda_bytes"] else ""
         click.echo(f"  binarization   {report['binarization']}")
-        click.echo(f"  time           {report['seconds']:.1f} s ({report['images_per_second']:.1f} images/s on "
+        click.echo(f"  time           {report['seconds']:.2f} s ({report['images_per_second']:.1f} images/s on "
                    f"{report['device']}); peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB{cuda}")
         if "note" in report:
             click.echo(f"  note           {report['note']}")
