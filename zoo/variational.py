@@ -61,9 +61,15 @@ class VariationalAutoEncoder(AutoEncoder):
             return 1.0
         return min(1.0, self.epochs_done / warmup)
 
+    def gaussian_posterior(self, x):
+        """mu and logvar in fp32 even under autocast: a bf16 sum of KL or log-ratio terms over the
+        latent dimensions would be off by a noticeable fraction of a nat (a no-op in fp32)."""
+        mu, logvar = self.posterior(x)
+        return mu.float(), logvar.float()
+
     def neg_elbo_terms(self, x):
         """Per-image reconstruction and KL terms in nats, with one z drawn from the posterior."""
-        mu, logvar = self.posterior(x)
+        mu, logvar = self.gaussian_posterior(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterisation
         # Bernoulli likelihood: BCE on logits (stable, unlike BCE on sigmoid outputs), summed per image.
         recon = F.binary_cross_entropy_with_logits(self.decode_logits(z), x, reduction="none").flatten(1).sum(1)
@@ -73,13 +79,13 @@ class VariationalAutoEncoder(AutoEncoder):
 
     def sampled_terms(self, x, k: int):
         """log p(x|z_j) and log p(z_j) - log q(z_j|x), each [B, k], for k draws z_j ~ q(z|x)."""
-        mu, logvar = self.posterior(x)
+        mu, logvar = self.gaussian_posterior(x)
         eps = torch.randn(mu.shape[0], k, mu.shape[1], device=mu.device, dtype=mu.dtype)
         z = mu.unsqueeze(1) + eps * torch.exp(0.5 * logvar).unsqueeze(1)
         logits = self.decode_logits(z.flatten(0, 1)).view(len(x), k, -1)
         log_px = bernoulli_log_prob(logits, x.flatten(1))
         # log N(z; 0, I) - log N(z; mu, sigma^2), with z = mu + sigma * eps: the 2 pi terms cancel.
-        log_ratio = 0.5 * (eps.pow(2) - z.pow(2)).sum(-1).float() + 0.5 * logvar.sum(-1, keepdim=True).float()
+        log_ratio = 0.5 * (eps.pow(2) - z.pow(2)).sum(-1) + 0.5 * logvar.sum(-1, keepdim=True)
         return log_px, log_ratio
 
     def log_importance_weights(self, x, k):
