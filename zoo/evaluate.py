@@ -14,7 +14,7 @@ import torch
 from .run_folder import load_run
 from .data import as_float
 from .registry import get_dataset
-from .placement import EVAL_BATCH, TEST_BINARIZATION_SEED, load_splits, pick_device
+from .placement import EVAL_BATCH, TEST_BINARIZATION_SEED, flush_denormals, load_splits, pick_device
 
 
 def test_binarization_seed(run) -> int:
@@ -40,6 +40,7 @@ def eval_splits(run, data_dir=None, binarize_test: bool | None = None):
 
 @torch.no_grad()
 def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
+    flush_denormals()
     run = load_run(run_dir, device=pick_device(device))
     splits = eval_splits(run, data_dir)
     model = run.model
@@ -71,6 +72,7 @@ def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progres
     test split too, and the report says so."""
     from .likelihood import check_has_likelihood, estimate_nll
 
+    flush_denormals()
     run = load_run(run_dir, device=pick_device(device))
     check_has_likelihood(run.model, run.config.model)  # before any data is loaded
     splits, seed = eval_splits(run, data_dir, binarize_test=True), test_binarization_seed(run)

@@ -22,7 +22,7 @@ from . import run_folder
 from .config import make_config, split_overrides
 from .data import as_float
 from .errors import ZooError, ZooUsageError
-from .placement import BINARIZE_CHOICES, EVAL_BATCH, TEST_BINARIZATION_SEED, load_splits, pick_device
+from .placement import BINARIZE_CHOICES, EVAL_BATCH, TEST_BINARIZATION_SEED, flush_denormals, load_splits, pick_device
 from .registry import get_dataset, get_spec
 
 PRIOR_FIT_SAMPLES = 10_000  # training latents used to fit a deterministic AE's prior each epoch
@@ -169,6 +169,7 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
             raise ZooError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
     spec, data_spec, model_config, cfg = resolve(name, dataset, overrides, sets)
 
+    flush_denormals()
     dist = Distributed(cfg.device)
     device = dist.device(cfg.device)
     torch.manual_seed(cfg.seed)
