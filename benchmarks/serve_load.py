@@ -40,18 +40,10 @@ SEED = 0
 
 def make_run(folder: Path, name: str) -> Path:
     """An exported run of ``name`` with seeded weights (serving speed does not depend on training)."""
-    import torch
-
-    import zoo
     from zoo.export.onnx import export_artifacts
-    from zoo.run_folder import write_run
+    from zoo.run_folder import write_untrained_run
 
-    torch.manual_seed(SEED)
-    model = zoo.create_model(name).eval()
-    prior = model.make_prior()
-    with torch.no_grad():
-        prior.fit(model.encode(torch.rand(256, *model.data_shape, generator=torch.Generator().manual_seed(SEED))))
-    write_run(folder, name, model, prior, note="benchmark run: seeded initial weights, not trained")
+    write_untrained_run(folder, name, seed=SEED, note="benchmark run: seeded initial weights, not trained")
     export_artifacts(folder)
     return folder
 

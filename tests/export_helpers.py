@@ -59,17 +59,11 @@ def exported(name: str, tmp_path_factory) -> dict:
     return {"run": run, "artifacts": _exports[name], **{a.part: a.path for a in _exports[name]}}
 
 
-def hand_made_run(folder: Path, name: str, model, prior=None, dataset="") -> Path:
+def hand_made_run(folder: Path, name: str, model, dataset="") -> Path:
     """A run folder written without training: config.json plus weights, as `zoo train` lays them out."""
-    import torch
+    from zoo.run_folder import write_untrained_run
 
-    from zoo.run_folder import write_run
-
-    if prior is None:
-        prior = model.make_prior()
-        with torch.no_grad():
-            prior.fit(model.encode(torch.rand(64, *model.data_shape, generator=torch.Generator().manual_seed(0))))
-    return write_run(folder, name, model, prior, dataset=dataset)
+    return write_untrained_run(folder, name, model, dataset=dataset)
 
 
 def leftovers(folder: Path) -> list:

@@ -99,12 +99,15 @@ def test_sigterm_finishes_every_accepted_request_and_exits_0(runs, tmp_path):
         return (metric(text, "zoo_serve_batch_rows_count", model="conv-ae-decoder")
                 + metric(text, "zoo_serve_queue_depth", model="conv-ae-decoder"))
 
-    with ThreadPoolExecutor(count) as pool, httpx.Client(base_url=server.url, timeout=60) as load:
-        pending = [pool.submit(binary_infer, load, "conv-ae-decoder", z) for _ in range(count)]
-        # Every request is in (most still queued: each call takes tens of ms). Then stop the server.
-        assert wait_until(lambda: accepted() >= count, timeout=30)
-        status = server.stop(timeout=60)
-        responses = [p.result() for p in pending]
+    try:
+        with ThreadPoolExecutor(count) as pool, httpx.Client(base_url=server.url, timeout=60) as load:
+            pending = [pool.submit(binary_infer, load, "conv-ae-decoder", z) for _ in range(count)]
+            # Every request is in (most still queued: each call takes tens of ms). Then stop the server.
+            assert wait_until(lambda: accepted() >= count, timeout=30)
+            status = server.stop(timeout=60)
+            responses = [p.result() for p in pending]
+    finally:
+        server.kill()  # a no-op once stopped; a failed wait must not leave the server running
     assert status == 0
     assert [r.status_code for r in responses] == [200] * count
     assert all(len(r.content) > 1024 * 784 * 4 for r in responses)

@@ -150,6 +150,29 @@ def write_run(run_dir, name: str, model, prior, dataset: str = "", note: str = "
     return Path(run_dir)
 
 
+def write_untrained_run(run_dir, name: str, model=None, seed: int = 0, dataset: str | None = None,
+                        note: str = "seeded initial weights, not trained") -> Path:
+    """A run folder of a model that was never trained, for benchmarks and tests that need exportable
+    files (speed and export do not depend on training): ``model``, or model ``name`` built with
+    ``seed``, and a prior fitted to its codes of uniform random data. ``dataset`` defaults to the
+    registered model's default dataset."""
+    import torch
+
+    from .registry import create_model, get_spec
+
+    if model is None:
+        torch.manual_seed(seed)
+        model = create_model(name)
+    model.eval()
+    prior = model.make_prior()
+    noise = torch.rand(512, *model.data_shape, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        prior.fit(model.encode(noise))
+    if dataset is None:
+        dataset = get_spec(name).default_dataset
+    return write_run(run_dir, name, model, prior, dataset=dataset, note=note)
+
+
 @dataclass
 class Run:
     path: Path

@@ -42,21 +42,11 @@ class Artifact:
 
 
 def make_run(folder: Path, name: str) -> Path:
-    """A run folder of ``name`` with seeded weights and a prior fitted to its codes of random data,
-    laid out as `zoo train` writes one (inference speed does not depend on training)."""
-    import torch
+    """A run folder of ``name`` with seeded weights, laid out as `zoo train` writes one (inference
+    speed does not depend on training)."""
+    from zoo.run_folder import write_untrained_run
 
-    import zoo
-    from zoo.run_folder import write_run
-
-    torch.manual_seed(SEED)
-    model = zoo.create_model(name).eval()
-    prior = model.make_prior()
-    gen = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        prior.fit(model.encode(torch.rand(512, *model.data_shape, generator=gen)))
-    return write_run(folder, name, model, prior, dataset=zoo.get_spec(name).default_dataset,
-                     note="benchmark run: seeded initial weights, not trained")
+    return write_untrained_run(folder, name, seed=SEED, note="benchmark run: seeded initial weights, not trained")
 
 
 def count_flops(module, example) -> int:
