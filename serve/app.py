@@ -35,10 +35,6 @@ class Settings:
     quiet: bool = False
 
 
-def error(status: int, message: str, headers=None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
 def page_html(token_required: bool) -> str:
     # The script goes inline, so the one open route "/" is the whole page. Whether a token is needed
     # is no secret (any request would learn it from a 401); saying so lets the page ask at once.
@@ -83,8 +79,8 @@ def create_app(models: dict, settings: Settings) -> Starlette:
     async def metrics_route(request):
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    async def http_error(request, exc):
-        return error(exc.status_code, exc.detail)
+    async def http_error(request, exc):  # every error is {"error": ...}, as the protocol asks
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 import zoo
-from zoo.errors import ZooError
 
 
 def _describe(tensors) -> str:

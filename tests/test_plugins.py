@@ -4,7 +4,6 @@ hook has a test here named test_hook_<hook>, and a test fails when one has none.
 import inspect
 import json
 import sys
-import textwrap
 from dataclasses import dataclass
 
 import pytest
