@@ -3,6 +3,7 @@ VAE's log-weights term by term, and the command line's report and errors."""
 
 import json
 import math
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from torch.distributions import MultivariateNormal, Normal
 
 import zoo
-from zoo.likelihood import estimate_nll, log_likelihoods, plan_chunks
+from zoo.likelihood import estimate_nll, fastest_chunks, log_likelihoods, plan_chunks
 from zoo.model import AutoEncoder
 from zoo.train import train
 from zoo.variational import bernoulli_log_prob
@@ -119,11 +120,72 @@ def test_estimate_nll_reports_cost_and_counts(ppca):
     assert report["seconds"] > 0 and report["peak_rss_bytes"] > 0 and report["peak_cuda_bytes"] is None
 
 
+class _ScriptedCost(torch.nn.Module):
+    """log_importance_weights that costs a scripted time per call of B images x k draws, and creates
+    4 bytes per pair, so that the chunk search has a known fastest answer."""
+
+    def __init__(self, seconds_for_pairs):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.seconds_for_pairs = seconds_for_pairs
+
+    def log_importance_weights(self, x, k):
+        time.sleep(self.seconds_for_pairs(len(x) * k))
+        return torch.zeros(len(x), k)
+
+
+@pytest.mark.parametrize("cost, expected", [
+    (lambda pairs: 0.004, (4, 1000)),  # a fixed cost per call: the largest chunk is cheapest per pair
+    (lambda pairs: (pairs / 4000) ** 2 * 0.02, (1, 250)),  # cost growing faster than the work: the smallest
+])
+def test_the_chunk_search_keeps_the_fastest_size_within_the_budget(cost, expected):
+    budget = 4 * 4000  # 4 bytes a pair: chunks of 4000 pairs down to 250
+    chunking = fastest_chunks(_ScriptedCost(cost), torch.zeros(10, 3), 1000, budget)
+    assert (chunking.images, chunking.samples) == expected
+    assert chunking.images * chunking.samples * chunking.pair_bytes <= budget
+
+
+def test_the_chunk_search_never_plans_more_images_than_there_are():
+    chunking = fastest_chunks(_ScriptedCost(lambda pairs: 0.0), torch.zeros(3, 3), 10, 4 * 4000)
+    assert (chunking.images, chunking.samples) == (3, 10)
+
+
+def test_draws_split_evenly_over_calls():
+    # 1000 draws with room for 804 per call: two calls of 500, not 804 and a slow 196.
+    assert plan_chunks(_ScriptedCost(lambda pairs: 0.0), torch.zeros(1, 3), 1000, 4 * 804).samples == 500
+
+
+def test_without_the_search_the_estimate_repeats_exactly(ppca):
+    model, x, _ = ppca
+    first, second = (estimate_nll(model, x[:30], k=20, tune=False) for _ in range(2))
+    assert first["nll"] == second["nll"]
+    assert (first["chunk_images"], first["chunk_samples"]) == (second["chunk_images"], second["chunk_samples"])
+
+
 def test_bernoulli_log_prob_matches_torch_distributions():
     torch.manual_seed(0)
     logits, x = torch.randn(3, 4, 10) * 3, torch.rand(3, 10).bernoulli()
     expected = torch.distributions.Bernoulli(logits=logits).log_prob(x.unsqueeze(1).expand(3, 4, 10)).sum(-1)
     torch.testing.assert_close(bernoulli_log_prob(logits, x), expected)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["evaluation", "training"])
+def test_bernoulli_log_prob_on_a_whole_image_with_extreme_logits(grad):
+    """784 pixels (halved four times in the product) and logits out to +-80, with and without a
+    gradient flowing: the value and its gradient match the plain float64 formula."""
+    torch.manual_seed(0)
+    logits = (torch.randn(2, 5, 784) * 20).clamp(-80, 80)
+    x = torch.rand(2, 784).bernoulli()
+    reference = logits.double().requires_grad_(grad)
+    expected = (torch.einsum("bkd,bd->bk", reference, x.double())
+                - torch.nn.functional.softplus(reference).sum(-1))
+    ours = logits.clone().requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        value = bernoulli_log_prob(ours, x)
+    torch.testing.assert_close(value.double(), expected.detach(), rtol=0, atol=2e-3)
+    if grad:
+        value.sum().backward(), expected.sum().backward()
+        torch.testing.assert_close(ours.grad.double(), reference.grad, rtol=0, atol=1e-5)
 
 
 def test_vae_log_weights_average_to_its_elbo():
