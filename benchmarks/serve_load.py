@@ -1,15 +1,16 @@
 """Load on `zoo serve`: requests/s and latency for batch-1 requests to the VAE generator and the
 conv-ae decoder, at concurrency 1, 8, 64 and 256, with JSON and binary tensors, micro-batching on
 and off; beside them the floors measured in the same run: a hello-world route on the same server
-stack (GET /v2/health/live) and in-process onnxruntime on the same file. Then overload: 4x the
-queue limit, with the 503s' latency and the server's resident memory.
+stack (GET /v2/health/live), in-process onnxruntime on the same file, and a model that does no work
+(the generator's interface, a graph that only pads and reshapes) served through the same path. Then
+overload: 4x the queue limit, with the 503s' latency and the server's resident memory.
 
 The server runs as a subprocess and the load comes from another process (a closed loop of
 keep-alive connections, bounded in count and time, on loopback), each pinned to its own core with
 taskset where there are two. Writes benchmarks/results/serve_load-<machine>-<date>.json, .md
 (its first table pastes into the README) and .png.
 
-    python benchmarks/serve_load.py                 # the full run: about 5 minutes on 2 cores
+    python benchmarks/serve_load.py                 # the full run: about a minute on 2 cores
     python benchmarks/serve_load.py --quick --out /tmp/serve-load    # a smoke run, every path once
 """
 
@@ -31,6 +32,7 @@ import machine  # noqa: E402
 from serve_load_report import markdown, plot, targets  # noqa: E402
 
 MODELS = (("vae", "generator"), ("conv-ae", "decoder"))  # (architecture, part) pairs to load
+NO_WORK = "no-work"  # the floor model's folder, so it is served as no-work-generator
 FULL = {"concurrency": (1, 8, 64, 256), "requests": 4000, "seconds": 8.0, "queue": 64, "overload_seconds": 8.0,
         "inprocess_calls": 5000}
 QUICK = {"concurrency": (1, 8), "requests": 40, "seconds": 2.0, "queue": 4, "overload_seconds": 1.0,
@@ -45,6 +47,35 @@ def make_run(folder: Path, name: str) -> Path:
 
     write_untrained_run(folder, name, seed=SEED, note="benchmark run: seeded initial weights, not trained")
     export_artifacts(folder)
+    return folder
+
+
+def make_no_work_model(generator: Path, folder: Path) -> Path:
+    """``folder/generator.onnx``: the generator's interface, names and zoo metadata, but a graph that
+    only pads its input with zeros and reshapes it. Served beside the real models, it measures
+    everything a request costs the server (HTTP, parsing, batching, the inference thread, an
+    onnxruntime call, encoding) except the model's own work."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(generator)
+    (source,), (target,) = model.graph.input, model.graph.output
+    width = source.type.tensor_type.shape.dim[1].dim_value
+    out_dims = [d.dim_value for d in target.type.tensor_type.shape.dim[1:]]
+    pixels = 1
+    for dim in out_dims:
+        pixels *= dim
+    graph = helper.make_graph(
+        [helper.make_node("Pad", [source.name, "pads"], ["padded"]),
+         helper.make_node("Reshape", ["padded", "shape"], [target.name])],
+        "no_work", [source], [target],
+        [helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, pixels - width]),
+         helper.make_tensor("shape", TensorProto.INT64, [len(out_dims) + 1], [-1, *out_dims])])
+    no_work = helper.make_model(graph, opset_imports=model.opset_import)
+    no_work.metadata_props.extend(model.metadata_props)
+    onnx.checker.check_model(no_work)
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(no_work, folder / "generator.onnx")
     return folder
 
 
@@ -111,36 +142,46 @@ def _json_from(command: list, stdin: str, timeout: float) -> dict:
     return json.loads(out.stdout)
 
 
-def measure(runs: dict, plan: dict, log) -> dict:
+def measure_cells(server, model: str, batching: str, plan: dict, client_core, log) -> list:
+    """``model`` with JSON and binary tensors at each concurrency: one cell each."""
+    cells = []
+    shape = load_client.input_shape(server.url, model)
+    for tensors in ("json", "binary"):
+        request = load_client.infer_request(server.url, model, shape, binary=tensors == "binary")
+        for concurrency in plan["concurrency"]:
+            before = server.batch_totals(model)
+            cell = run_client(client_core, server.url, request, concurrency, plan)
+            after = server.batch_totals(model)
+            calls = after[0] - before[0]
+            cell.update(model=model, tensors=tensors, batching=batching, concurrency=concurrency,
+                        mean_batch=(after[1] - before[1]) / calls if calls else None)
+            cells.append(cell)
+            log(f"{model:<17} {tensors:<6} batching {batching:<3} c={concurrency:<4} {cell['rps']:>8.0f} "
+                f"req/s  p50 {cell['p50_ms']:.2f} ms  p99 {cell['p99_ms']:.2f} ms  errors {cell['errors']}  "
+                f"mean batch {cell['mean_batch'] or 0:.1f}")
+    return cells
+
+
+def measure(runs: dict, plan: dict, log, scratch: Path) -> dict:
     server_core, client_core = cores()
-    result = {"pinned": server_core is not None, "cells": [], "hello": [], "inprocess": {}}
+    result = {"pinned": server_core is not None, "cells": [], "hello": [], "no_work": [], "inprocess": {}}
     for (arch, part) in MODELS:
         result["inprocess"][f"{arch}-{part}"] = run_inprocess(server_core, runs[arch] / f"{part}.onnx",
                                                               plan["inprocess_calls"])
+    no_work = make_no_work_model(runs["vae"] / "generator.onnx", scratch / NO_WORK)
+    result["inprocess"][f"{NO_WORK}-generator"] = run_inprocess(server_core, no_work / "generator.onnx",
+                                                                plan["inprocess_calls"])
     for batching, options in (("on", ()), ("off", ("--max-batch", "1"))):
-        server = Server(list(runs.values()), server_core, *options)
+        server = Server([*runs.values(), no_work], server_core, *options)
         try:
             if batching == "on":
                 for concurrency in plan["concurrency"]:
                     cell = run_client(client_core, server.url, load_client.hello_request(), concurrency, plan)
                     result["hello"].append({"concurrency": concurrency, **cell})
                     log(f"hello-world  c={concurrency:<4} {cell['rps']:>8.0f} req/s  p50 {cell['p50_ms']:.2f} ms")
+                result["no_work"] = measure_cells(server, f"{NO_WORK}-generator", batching, plan, client_core, log)
             for (arch, part) in MODELS:
-                model = f"{arch}-{part}"
-                shape = load_client.input_shape(server.url, model)
-                for tensors in ("json", "binary"):
-                    request = load_client.infer_request(server.url, model, shape, binary=tensors == "binary")
-                    for concurrency in plan["concurrency"]:
-                        before = server.batch_totals(model)
-                        cell = run_client(client_core, server.url, request, concurrency, plan)
-                        after = server.batch_totals(model)
-                        calls = after[0] - before[0]
-                        cell.update(model=model, tensors=tensors, batching=batching, concurrency=concurrency,
-                                    mean_batch=(after[1] - before[1]) / calls if calls else None)
-                        result["cells"].append(cell)
-                        log(f"{model:<16} {tensors:<6} batching {batching:<3} c={concurrency:<4} {cell['rps']:>8.0f} "
-                            f"req/s  p50 {cell['p50_ms']:.2f} ms  p99 {cell['p99_ms']:.2f} ms  errors {cell['errors']}  "
-                            f"mean batch {cell['mean_batch'] or 0:.1f}")
+                result["cells"] += measure_cells(server, f"{arch}-{part}", batching, plan, client_core, log)
         finally:
             server.stop()
     result["overload"] = overload(runs, plan, server_core, client_core, log)
@@ -191,7 +232,7 @@ def main(argv=None):
         runs = dict(zip([arch for arch, _ in MODELS], args.runs)) if args.runs else {
             arch: make_run(Path(scratch) / arch, arch) for arch, _ in MODELS}
         result = {"benchmark": "serve_load", "quick": args.quick, "plan": plan, "machine": machine.describe(),
-                  **measure(runs, plan, log)}
+                  **measure(runs, plan, log, Path(scratch))}
     result["targets"] = targets(result)
     result["seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(result)

@@ -83,13 +83,14 @@ def markdown(result) -> str:
     for concurrency in SUMMARY_CONCURRENCY if not result["quick"] else sorted({c["concurrency"] for c in result["cells"]}):
         if hello := _hello(result, concurrency):
             lines.append(_row("hello-world route (no model)", "-", "-", hello))
-        for cell in result["cells"]:
+        for cell in [*result.get("no_work", []), *result["cells"]]:
             if cell["concurrency"] == concurrency and cell["batching"] == "on":
                 lines.append(_row(cell["model"], cell["tensors"], "on", cell))
     for model, floor in result["inprocess"].items():
         lines.append(_row(f"in-process onnxruntime, {model}", "-", "-", {**floor, "concurrency": 1}))
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['value']} | {'yes' if t['passed'] else 'no'} |" for t in result["targets"]]
+    lines += no_work_reference(result)
     over = result["overload"]
     lines += ["", "## Overload", "",
               f"Queue limit {over['queue']}, {over['concurrency']} concurrent clients, no micro-batching, "
@@ -98,8 +99,38 @@ def markdown(result) -> str:
               f"{over['rss_mb_start']:.0f} MB at start, {over['rss_mb_max']:.0f} MB at most, {over['rss_mb_end']:.0f} MB at the end.",
               "", "## Every cell", "", HEADER]
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result["cells"]]
+    lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result.get("no_work", [])]
     lines += [_row("hello-world route (no model)", "-", "-", h) for h in result["hello"]]
     return "\n".join(lines) + "\n"
+
+
+def no_work_reference(result) -> list:
+    """The speed targets applied to the model that does no work: how much of each target's
+    allowance the server's own path (HTTP, parsing, batching, the thread hand-off, an onnxruntime
+    call, encoding) leaves to a real model."""
+    cells = result.get("no_work", [])
+    floor = result["inprocess"].get(cells[0]["model"]) if cells else None
+    busy = 64 if _hello(result, 64) else max((h["concurrency"] for h in result["hello"]), default=None)
+    hello1, hello_busy = _hello(result, 1), _hello(result, busy)
+    if not cells or floor is None or not (hello1 and hello_busy):
+        return []
+    lines = ["", "## The same targets for a model that does no work", "",
+             f"`{cells[0]['model']}` has the VAE generator's interface (20 floats in, 784 out) but its graph only "
+             "pads and reshapes: it measures what a request costs the server apart from the model's own work.", "",
+             "| target | measured | met |", "|---|---|---|"]
+    for tensors, share in (("json", 0.5), ("binary", 0.85)):
+        one = next((c for c in cells if c["tensors"] == tensors and c["concurrency"] == 1), None)
+        many = next((c for c in cells if c["tensors"] == tensors and c["concurrency"] == busy), None)
+        if one:
+            overhead = one["p50_ms"] - floor["p50_ms"]
+            lines.append(f"| c=1 {tensors}: p50 overhead over in-process <= 1.5x hello-world p50 | "
+                         f"{overhead:.3f} ms vs {1.5 * hello1['p50_ms']:.3f} ms | "
+                         f"{'yes' if overhead <= 1.5 * hello1['p50_ms'] else 'no'} |")
+        if many:
+            ratio = many["rps"] / hello_busy["rps"]
+            lines.append(f"| c={busy} {tensors}: req/s >= {share:.0%} of hello-world | {ratio:.0%} | "
+                         f"{'yes' if ratio >= share else 'no'} |")
+    return lines
 
 
 def plot(result, path):
@@ -119,6 +150,10 @@ def plot(result, path):
                         label=f"{tensors}, batching {batching}")
         hello = sorted(result["hello"], key=lambda h: h["concurrency"])
         ax.plot([h["concurrency"] for h in hello], [h["rps"] for h in hello], "k--", label="hello-world route")
+        no_work = sorted((c for c in result.get("no_work", []) if c["tensors"] == "binary"), key=lambda c: c["concurrency"])
+        if no_work:
+            ax.plot([c["concurrency"] for c in no_work], [c["rps"] for c in no_work], "-.", color="grey",
+                    label="model that does no work, binary")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("requests / s")

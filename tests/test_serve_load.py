@@ -24,10 +24,15 @@ def test_quick_load_run_writes_every_result(tmp_path_factory, tmp_path):
                      for b in ("on", "off") for c in (1, 8)}
     assert all(c["requests"] > 0 and c["errors"] == 0 and c["mean_batch"] >= 1 for c in result["cells"])
     assert [h["concurrency"] for h in result["hello"]] == [1, 8]
-    assert set(result["inprocess"]) == {"vae-generator", "conv-ae-decoder"}
+    assert set(result["inprocess"]) == {"vae-generator", "conv-ae-decoder", "no-work-generator"}
+    # The floor that does no model work: served through the same path, its answers the right size.
+    assert {(c["tensors"], c["concurrency"]) for c in result["no_work"]} == {
+        (t, c) for t in ("json", "binary") for c in (1, 8)}
+    assert all(c["requests"] > 0 and c["errors"] == 0 for c in result["no_work"])
     overload = result["overload"]
     assert overload["status_counts"].get("503", 0) > 0 and set(overload["status_counts"]) <= {"200", "503"}
     assert overload["rss_mb_max"] > 0 and result["targets"]
     markdown = result_file.with_suffix(".md").read_text()
     assert "| route | tensors | batching | concurrency | req/s |" in markdown and "## Targets" in markdown
+    assert "## The same targets for a model that does no work" in markdown
     assert result_file.with_suffix(".png").stat().st_size > 10_000
