@@ -241,6 +241,8 @@ def test_cli_json_report_has_every_field_and_the_binarization(tmp_path):
     assert 50 < report["nll"] < 800 and report["nll_stderr"] > 0 and "note" not in report
     text = run_zoo("eval", run, "--nll", "--iw-samples", "5", "--nll-images", "10", check=True).stdout
     assert "NLL" in text and "k=5" in text and "10 test images" in text and "seed 0" in text
+    # k=5 on 10 images fits one call at every size tried: the chunk the report names is all of it.
+    assert "chunks         10 image(s) x 5 draws per call" in text
 
 
 def test_nll_of_a_run_trained_on_grey_levels_binarizes_the_test_split_and_says_so(tmp_path):

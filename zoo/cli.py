@@ -262,6 +262,8 @@ def eval_cmd(run, data_dir, device, nll, iw_samples, nll_images, as_json):
                    f"nats per image (k={report['iw_samples']:,}, {report['test_images']:,} test images)")
         cuda = f", CUDA peak {report['peak_cuda_bytes'] / 2**20:,.0f} MiB" if report["peak_cuda_bytes"] else ""
         click.echo(f"  binarization   {report['binarization']}")
+        click.echo(f"  chunks         {report['chunk_images']:,} image(s) x {report['chunk_samples']:,} draws per call "
+                   f"(the fastest size timed; draws seeded with {report['seed']})")
         click.echo(f"  time           {report['seconds']:.2f} s ({report['images_per_second']:.1f} images/s on "
                    f"{report['device']}); peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB{cuda}")
         if "note" in report:
