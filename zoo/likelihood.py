@@ -5,8 +5,9 @@
 for any model whose ``log_importance_weights(x, k)`` gives the bracket. The estimate is a lower
 bound in expectation that tightens as k grows. The work runs over images x samples in chunks bounded
 by a memory budget, so k = 5000 over the whole test split never holds more than one chunk. Within the
-budget the chunk is timed, not guessed: the fastest size depends on the model and the cache (the MLP
-VAE runs 1.4x faster on the CPU with 500 pairs per call than with 1000, the conv VAE fastest near 100).
+budget the chunk is timed, not guessed: the fastest size depends on the model, the cache and the
+allocator (on a 2-core Xeon the MLP VAE's best ran from 500 to 5,000 draws per call as conditions
+changed, about 30% apart from the worst; the conv VAE's was about 200).
 """
 
 import math
