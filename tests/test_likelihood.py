@@ -3,7 +3,6 @@ VAE's log-weights term by term, and the command line's report and errors."""
 
 import json
 import math
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -121,26 +120,32 @@ def test_estimate_nll_reports_cost_and_counts(ppca):
 
 
 class _ScriptedCost(torch.nn.Module):
-    """log_importance_weights that costs a scripted time per call of B images x k draws, and creates
-    4 bytes per pair, so that the chunk search has a known fastest answer."""
+    """log_importance_weights whose calls cost a scripted time on a clock of its own, and create 4
+    bytes per pair, so that the chunk search has a known fastest answer and no timing can flake."""
 
     def __init__(self, seconds_for_pairs):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(1))
         self.seconds_for_pairs = seconds_for_pairs
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
 
     def log_importance_weights(self, x, k):
-        time.sleep(self.seconds_for_pairs(len(x) * k))
+        self.now += self.seconds_for_pairs(len(x) * k)
         return torch.zeros(len(x), k)
 
 
 @pytest.mark.parametrize("cost, expected", [
     (lambda pairs: 0.004, (4, 1000)),  # a fixed cost per call: the largest chunk is cheapest per pair
     (lambda pairs: (pairs / 4000) ** 2 * 0.02, (1, 250)),  # cost growing faster than the work: the smallest
+    (lambda pairs: pairs * (1e-6 + abs(pairs - 1000) * 1e-9), (1, 1000)),  # a sweet spot in between
 ])
 def test_the_chunk_search_keeps_the_fastest_size_within_the_budget(cost, expected):
     budget = 4 * 4000  # 4 bytes a pair: chunks of 4000 pairs down to 250
-    chunking = fastest_chunks(_ScriptedCost(cost), torch.zeros(10, 3), 1000, budget)
+    model = _ScriptedCost(cost)
+    chunking = fastest_chunks(model, torch.zeros(10, 3), 1000, budget, clock=model.clock)
     assert (chunking.images, chunking.samples) == expected
     assert chunking.images * chunking.samples * chunking.pair_bytes <= budget
 
