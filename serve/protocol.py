@@ -60,8 +60,11 @@ def _split_body(body: bytes, header_length) -> tuple:
 
 
 def _finite_float32(array: np.ndarray, name: str) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        values = array.astype(np.float32, copy=False)
+    if array.dtype == np.float32:  # binary tensors: nothing to convert (np.errstate costs more than the check)
+        values = array
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = array.astype(np.float32, copy=False)
     if not np.isfinite(values).all():
         # 1e39 parses as a finite double but overflows float32 to infinity: rejected here too.
         raise ProtocolError(f"input {name} holds non-finite values (NaN, infinity or beyond float32's "
