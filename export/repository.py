@@ -2,17 +2,21 @@
 
     DIR/
       vae-generator/
-        config.pbtxt        platform, max_batch_size, input and output names, types and dims
+        config.pbtxt        platform, max_batch_size, input and output names, types and dims, and how
+                            to serve it: dynamic_batching, instance_group, onnxruntime's thread counts
         1/model.onnx        the file `zoo export` wrote, unchanged
 
 ``write_model`` adds one exported file to a repository (atomically: a reader sees the old model or
-the new one) and ``find_models`` lists what a repository holds. The config is written as text, in
-the protobuf text format of Triton's ``ModelConfig``; only ``onnxruntime`` and numpy are needed
-here, so serving a repository stays torch-free.
+the new one), ``find_models`` lists what a repository holds and ``read_config`` reads one model's
+config.pbtxt into the settings `zoo serve` runs it with. The repository is the configuration, so
+config.pbtxt is written and read as Triton's own ``ModelConfig`` protobuf message, with protobuf's
+text-format printer and parser: a file `zoo serve` accepts is one Triton accepts, and a field zoo
+serve cannot honour is refused by name rather than silently ignored.
 """
 
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.atomic import atomic_write, atomic_write_text
@@ -24,8 +28,26 @@ VERSION = "1"  # `zoo export` writes one version; a repository may hold more, th
 # Triton rejects a request with more rows than max_batch_size; the exported graphs take any batch,
 # so this only bounds one request's size. It matches the runtime's chunk of rows per call.
 MAX_BATCH_SIZE = 1024
+# The ranges `zoo export` writes and `zoo serve` reads, so every written file is one that is served.
+MAX_BATCH_LIMIT = 65536
+MAX_DELAY_MS = 1000
+MAX_INSTANCES = 64
+MAX_THREADS = 2**31 - 1  # the parameter is parsed into a C int
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # safe as a folder name and in a URL path
 ONNX_TO_TRITON = {"tensor(float)": "TYPE_FP32"}
+PLATFORM, BACKEND = "onnxruntime_onnx", "onnxruntime"
+# The keys Triton's onnxruntime backend reads for the session's thread pools.
+THREAD_PARAMETERS = {"intra_op_thread_count": "intra_op_threads", "inter_op_thread_count": "inter_op_threads"}
+HONOURED = ("name, platform, backend, max_batch_size, input, output, dynamic_batching.max_queue_delay_microseconds, "
+            "instance_group.count, parameters intra_op_thread_count and inter_op_thread_count")
+
+
+def _pb2():
+    # Imported on use: the tritonclient.grpc package imports grpc (about 0.3 s), which `zoo --help`
+    # and every command that never touches a repository would otherwise pay.
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2
 
 
 def check_name(name: str, what: str = "model name") -> str:
@@ -35,41 +57,205 @@ def check_name(name: str, what: str = "model name") -> str:
     return name
 
 
-def _dims(shape) -> str:
+def _dims(shape) -> list:
     # The batch dimension is left out (max_batch_size > 0 implies it); a named dimension is -1.
-    return ", ".join(str(d) if isinstance(d, int) and d >= 0 else "-1" for d in shape[1:])
+    return [d if isinstance(d, int) and d >= 0 else -1 for d in shape[1:]]
 
 
-def _tensors(kind: str, nodes) -> str:
-    blocks = []
+def _check_range(what: str, value, low, high=None) -> None:
+    if value is not None and not (low <= value and (high is None or value <= high)):
+        bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise ZooError(f"{what} is {value:g}; it must be {bound}")
+
+
+def _add_tensors(declared, kind: str, nodes) -> None:
+    pb2 = _pb2()
     for node in nodes:
         if node.type not in ONNX_TO_TRITON:
             raise ZooError(f"{kind} {node.name!r} has type {node.type}; the repository supports "
                            f"{', '.join(ONNX_TO_TRITON)}")
-        blocks.append(f'  {{\n    name: "{node.name}"\n    data_type: {ONNX_TO_TRITON[node.type]}\n'
-                      f"    dims: [ {_dims(node.shape)} ]\n  }}")
-    return f"{kind} [\n" + ",\n".join(blocks) + "\n]\n"
+        declared.add(name=node.name, data_type=pb2.DataType.Value(ONNX_TO_TRITON[node.type]), dims=_dims(node.shape))
 
 
-def model_config(name: str, session) -> str:
-    """config.pbtxt for one onnxruntime session's inputs and outputs."""
-    return (f'name: "{check_name(name)}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {MAX_BATCH_SIZE}\n'
-            + _tensors("input", session.get_inputs()) + _tensors("output", session.get_outputs())
-            + "dynamic_batching { }\n")
+def model_config(name: str, session, *, max_batch: int = MAX_BATCH_SIZE, max_delay_ms: float | None = None,
+                 instances: int | None = None, threads: int | None = None) -> str:
+    """config.pbtxt for one onnxruntime session's inputs and outputs; a setting left as None is not
+    written, so Triton and `zoo serve` use their own default for it."""
+    _check_range("max batch", max_batch, 1, MAX_BATCH_LIMIT)
+    _check_range("max delay (ms)", max_delay_ms, 0, MAX_DELAY_MS)
+    _check_range("instances", instances, 1, MAX_INSTANCES)
+    _check_range("threads", threads, 0, MAX_THREADS)
+    config = _pb2().ModelConfig(name=check_name(name), platform=PLATFORM, max_batch_size=max_batch)
+    _add_tensors(config.input, "input", session.get_inputs())
+    _add_tensors(config.output, "output", session.get_outputs())
+    config.dynamic_batching.SetInParent()  # present even when empty: it turns batching on in Triton
+    if max_delay_ms is not None:
+        config.dynamic_batching.max_queue_delay_microseconds = round(max_delay_ms * 1000)
+    if instances is not None:
+        config.instance_group.add(count=instances)  # no kind: Triton puts them on a GPU if it has one
+    if threads is not None:
+        config.parameters["intra_op_thread_count"].string_value = str(threads)
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(config)
 
 
-def write_model(repository, name: str, onnx_path) -> Path:
+def write_model(repository, name: str, onnx_path, *, max_batch: int = MAX_BATCH_SIZE,
+                max_delay_ms: float | None = None, instances: int | None = None, threads: int | None = None) -> Path:
     """Add (or replace) ``repository/name`` with the exported file ``onnx_path``; returns its folder."""
     from zoo.export import runtime
 
     artifact = runtime.load(onnx_path)  # a zoo artifact, or a ZooError before anything is written
+    text = model_config(name, artifact.session, max_batch=max_batch, max_delay_ms=max_delay_ms,
+                        instances=instances, threads=threads)
     folder = Path(repository) / check_name(name)
     try:
         atomic_write(folder / VERSION / MODEL_FILE, lambda tmp: shutil.copyfile(onnx_path, tmp))
-        atomic_write_text(folder / CONFIG, model_config(name, artifact.session))
+        atomic_write_text(folder / CONFIG, text)
     except OSError as exc:
         raise ZooError(f"cannot write {folder} ({exc.strerror})") from None
     return folder
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What one config.pbtxt says about serving its model; None where the file does not say."""
+
+    max_batch: int  # rows per request at most
+    max_delay_ms: float | None  # how long a request may wait for others to batch with; 0: never
+    instances: int | None  # model instances (sessions) running side by side
+    intra_op_threads: int | None  # onnxruntime's threads within one operator; 0: its default
+    inter_op_threads: int | None  # onnxruntime's threads across operators; 0: its default
+
+
+def _unsupported(where: str, field: str) -> ZooError:
+    return ZooError(f"{where}: field {field} is not supported by zoo serve (it honours {HONOURED})")
+
+
+def _only(where: str, message, allowed: set, prefix: str = "") -> None:
+    """Refuse every set field of ``message`` outside ``allowed``: ignoring one would serve the model
+    differently from Triton."""
+    for field, _ in message.ListFields():
+        if field.name not in allowed:
+            raise _unsupported(where, prefix + field.name)
+
+
+def _parse(path: Path):
+    from google.protobuf import text_format
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZooError(f"cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return text_format.Parse(text, _pb2().ModelConfig())
+    except (text_format.ParseError, ValueError) as exc:
+        raise ZooError(f"{path}: not a Triton ModelConfig in protobuf text format: "
+                       + " ".join(str(exc).split())) from None
+
+
+def _check_model(where: str, config, folder_name: str) -> None:
+    if config.name and config.name != folder_name:
+        raise ZooError(f"{where}: name is {config.name!r}; it must be the folder's name, {folder_name!r}")
+    if config.platform and config.platform != PLATFORM:
+        raise ZooError(f"{where}: platform is {config.platform!r}; zoo serve runs {PLATFORM!r}")
+    if config.backend and config.backend != BACKEND:
+        raise ZooError(f"{where}: backend is {config.backend!r}; zoo serve runs {BACKEND!r}")
+    if config.max_batch_size < 1:
+        raise ZooError(f"{where}: max_batch_size is {config.max_batch_size}; zoo serve needs 1 or more "
+                       "(0 means the model has no batch dimension)")
+    if config.max_batch_size > MAX_BATCH_LIMIT:
+        raise ZooError(f"{where}: max_batch_size is {config.max_batch_size}; zoo serve takes at most {MAX_BATCH_LIMIT}")
+    if config.HasField("version_policy"):
+        policy = config.version_policy
+        if policy.WhichOneof("policy_choice") != "latest" or policy.latest.num_versions != 1:
+            raise ZooError(f"{where}: version_policy must be latest {{ num_versions: 1 }} or absent; "
+                           "zoo serve serves the highest version only")
+
+
+def _check_tensors(where: str, kind: str, declared, nodes) -> None:
+    """Triton fills in the input or output list from the model when it is left out (auto-complete); when
+    given they must describe model.onnx exactly, or a client of Triton and of zoo serve would differ."""
+    if not declared:
+        return
+    expected = {node.name: node for node in nodes}
+    names = [tensor.name for tensor in declared]
+    if sorted(names) != sorted(expected):
+        raise ZooError(f"{where}: {kind} names {names}; model.onnx has {sorted(expected)}")
+    for tensor in declared:
+        _only(where, tensor, {"name", "data_type", "dims"}, f"{kind}.")
+        node = expected[tensor.name]
+        model_type = ONNX_TO_TRITON.get(node.type, node.type)
+        if _pb2().DataType.Name(tensor.data_type) != model_type:
+            raise ZooError(f"{where}: {kind} {tensor.name} has data_type {_pb2().DataType.Name(tensor.data_type)}; "
+                           f"model.onnx has {model_type}")
+        if list(tensor.dims) != _dims(node.shape):
+            raise ZooError(f"{where}: {kind} {tensor.name} has dims {list(tensor.dims)}; "
+                           f"model.onnx has {_dims(node.shape)}")
+
+
+def _delay_ms(where: str, config) -> float | None:
+    if not config.HasField("dynamic_batching"):
+        return 0.0  # Triton runs each request alone
+    _only(where, config.dynamic_batching, {"max_queue_delay_microseconds"}, "dynamic_batching.")
+    if not config.dynamic_batching.max_queue_delay_microseconds:
+        return None
+    delay = config.dynamic_batching.max_queue_delay_microseconds / 1000
+    if delay > MAX_DELAY_MS:
+        raise ZooError(f"{where}: dynamic_batching.max_queue_delay_microseconds is "
+                       f"{config.dynamic_batching.max_queue_delay_microseconds}; zoo serve waits at most "
+                       f"{MAX_DELAY_MS * 1000:.0f}")
+    return delay
+
+
+def _instances(where: str, config) -> int | None:
+    if not config.instance_group:
+        return None
+    pb2 = _pb2()
+    total = 0
+    for group in config.instance_group:
+        _only(where, group, {"count", "kind"}, "instance_group.")
+        if group.kind not in (pb2.ModelInstanceGroup.KIND_AUTO, pb2.ModelInstanceGroup.KIND_CPU):
+            raise ZooError(f"{where}: field instance_group.kind {pb2.ModelInstanceGroup.Kind.Name(group.kind)} is "
+                           "not supported by zoo serve (it runs on the CPU: KIND_CPU or KIND_AUTO)")
+        if group.count < 0:
+            raise ZooError(f"{where}: instance_group.count is {group.count}; it must be 1 or more")
+        total += group.count or 1  # Triton's default count is 1
+    if total > MAX_INSTANCES:
+        raise ZooError(f"{where}: instance_group counts add up to {total}; zoo serve runs at most {MAX_INSTANCES}")
+    return total
+
+
+def _threads(where: str, config) -> dict:
+    threads = {}
+    for key, value in config.parameters.items():
+        if key not in THREAD_PARAMETERS:
+            raise ZooError(f"{where}: field parameters key {key!r} is not supported by zoo serve (it honours {HONOURED})")
+        text = value.string_value
+        # Triton's backend reads the value as a C int: digits only, no sign or spaces.
+        if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_THREADS:
+            raise ZooError(f"{where}: parameters {key} is {text!r}; it must be a whole number of threads "
+                           f"from 0 to {MAX_THREADS} (0: onnxruntime's default)")
+        threads[THREAD_PARAMETERS[key]] = int(text)
+    return threads
+
+
+def read_config(model_folder, session) -> ServingConfig:
+    """Read and check ``model_folder/config.pbtxt`` against ``session``, the onnxruntime session of
+    that folder's model.onnx; every problem is one ZooError line naming the file and the field."""
+    path = Path(model_folder) / CONFIG
+    where = str(path)
+    config = _parse(path)
+    supported = {"name", "platform", "backend", "max_batch_size", "input", "output", "version_policy",
+                 "dynamic_batching", "instance_group", "parameters"}
+    _only(where, config, supported)
+    _check_model(where, config, Path(model_folder).name)
+    _check_tensors(where, "input", config.input, session.get_inputs())
+    _check_tensors(where, "output", config.output, session.get_outputs())
+    threads = _threads(where, config)
+    return ServingConfig(max_batch=config.max_batch_size, max_delay_ms=_delay_ms(where, config),
+                         instances=_instances(where, config), intra_op_threads=threads.get("intra_op_threads"),
+                         inter_op_threads=threads.get("inter_op_threads"))
 
 
 def is_repository(folder) -> bool:
@@ -85,7 +271,8 @@ def model_file(model_folder) -> Path | None:
 
 
 def find_models(repository) -> dict:
-    """``{model name: path of its model.onnx}`` for every model folder of ``repository``."""
+    """``{model name: path of its model.onnx}`` for every model folder of ``repository``; the model's
+    folder, which ``read_config`` reads, is ``path.parent.parent``."""
     repository = Path(repository)
     models = {}
     for sub in sorted(p for p in repository.iterdir() if p.is_dir() and (p / CONFIG).is_file()):
