@@ -37,18 +37,19 @@ def read_metadata(path) -> dict:
     return _open_session(path, None)[1]
 
 
-def _open_session(path, intra_op_num_threads):
+def _open_session(path, intra_op_num_threads, inter_op_num_threads=None, memory_arena=True):
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such file")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # onnxruntime's warnings are for developers, not app users
-    if intra_op_num_threads is not None:
-        if isinstance(intra_op_num_threads, bool) or not isinstance(intra_op_num_threads, int) \
-                or intra_op_num_threads < 0:
-            raise ZooError(f"intra_op_num_threads must be a non-negative int (0: onnxruntime decides), "
-                           f"got {intra_op_num_threads!r}")
-        options.intra_op_num_threads = intra_op_num_threads
+    for key, value in (("intra_op_num_threads", intra_op_num_threads), ("inter_op_num_threads", inter_op_num_threads)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ZooError(f"{key} must be a non-negative int (0: onnxruntime decides), got {value!r}")
+        setattr(options, key, value)
+    options.enable_cpu_mem_arena = memory_arena
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -230,9 +231,13 @@ class Generator(Artifact):
 PART_CLASSES = {cls.part: cls for cls in (Encoder, Decoder, Generator)}
 
 
-def load(path, intra_op_num_threads: int | None = None) -> Artifact:
-    """Open any zoo artifact as the class its ``zoo.part`` metadata names."""
-    session, meta = _open_session(path, intra_op_num_threads)
+def load(path, intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,
+         memory_arena: bool = True) -> Artifact:
+    """Open any zoo artifact as the class its ``zoo.part`` metadata names (thread counts: None or 0 for
+    onnxruntime's default; the inter-op pool only works when a graph runs in parallel mode).
+    ``memory_arena=False``: onnxruntime returns each call's memory instead of keeping the largest
+    call's for ever (what a server wants after one huge request)."""
+    session, meta = _open_session(path, intra_op_num_threads, inter_op_num_threads, memory_arena)
     part = meta["zoo.part"]
     if part not in PART_CLASSES:
         raise ZooError(f"{path}: unknown zoo.part {part!r}; expected one of {', '.join(PART_CLASSES)}")

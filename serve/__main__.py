@@ -4,4 +4,5 @@ never imports torch (`zoo serve` hands over to this when the CLI has imported it
 from zoo.cli import run_command
 from zoo.serve.commands import serve_cmd
 
-run_command(serve_cmd, prog_name="zoo serve")
+if __name__ == "__main__":  # not when a worker process, spawned from this one, imports it again
+    run_command(serve_cmd, prog_name="zoo serve")

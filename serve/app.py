@@ -26,10 +26,11 @@ PLATFORM = "onnxruntime_onnx"  # Triton's name for what runs the file, as in con
 
 @dataclass
 class Settings:
-    max_batch: int = 64
-    max_delay_ms: float = 2.0
+    """The server's own limits (each model's batching is in its ``Serving``)."""
+
     max_queue: int = 1024
     max_body: int = 64 * 2**20  # Triton's default request limit
+    max_response: int = 64 * 2**20  # the most bytes one answer may take; larger ones are refused unrun
     timeout_s: float = 30.0
     token: str | None = None
     quiet: bool = False
@@ -44,8 +45,7 @@ def page_html(token_required: bool) -> str:
 
 def create_app(models: dict, settings: Settings) -> Starlette:
     metrics = Metrics(models)
-    batchers = {name: Batcher(model, settings.max_batch, settings.max_delay_ms / 1000, settings.max_queue, metrics)
-                for name, model in models.items()}
+    batchers = {name: Batcher(model, settings.max_queue, metrics) for name, model in models.items()}
     html = page_html(bool(settings.token))
 
     def find(request):

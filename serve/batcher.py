@@ -15,6 +15,10 @@ when to run:
   back. Waiting for more than have been seen lately would only add latency: a closed loop of N
   clients never sends more than N requests at once.
 
+With several instances (``instance_group`` in a repository's config.pbtxt, or ``--instances``), up
+to that many calls run at once, each on an instance's own session and thread; "idle" then means
+that an instance is free.
+
 Each request gets back exactly its own rows. A full queue is refused at once (``QueueFull``) rather
 than queued without bound; a request whose caller gave up (timeout, disconnect) is skipped.
 """
@@ -49,14 +53,16 @@ def _settle(future: asyncio.Future, outputs, exc) -> None:
         future.set_exception(exc) if exc is not None else future.set_result(outputs)
 
 
-class InferenceThread:
-    """One thread running ``run(batch)`` for the event loop, one call at a time."""
+class InferenceThreads:
+    """One thread per instance, each running its own ``run(batch)`` for the event loop, one call at
+    a time; a call goes to whichever thread is free."""
 
-    def __init__(self, run, name: str):
-        self._run = run
+    def __init__(self, runs: list, name: str):
         self._jobs = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._serve, args=(run,), name=f"{name}-{i}", daemon=True)
+                         for i, run in enumerate(runs)]
+        for thread in self._threads:
+            thread.start()
 
     def call(self, batch) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -64,25 +70,28 @@ class InferenceThread:
         self._jobs.put((loop, future, batch))
         return future
 
-    def _serve(self) -> None:
+    def _serve(self, run) -> None:
         while (job := self._jobs.get()) is not None:
             loop, future, batch = job
             try:
-                outputs, exc = self._run(batch), None
+                outputs, exc = run(batch), None
             except Exception as error:  # onnxruntime's own failure: the caller learns it
                 outputs, exc = None, error
             loop.call_soon_threadsafe(_settle, future, outputs, exc)
 
     def stop(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 class Batcher:
-    def __init__(self, model, max_batch: int, max_delay: float, max_queue: int, metrics):
+    def __init__(self, model, max_queue: int, metrics):
         self.model = model
-        self.max_batch = max_batch
-        self.max_delay = max_delay
+        self.max_batch = model.serving.max_batch
+        self.max_delay = model.serving.max_delay_ms / 1000
+        self.instances = model.serving.instances
         self.max_queue = max_queue
         # The labelled children, looked up once: labels() takes a lock and a dict lookup each time.
         self._queue_depth = metrics.queue_depth.labels(model.name)
@@ -90,9 +99,10 @@ class Batcher:
         self._batch_size = metrics.batch_size.labels(model.name)
         self._queue = collections.deque()
         self._arrival = asyncio.Event()
-        self._thread = InferenceThread(model.run, f"infer-{model.name}")
+        self._thread = InferenceThreads([model.runner(i) for i in range(self.instances)], f"infer-{model.name}")
         self._worker = None
-        self._running = False  # a call is in flight (from the batching task or the idle fast path)
+        self._calls = set()  # batches handed to spare instances, still running
+        self._running = 0  # calls in flight (from the batching task or the idle fast path)
         self._recent_rows = collections.deque([1], maxlen=8)  # rows in each of the last calls
 
     def start(self) -> None:
@@ -102,7 +112,7 @@ class Batcher:
         """Called after the server has answered every request in flight."""
         if self._worker is not None:
             self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+            await asyncio.gather(self._worker, *self._calls, return_exceptions=True)
         self._thread.stop()
 
     @property
@@ -113,7 +123,7 @@ class Batcher:
         """``{output name: rows}`` for this request's rows; QueueFull when the queue is full."""
         if self.full:
             raise QueueFull()
-        if not self._running and not self._queue:
+        if self._running < self.instances and not self._queue:
             return await self._run_alone(batch)
         pending = Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter())
         self._queue.append(pending)
@@ -161,7 +171,7 @@ class Batcher:
 
     async def _run_alone(self, batch) -> dict:
         """The idle fast path: one request, straight to the inference thread."""
-        self._running = True
+        self._running += 1
         self._queue_time.observe(0.0)
         self._batch_size.observe(len(batch))
         self._recent_rows.append(len(batch))
@@ -170,31 +180,38 @@ class Batcher:
         except Exception as exc:
             raise InferenceError(_describe(exc)) from None
         finally:
-            self._running = False
+            self._running -= 1
             if self._queue:
                 self._arrival.set()  # requests came in meanwhile: the batching task takes them
         return dict(zip(self.model.output_names, outputs))
 
     async def _work(self) -> None:
         while True:
-            if self._queue and not self._running:
+            if self._queue and self._running < self.instances:
                 await self._gather()
             else:
                 self._arrival.clear()
-                await self._arrival.wait()  # idle, or a fast-path call is in flight
+                await self._arrival.wait()  # idle, or every instance has a call in flight
                 continue
             taken = self._take()
-            if taken:
-                await self._run(taken)
+            if not taken:
+                continue
+            self._running += 1  # counted before a task starts it, so the next turn sees it
+            if self.instances == 1:
+                await self._run(taken)  # nothing else could run meanwhile: no task to create
+            else:  # the next batch may go to another instance while this one runs
+                call = asyncio.get_running_loop().create_task(self._run(taken))
+                self._calls.add(call)
+                call.add_done_callback(self._calls.discard)
 
     async def _run(self, taken: list) -> None:
+        """One call for the requests taken (the caller has counted it in ``_running``)."""
         started = time.perf_counter()
         for pending in taken:
             self._queue_time.observe(started - pending.arrived)
         batch = taken[0].batch if len(taken) == 1 else np.concatenate([p.batch for p in taken])
         self._batch_size.observe(len(batch))
         self._recent_rows.append(len(batch))
-        self._running = True
         try:
             outputs = await self._thread.call(batch)
         except Exception as exc:  # onnxruntime's own failure: every caller in the batch learns it
@@ -203,7 +220,9 @@ class Batcher:
                     pending.future.set_exception(InferenceError(_describe(exc)))
             return
         finally:
-            self._running = False
+            self._running -= 1
+            if self._queue and self.instances > 1:
+                self._arrival.set()  # an instance is free for what queued meanwhile
         start = 0
         for pending in taken:
             stop = start + len(pending.batch)

@@ -7,11 +7,13 @@ so `zoo --help` stays fast. Nothing on this path imports torch.
 import ipaddress
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 import zoo
+from zoo.export.repository import MAX_BATCH_SIZE
 
 
 def _describe(tensors) -> str:
@@ -25,6 +27,34 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+@dataclass(frozen=True)
+class ServePlan:
+    """What every worker needs to build the same app: picklable, so it travels to worker processes."""
+
+    paths: tuple
+    name: str | None
+    flags: dict  # the serving settings given on the command line
+    settings: object  # zoo.serve.app.Settings
+
+    def load(self) -> dict:
+        from zoo.serve.models import load_models
+
+        return load_models(self.paths, self.name, self.flags)
+
+    def __call__(self):
+        from zoo.serve.app import create_app
+
+        return create_app(self.load(), self.settings)
+
+
+def _given(ctx, **values) -> dict:
+    """The values of the options the user gave (on the command line or through the environment)."""
+    from click.core import ParameterSource
+
+    return {key: value for key, value in values.items()
+            if ctx.get_parameter_source(key) not in (ParameterSource.DEFAULT, None)}
+
+
 @click.command("serve")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--name", help="Model name prefix for a run folder or .onnx file (default: the folder's name, "
@@ -33,58 +63,87 @@ def _is_loopback(host: str) -> bool:
               help="Address to listen on; 0.0.0.0 exposes the server to the network.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port, printed at start).")
-@click.option("--max-batch", default=64, show_default=True, type=click.IntRange(1, 1024),
-              help="Most rows merged into one onnxruntime call (1: no micro-batching).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Server processes sharing the port, each with its own batchers and inference threads "
+                   "(about one per core); /metrics counts across all of them.")
+@click.option("--max-batch", default=MAX_BATCH_SIZE, show_default=True, type=click.IntRange(1, 65536),
+              help="Most rows per request (more get 400, as in Triton) and per merged onnxruntime call "
+                   "(1: no micro-batching). Overrides max_batch_size in a repository's config.pbtxt.")
 @click.option("--max-delay-ms", default=2.0, show_default=True, type=click.FloatRange(0, 1000),
-              help="Longest a queued request waits for others to join its batch.")
+              help="Longest a queued request waits for others to join its batch. Overrides "
+                   "dynamic_batching.max_queue_delay_microseconds.")
+@click.option("--instances", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="onnxruntime sessions per model running calls in parallel. Overrides instance_group count.")
+@click.option("--threads", default=0, type=click.IntRange(0),
+              help="onnxruntime intra-op threads per instance (0: its default). Overrides the "
+                   "intra_op_thread_count parameter.")
 @click.option("--max-queue", default=1024, show_default=True, type=click.IntRange(1),
               help="Requests waiting per model; more are refused with 503 and Retry-After.")
 @click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True),
               help="Largest request body (MiB); larger ones get 413.")
+@click.option("--max-response-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Largest answer (MiB); a request whose answer could be larger gets 400 before it runs.")
+@click.option("--max-connections", default=2048, show_default=True, type=click.IntRange(1),
+              help="Open connections per worker; past it a new connection gets 503 and is closed at once.")
 @click.option("--timeout", "timeout_s", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Seconds a request may take, body upload included; then 504.")
-@click.option("--threads", default=0, type=click.IntRange(0),
-              help="onnxruntime intra-op threads per model (0: its default).")
+              help="Seconds a request may take, body upload included (then 504), and its headers may "
+                   "take to arrive (then the connection is closed).")
 @click.option("--token", envvar="ZOO_SERVE_TOKEN", show_envvar=True,
               help="Require 'Authorization: Bearer TOKEN' on every route but /v2/health/* and the page.")
 @click.option("--quiet", is_flag=True, help="No access-log line per request.")
-def serve_cmd(paths, name, host, port, max_batch, max_delay_ms, max_queue, max_body_mb, timeout_s, threads,
-              token, quiet):
+@click.pass_context
+def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, instances, threads, max_queue,
+              max_body_mb, max_response_mb, max_connections, timeout_s, token, quiet):
     """Serve exported models over HTTP in the Open Inference Protocol (KServe v2), with Triton's
     binary tensors, micro-batching, /metrics and a page at /.
 
     PATH is a run folder (runs/vae serves vae-encoder, vae-decoder and vae-generator), an .onnx file
-    written by `zoo export`, or a model repository (`zoo export RUN --repository DIR`).
+    written by `zoo export`, or a model repository (`zoo export RUN --repository DIR`), whose
+    config.pbtxt files set each model's max batch, queue delay, instances and threads; the flags
+    above override them, and the banner says where each value came from.
 
     \b
     zoo serve runs/vae
     curl localhost:8000/v2/models/vae-generator
     """
     _leave_torch_behind()
-    from zoo.serve.app import Settings, create_app
-    from zoo.serve.models import load_models
-    from zoo.serve.run import listen, serve
+    from zoo.serve.app import Settings
+    from zoo.serve.connections import ConnectionLimits
+    from zoo.serve.models import describe_serving
+    from zoo.serve.run import listen, serve, serve_workers
 
     if name is not None:
         from zoo.export.repository import check_name
 
         check_name(name, "--name")
-    models = load_models(paths, name, threads)
+    given = _given(ctx, max_batch=max_batch, max_delay_ms=max_delay_ms, instances=instances, threads=threads)
+    flags = {("intra_op_threads" if key == "threads" else key): value for key, value in given.items()}
     token = token or None  # an empty ZOO_SERVE_TOKEN means no token, not an empty one
-    settings = Settings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
-                        max_body=int(max_body_mb * 2**20), timeout_s=timeout_s, token=token, quiet=quiet)
+    settings = Settings(max_queue=max_queue, max_body=int(max_body_mb * 2**20),
+                        max_response=int(max_response_mb * 2**20), timeout_s=timeout_s, token=token, quiet=quiet)
+    plan = ServePlan(tuple(paths), name, flags, settings)
+    models = plan.load()  # every model and config is checked here, before anything listens
     sock = listen(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     width = max(map(len, models))
     for model in models.values():
         click.echo(f"  {model.name:<{width}}  {_describe([model.input])} -> {_describe(model.outputs)}")
+        click.echo(f"  {'':<{width}}  {describe_serving(model.serving, model.sources)}")
+    processes = f", {workers} workers" if workers > 1 else ""
     click.echo(f"serving {len(models)} model{'s' if len(models) != 1 else ''} on http://{shown}:{bound_port}  "
-               f"(page at /, metrics at /metrics{', token required' if token else ''}; Ctrl-C stops)")
+               f"(page at /, metrics at /metrics{', token required' if token else ''}{processes}; Ctrl-C stops)")
     if not token and not _is_loopback(bound_host):
         click.echo(f"warning: listening on {bound_host} without --token: anyone who reaches this port can use it",
                    err=True)
-    serve(create_app(models, settings), sock, drain_s=timeout_s + 5)
+    limits = ConnectionLimits(max_connections=max_connections, header_timeout=timeout_s)
+    if workers == 1:
+        from zoo.serve.app import create_app
+
+        serve(create_app(models, settings), sock, limits, drain_s=timeout_s + 5)
+    else:
+        del models  # each worker loads its own
+        serve_workers(plan, workers, sock, limits, drain_s=timeout_s + 5)
 
 
 def _leave_torch_behind() -> None:

@@ -2,9 +2,17 @@
 
 The ``model`` label only ever holds the name of a loaded model, or "" for routes without one and
 for unknown names: a client must not be able to grow the label set by asking for made-up models.
+
+With several workers (``zoo serve --workers N``) each process counts into files of its own in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, set up by serve/run.py), and
+``GET /metrics``, whichever worker answers it, adds up every worker's, the dead ones' included: each
+request is counted once. The queue-depth gauge sums the live workers only.
 """
 
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -29,7 +37,13 @@ class Metrics:
         self.batch_size = Histogram("zoo_serve_batch_rows", "Rows in each onnxruntime call (merged requests)",
                                     ["model"], buckets=BATCH_BUCKETS, **labels)
         self.queue_depth = Gauge("zoo_serve_queue_depth", "Inference requests waiting for a batch",
-                                 ["model"], **labels)
+                                 ["model"], multiprocess_mode="livesum", **labels)
+        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        if self.shared:  # what /metrics reports: every worker's files, not this process's counters
+            self.render_registry = CollectorRegistry()
+            MultiProcessCollector(self.render_registry)
+        else:
+            self.render_registry = self.registry
         self._children: dict = {}
         for name in model_names:  # every model appears from the start, at zero
             self.queue_depth.labels(name).set(0)
@@ -54,4 +68,4 @@ class Metrics:
         latency.observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.render_registry)

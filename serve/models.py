@@ -11,6 +11,10 @@ Naming, so that the same files get the same names however they are given:
 
 The part always comes from the file's ``zoo.part`` metadata, never from its file name. Two models
 with one name are an error that names both files.
+
+Each model's serving settings (``Serving``) come, field by field, from the command line when a flag
+was given, else from the model's ``config.pbtxt`` in a repository, else from the defaults here; each
+remembers where it came from, for the banner.
 """
 
 import math
@@ -40,12 +44,54 @@ class Tensor:
         return {"name": self.name, "datatype": self.datatype, "shape": [-1, *self.shape]}
 
 
+@dataclass(frozen=True)
+class Serving:
+    """How one model is served. The field names are those of ``repository.ServingConfig``."""
+
+    max_batch: int = repository.MAX_BATCH_SIZE  # rows per request at most, and per onnxruntime call
+    max_delay_ms: float = 2.0  # the longest a queued request waits for others to join its batch
+    instances: int = 1  # onnxruntime sessions running calls in parallel, each on a thread of its own
+    intra_op_threads: int = 0  # onnxruntime's threads within one call (0: its default)
+    inter_op_threads: int = 0
+
+
+FLAGS = {"max_batch": "--max-batch", "max_delay_ms": "--max-delay-ms", "instances": "--instances",
+         "intra_op_threads": "--threads", "inter_op_threads": None}  # the command-line flag of each field
+
+
+def resolve(flags: dict, config=None) -> tuple:
+    """(Serving, {field: where its value came from}): a flag given on the command line wins, then
+    what ``config`` (a repository.ServingConfig, or None) says, then the default."""
+    values, sources = {}, {}
+    for name in FLAGS:
+        if flags.get(name) is not None:
+            values[name], sources[name] = flags[name], FLAGS[name]
+        elif config is not None and getattr(config, name, None) is not None:
+            values[name], sources[name] = getattr(config, name), "config.pbtxt"
+        else:
+            sources[name] = "default"
+    return Serving(**values), sources
+
+
+def describe_serving(serving: Serving, sources: dict) -> str:
+    """One line for the banner: each setting, marked with where it came from unless a default."""
+    shown = {"max_batch": f"max batch {serving.max_batch}", "max_delay_ms": f"delay {serving.max_delay_ms:g} ms",
+             "instances": f"{serving.instances} instance{'s' if serving.instances != 1 else ''}",
+             "intra_op_threads": f"intra-op threads {serving.intra_op_threads or 'auto'}",
+             "inter_op_threads": f"inter-op threads {serving.inter_op_threads or 'auto'}"}
+    marked = [shown[name] + (f" [{sources[name]}]" if sources[name] != "default" else "") for name in FLAGS]
+    return ", ".join(marked) + ("" if all(sources[name] != "default" for name in FLAGS) else "; unmarked: defaults")
+
+
 @dataclass
 class Model:
     name: str
     artifact: runtime.Artifact
     input: Tensor
     outputs: list = field(default_factory=list)
+    serving: Serving = field(default_factory=Serving)
+    sources: dict = field(default_factory=dict)  # where each serving setting came from
+    sessions: list = field(default_factory=list)  # one onnxruntime session per instance
 
     @property
     def output_names(self) -> list:
@@ -60,9 +106,15 @@ class Model:
         meta = self.artifact.session.get_modelmeta().custom_metadata_map
         return {key: meta[key] for key in runtime.METADATA_KEYS if key in meta}
 
-    def run(self, batch):
-        """Every output for one input batch; called off the event loop (onnxruntime frees the GIL)."""
-        return self.artifact.session.run(self.output_names, {self.input.name: batch})
+    @property
+    def max_batch(self) -> int:
+        return self.serving.max_batch
+
+    def runner(self, instance: int):
+        """``run(batch) -> outputs`` on one instance's session; called off the event loop (onnxruntime
+        frees the GIL)."""
+        session, names, input_name = self.sessions[instance], self.output_names, self.input.name
+        return lambda batch: session.run(names, {input_name: batch})
 
 
 def _tensor(node, where: Path) -> Tensor:
@@ -74,44 +126,58 @@ def _tensor(node, where: Path) -> Tensor:
     return Tensor(node.name, DATATYPES[node.type], tuple(dims))
 
 
-def open_model(name: str, path: Path, threads: int) -> Model:
-    artifact = runtime.load(path, intra_op_num_threads=threads)
-    session = artifact.session
+def open_model(name: str, path: Path, flags: dict, folder: Path | None = None) -> Model:
+    """One model; ``folder``: its model folder when it comes from a repository (whose config.pbtxt
+    then has its say)."""
+    config = None
+    if folder is not None:  # the file is checked first, then its config against it
+        config = repository.read_config(folder, runtime.load(path).session)
+    serving, sources = resolve(flags, config)
+    # No memory arena: onnxruntime's would keep the largest batch's memory for good (measured: the
+    # same speed for these models, and the memory back after a burst of large requests).
+    options = {"intra_op_num_threads": serving.intra_op_threads, "inter_op_num_threads": serving.inter_op_threads,
+               "memory_arena": False}
+    # One session per instance, as Triton gives each instance its own: parallel calls into one
+    # session would share (and contend for) its thread pool.
+    artifacts = [runtime.load(path, **options) for _ in range(serving.instances)]
+    session = artifacts[0].session
     (input_node,) = session.get_inputs()  # runtime.load has checked it is a zoo artifact: one input
-    return Model(name, artifact, _tensor(input_node, path), [_tensor(o, path) for o in session.get_outputs()])
+    return Model(name, artifacts[0], _tensor(input_node, path), [_tensor(o, path) for o in session.get_outputs()],
+                 serving, sources, [a.session for a in artifacts])
 
 
 def _named_files(path: Path, prefix: str | None) -> list:
-    """[(name, file)] for one PATH argument."""
+    """[(name, file, model folder or None)] for one PATH argument."""
     if path.is_file():
         meta = runtime.read_metadata(path)
-        return [(f"{prefix or meta['zoo.model']}-{meta['zoo.part']}", path)]
+        return [(f"{prefix or meta['zoo.model']}-{meta['zoo.part']}", path, None)]
     if not path.is_dir():
         raise ZooError(f"{path}: no such file or folder")
     if repository.is_repository(path):
         if prefix:
             raise ZooError(f"--name does not apply to the model repository {path}: its folder names are the "
                            "model names")
-        return list(repository.find_models(path).items())
+        return [(name, file, file.parent.parent) for name, file in repository.find_models(path).items()]
     files = sorted(path.glob("*.onnx"))
     if not files:
         raise ZooError(f"{path}: no .onnx files and no model repository; write them with `zoo export {path}`")
     prefix = prefix or path.resolve().name
-    return [(f"{prefix}-{runtime.read_metadata(f)['zoo.part']}", f) for f in files]
+    return [(f"{prefix}-{runtime.read_metadata(f)['zoo.part']}", f, None) for f in files]
 
 
-def load_models(paths, name: str | None = None, threads: int = 0) -> dict:
-    """``{model name: Model}`` for the PATH arguments, in the order given."""
+def load_models(paths, name: str | None = None, flags: dict | None = None) -> dict:
+    """``{model name: Model}`` for the PATH arguments, in the order given. ``flags``: the serving
+    settings given on the command line (``Serving``'s field names; None or absent: not given)."""
     if not paths:
         raise ZooError("give at least one PATH: a run folder, an exported .onnx file or a model repository")
     if name is not None and len(paths) > 1:
         raise ZooError("--name names the models of one PATH; give one PATH with it")
-    sources = {}
+    found = {}
     for path in map(Path, paths):
-        for model_name, file in _named_files(path, name):
+        for model_name, file, folder in _named_files(path, name):
             repository.check_name(model_name)
-            if model_name in sources:
-                raise ZooError(f"two models are named {model_name}: {sources[model_name]} and {file}; "
+            if model_name in found:
+                raise ZooError(f"two models are named {model_name}: {found[model_name][0]} and {file}; "
                                "serve one of them with --name")
-            sources[model_name] = file
-    return {model_name: open_model(model_name, file, threads) for model_name, file in sources.items()}
+            found[model_name] = (file, folder)
+    return {model_name: open_model(model_name, file, flags or {}, folder) for model_name, (file, folder) in found.items()}

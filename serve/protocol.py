@@ -20,6 +20,12 @@ import orjson
 HEADER_LENGTH = "inference-header-content-length"
 HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 FLOAT32_LE = np.dtype("<f4")
+JSON_BYTES_PER_VALUE = 16  # "-1.2345678e-38," is 15: the longest float32 orjson writes, with its comma
+MAX_DEPTH = 1024  # orjson's nesting limit
+# A client may write float64s: Python's repr takes up to 24 characters ("-2.2250738585072014e-308"),
+# and ", " follows each. Nested lists add a few brackets per row.
+REQUEST_BYTES_PER_VALUE = 32
+HEADER_ALLOWANCE = 64 * 1024  # the JSON around the values: names, shape, parameters, an id
 
 
 class ProtocolError(ValueError):
@@ -73,9 +79,12 @@ def _finite_float32(array: np.ndarray, name: str) -> np.ndarray:
 
 
 def _json_values(data, name: str, count: int) -> np.ndarray:
+    if isinstance(data, list) and data and not isinstance(data[0], list) and len(data) != count:
+        # A flat list of the wrong length: said before numpy copies what may be millions of values.
+        raise ProtocolError(f"input {name}: data has {len(data)} values; its shape needs {count}")
     try:
         array = np.asarray(data)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, RecursionError):
         raise ProtocolError(f"input {name}: data must be a flat or evenly nested list of numbers") from None
     if array.dtype.kind not in "fiu":
         raise ProtocolError(f"input {name}: data must hold only numbers")
@@ -95,8 +104,8 @@ def _binary_values(size, binary: memoryview, offset: int, name: str, count: int)
     return np.frombuffer(binary, dtype=FLOAT32_LE, count=count, offset=offset)
 
 
-def _parse_input(entry, model, binary: memoryview, offset: int) -> tuple:
-    entry = _object(entry, "each entry of inputs")
+def _checked_shape(entry: dict, model) -> list:
+    """The input's shape, [rows, *the model's input shape] with 1 <= rows <= the model's max batch."""
     name, tensor = entry.get("name"), model.input
     if name != tensor.name:
         raise ProtocolError(f"unknown input {name!r}; {model.name} takes one input, {tensor.name!r}")
@@ -108,7 +117,16 @@ def _parse_input(entry, model, binary: memoryview, offset: int) -> tuple:
             or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
             or tuple(shape[1:]) != tensor.shape or shape[0] < 1):
         raise ProtocolError(f"input {name} has shape {shape}; {model.name} takes {wanted} with rows >= 1")
-    count = math.prod(shape)
+    if shape[0] > model.max_batch:
+        # Triton's rule: a request is one batch, so it may not hold more rows than the model's max.
+        raise ProtocolError(f"input {name} has {shape[0]} rows; {model.name} takes at most {model.max_batch} "
+                            "per request (its max batch size): send them in several requests")
+    return shape
+
+
+def _input_values(entry: dict, shape: list, binary: memoryview, offset: int) -> tuple:
+    """(float32 values in ``shape``, the offset just past this input's binary bytes)."""
+    name, count = entry["name"], math.prod(shape)
     parameters = _object(entry.get("parameters", {}), f"input {name}: parameters")
     if "binary_data_size" in parameters:
         size = parameters["binary_data_size"]
@@ -119,6 +137,30 @@ def _parse_input(entry, model, binary: memoryview, offset: int) -> tuple:
     else:
         raise ProtocolError(f"input {name} has neither data nor a binary_data_size parameter")
     return _finite_float32(values, name).reshape(shape), offset
+
+
+def body_bound(model) -> int:
+    """The longest body a request within the model's max batch can need: every value in JSON at up
+    to REQUEST_BYTES_PER_VALUE bytes, plus HEADER_ALLOWANCE for the rest. A longer body is refused
+    unread: parsed, it would cost the server several times its size in Python objects."""
+    return model.max_batch * model.input.size * REQUEST_BYTES_PER_VALUE + HEADER_ALLOWANCE
+
+
+def answer_bound(model, rows: int, outputs: list) -> int:
+    """The most bytes the answer to ``rows`` rows can take: 4 per value in binary, and at most
+    JSON_BYTES_PER_VALUE per value in JSON (orjson's shortest float32, a sign, an exponent and a
+    comma), plus the JSON around them."""
+    total = 1024
+    for name, binary in outputs:
+        total += 256 + rows * model.output(name).size * (FLOAT32_LE.itemsize if binary else JSON_BYTES_PER_VALUE)
+    return total
+
+
+def _check_answer_size(model, rows: int, outputs: list, limit: int) -> None:
+    bound = answer_bound(model, rows, outputs)
+    if bound > limit:
+        raise ProtocolError(f"the answer to {rows} rows could take {bound} bytes, over this server's response limit "
+                            f"of {limit} bytes: ask for fewer rows, fewer outputs or binary outputs")
 
 
 def _requested_outputs(request: dict, model) -> list:
@@ -139,15 +181,17 @@ def _requested_outputs(request: dict, model) -> list:
     return chosen
 
 
-def parse_infer(body: bytes, header_length, model) -> InferRequest:
-    """Check one infer request against ``model`` and return its input batch, or a ProtocolError."""
+def parse_infer(body: bytes, header_length, model, max_response: int) -> InferRequest:
+    """Check one infer request against ``model`` and return its input batch, or a ProtocolError.
+    Everything that bounds the work (rows, the answer's size) is checked before the values are read."""
     header, binary = _split_body(body, header_length)
     if header_length is not None and len(header) == 0:
         # Raw binary request: the whole body is one row of the only input; answers are binary.
-        size = len(binary)
-        values = _binary_values(size, memoryview(binary), 0, model.input.name, model.input.size)
+        outputs = [(name, True) for name in model.output_names]
+        _check_answer_size(model, 1, outputs, max_response)
+        values = _binary_values(len(binary), memoryview(binary), 0, model.input.name, model.input.size)
         batch = _finite_float32(values, model.input.name).reshape(1, *model.input.shape)
-        return InferRequest(None, batch, [(name, True) for name in model.output_names])
+        return InferRequest(None, batch, outputs)
     request = _object(_loads(header), "the request")
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
@@ -155,25 +199,33 @@ def parse_infer(body: bytes, header_length, model) -> InferRequest:
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise ProtocolError(f"inputs must be a list of one input, {model.input.name!r}")
+    entry = _object(inputs[0], "each entry of inputs")
+    shape = _checked_shape(entry, model)
+    outputs = _requested_outputs(request, model)
+    _check_answer_size(model, shape[0], outputs, max_response)
     binary = memoryview(binary)
-    batch, used = _parse_input(inputs[0], model, binary, 0)
+    batch, used = _input_values(entry, shape, binary, 0)
     if used != len(binary):
         raise ProtocolError(f"the body has {len(binary)} bytes after the JSON header; the inputs use {used}")
-    return InferRequest(request_id, batch, _requested_outputs(request, model))
+    return InferRequest(request_id, batch, outputs)
 
 
 def _loads(header: bytes):
     """orjson parses a request several times faster than json. It refuses the NaN and Infinity
     literals that Python's json reads; json reads them here, so that such a request is told it
-    holds non-finite values rather than that it is malformed."""
+    holds non-finite values rather than that it is malformed. orjson stops at 1024 levels of
+    nesting; Python's json would recurse until the interpreter's limit, so a body nested deeper
+    never reaches it."""
     try:
         return orjson.loads(header)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise ProtocolError(f"malformed JSON: nested deeper than {MAX_DEPTH} levels") from None
+        first = exc
     try:
         return json.loads(header)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"malformed JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ProtocolError(f"malformed JSON ({first})") from None
 
 
 def encode_response(model, request: InferRequest, outputs: dict) -> tuple:

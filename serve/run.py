@@ -1,17 +1,32 @@
 """Run the app under uvicorn: listen, serve until SIGTERM or Ctrl-C, drain, and return normally.
 
-On SIGTERM (or SIGINT) uvicorn stops accepting connections, lets the requests in flight finish,
-runs the app's shutdown, and then raises the signal again for whatever handler was installed
-before it started. That handler is ours and does nothing, so the process ends with status 0
-instead of dying of the re-raised signal.
+One worker: the app runs in this process. On SIGTERM (or SIGINT) uvicorn stops accepting
+connections, lets the requests in flight finish, runs the app's shutdown, and then raises the signal
+again for whatever handler was installed before it started. That handler is ours and does nothing,
+so the process ends with status 0 instead of dying of the re-raised signal.
+
+Several workers: this process becomes a supervisor (uvicorn's) of N worker processes that share the
+listening socket, each with its own app, batchers and inference threads; the kernel hands each new
+connection to one of them. SIGTERM reaches every worker, each drains as above, and the supervisor
+returns once they have all exited. A worker that dies is replaced, and the event is logged.
+Workers are started fresh (spawned, not forked): onnxruntime's thread pools do not survive a fork.
 """
 
+import functools
+import os
+import shutil
 import signal
 import socket
+import sys
+import tempfile
 
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from zoo.errors import ZooError
+from zoo.serve.connections import ConnectionLimits
+
+PROTOCOL = "zoo.serve.connections:LimitedHttpProtocol"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -30,13 +45,63 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app, sock: socket.socket, drain_s: float) -> None:
+def _config(app, limits: ConnectionLimits, drain_s: float, workers: int = 1, factory: bool = False):
     # No proxy-header rewriting: it costs on every request, and the server faces its clients directly.
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False,
+    config = uvicorn.Config(app, factory=factory, workers=workers, http=PROTOCOL, log_level="warning",
+                            access_log=False, lifespan="on", proxy_headers=False,
                             timeout_graceful_shutdown=drain_s, server_header=False)
-    server = uvicorn.Server(config)
+    config.zoo_limits = limits  # read by LimitedHttpProtocol, in this process or a worker's
+    return config
+
+
+def serve(app, sock: socket.socket, limits: ConnectionLimits, drain_s: float) -> None:
+    """Serve ``app`` in this process until SIGTERM or SIGINT."""
+    server = uvicorn.Server(_config(app, limits, drain_s))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)  # what uvicorn re-raises into after its graceful shutdown
     server.run(sockets=[sock])
     if not server.started:
         raise ZooError("the server did not start (see the lines above)")
+
+
+def serve_workers(make_app, workers: int, sock: socket.socket, limits: ConnectionLimits, drain_s: float) -> None:
+    """Serve with ``workers`` processes, each building its app with ``make_app()`` (a picklable
+    callable: it travels to each worker) and all counting into one set of metrics."""
+    metrics_dir = tempfile.mkdtemp(prefix="zoo-serve-metrics-")
+    # prometheus_client reads this when a worker imports it: each worker then writes its counts to
+    # files there, and /metrics, in whichever worker answers, adds up every worker's.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        config = _config(functools.partial(_worker_app, make_app), limits, drain_s, workers, factory=True)
+        Supervisor(config, sockets=[sock]).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _worker_app(make_app):
+    return make_app()
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, saying when a worker dies and is replaced (its own log line is at a
+    level the server does not show), and retiring a dead worker's live gauges from the metrics."""
+
+    def keep_subprocess_alive(self) -> None:
+        before = list(self.processes)
+        super().keep_subprocess_alive()
+        for old, new in zip(before, self.processes):
+            if new is not old:
+                _forget_worker(old.pid)
+                sys.stderr.write(f"worker {old.pid} died (exit code {old.exitcode}); started worker {new.pid}\n")
+                sys.stderr.flush()
+
+    def join_all(self) -> None:
+        super().join_all()
+        for process in self.processes:
+            _forget_worker(process.pid)
+
+
+def _forget_worker(pid) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)

@@ -58,7 +58,8 @@ def test_concurrent_requests_each_get_their_own_rows(runs, tmp_path):
 
 
 def test_a_full_queue_answers_503_with_retry_after(runs, tmp_path):
-    server = Server(runs["conv-ae"], "--max-queue", "2", "--max-batch", "1", "--quiet", log=tmp_path / "serve.log")
+    # Each request fills a call on its own (256 rows, the max batch), so the queue fills quickly.
+    server = Server(runs["conv-ae"], "--max-queue", "2", "--max-batch", "256", "--quiet", log=tmp_path / "serve.log")
     z = np.zeros((256, 8, 7, 7), np.float32)
     try:
         responses = concurrently(24, lambda _: binary_infer(server.client, "conv-ae-decoder", z))
@@ -74,8 +75,8 @@ def test_a_full_queue_answers_503_with_retry_after(runs, tmp_path):
 
 
 def test_requests_past_the_timeout_answer_504(runs, tmp_path):
-    server = Server(runs["conv-ae"], "--timeout", "0.1", "--max-batch", "1", "--quiet", log=tmp_path / "serve.log")
-    z = np.zeros((1024, 8, 7, 7), np.float32)
+    server = Server(runs["conv-ae"], "--timeout", "0.1", "--max-batch", "1024", "--quiet", log=tmp_path / "serve.log")
+    z = np.zeros((1024, 8, 7, 7), np.float32)  # a call each
     try:
         responses = concurrently(12, lambda _: binary_infer(server.client, "conv-ae-decoder", z))
         statuses = [r.status_code for r in responses]
@@ -88,13 +89,13 @@ def test_requests_past_the_timeout_answer_504(runs, tmp_path):
 
 
 def test_sigterm_finishes_every_accepted_request_and_exits_0(runs, tmp_path):
-    server = Server(runs["conv-ae"], "--max-batch", "1", log=tmp_path / "serve.log")
+    server = Server(runs["conv-ae"], "--max-batch", "1024", log=tmp_path / "serve.log")
     z = np.zeros((1024, 8, 7, 7), np.float32)
     count = 12
 
     def accepted() -> float:
-        # With --max-batch 1 each onnxruntime call started (the batch-size histogram's count) is one
-        # request; with the queued ones, that is every request the server has accepted.
+        # Each request fills the max batch, so each onnxruntime call started (the batch-size
+        # histogram's count) is one request; with the queued ones, that is every request accepted.
         text = server.client.get("/metrics").text
         return (metric(text, "zoo_serve_batch_rows_count", model="conv-ae-decoder")
                 + metric(text, "zoo_serve_queue_depth", model="conv-ae-decoder"))

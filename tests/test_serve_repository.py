@@ -2,14 +2,18 @@
 and each config.pbtxt is one Triton's own ModelConfig schema accepts, naming exactly the tensors of
 its model.onnx."""
 
+import shutil
+
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 from click.testing import CliRunner
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 import zoo
+from export_helpers import run_zoo_without_torch
 from test_serve_helpers import Server, conv_run, vae_run
 from zoo.cli import cli
 from zoo.export import repository
@@ -84,3 +88,271 @@ def test_serve_a_repository_under_its_folder_names(repo, tmp_path):
 def test_unsafe_model_names_are_refused(name):
     with pytest.raises(zoo.ZooError, match="must start with a letter or digit"):
         repository.check_name(name)
+
+
+# config.pbtxt is the configuration: what `zoo export` writes, `read_config` reads back, and what it
+# cannot honour it refuses by file and field.
+
+def session_of(model_folder):
+    return onnxruntime.InferenceSession(str(model_folder / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def parse(model_folder):
+    return text_format.Parse((model_folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+
+
+@pytest.fixture
+def generator(repo, tmp_path):
+    """A private copy of vae-generator (eps [20] -> x_hat [1, 28, 28]) whose config a test may rewrite."""
+    return shutil.copytree(repo / "vae-generator", tmp_path / "models" / "vae-generator")
+
+
+def rewrite(model_folder, edit) -> None:
+    """Apply ``edit`` to the parsed config (or, given a string, replace the file's text with it)."""
+    if isinstance(edit, str):
+        (model_folder / "config.pbtxt").write_text(edit)
+        return
+    config = parse(model_folder)
+    edit(config)
+    (model_folder / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
+def test_what_zoo_export_writes_reads_back_as_the_defaults(repo):
+    for name, path in repository.find_models(repo).items():
+        folder = path.parent.parent
+        assert repository.read_config(folder, session_of(folder)) == repository.ServingConfig(
+            max_batch=repository.MAX_BATCH_SIZE, max_delay_ms=None, instances=None, intra_op_threads=None,
+            inter_op_threads=None)
+        config = parse(folder)
+        assert not config.instance_group and not config.parameters  # Triton's own defaults apply
+        assert config.dynamic_batching == model_config_pb2.ModelDynamicBatching()  # on, with its default delay
+
+
+@pytest.mark.parametrize("settings", [
+    dict(max_batch=1),
+    dict(max_batch=8, max_delay_ms=2.5, instances=3, threads=2),
+    dict(max_batch=65536, max_delay_ms=0.0125, instances=64, threads=0),
+])
+def test_written_settings_round_trip(repo, tmp_path, settings):
+    onnx_file = tmp_path / "generator.onnx"
+    onnx_file.write_bytes((repo / "vae-generator" / "1" / "model.onnx").read_bytes())
+    folder = repository.write_model(tmp_path / "models", "gen", onnx_file, **settings)
+    read = repository.read_config(folder, session_of(folder))
+    delay = settings.get("max_delay_ms")
+    assert read == repository.ServingConfig(
+        max_batch=settings["max_batch"], max_delay_ms=None if delay is None else round(delay * 1000) / 1000,
+        instances=settings.get("instances"), intra_op_threads=settings.get("threads"), inter_op_threads=None)
+    config = parse(folder)  # what Triton itself reads
+    assert config.name == "gen" and config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == settings["max_batch"] and config.HasField("dynamic_batching")
+    assert config.dynamic_batching.max_queue_delay_microseconds == round((delay or 0) * 1000)
+    assert [(g.count, g.kind) for g in config.instance_group] == \
+           ([(settings["instances"], model_config_pb2.ModelInstanceGroup.KIND_AUTO)] if "instances" in settings else [])
+    assert "kind" not in (folder / "config.pbtxt").read_text()  # Triton picks the device
+    assert {k: v.string_value for k, v in config.parameters.items()} == \
+           ({"intra_op_thread_count": str(settings["threads"])} if "threads" in settings else {})
+
+
+@pytest.mark.parametrize("settings", [dict(max_batch=0), dict(max_delay_ms=1001), dict(instances=0),
+                                      dict(instances=65), dict(threads=-1)])
+def test_out_of_range_settings_are_not_written(repo, tmp_path, settings):
+    with pytest.raises(zoo.ZooError, match="must be"):
+        repository.write_model(tmp_path / "models", "gen", repo / "vae-generator" / "1" / "model.onnx", **settings)
+    assert not (tmp_path / "models").exists()
+
+
+def test_export_flags_land_in_config_pbtxt(tmp_path_factory, tmp_path):
+    folder = tmp_path / "models"
+    result = CliRunner().invoke(cli, ["export", str(conv_run(tmp_path_factory)), "--repository", str(folder),
+                                      "--max-batch", "64", "--max-delay-ms", "1.5", "--threads", "1",
+                                      "--instances", "2"])
+    assert result.exit_code == 0, result.output
+    for part in PARTS:
+        model = folder / f"conv-ae-{part}"
+        config = parse(model)
+        assert config.max_batch_size == 64 and config.dynamic_batching.max_queue_delay_microseconds == 1500
+        assert [g.count for g in config.instance_group] == [2]
+        assert config.parameters["intra_op_thread_count"].string_value == "1"
+        assert repository.read_config(model, session_of(model)) == repository.ServingConfig(64, 1.5, 2, 1, None)
+
+
+@pytest.mark.parametrize("flag", [["--max-batch", "8"], ["--max-delay-ms", "2"], ["--threads", "1"],
+                                  ["--instances", "2"], ["--max-batch", "1024"]])
+def test_serving_flags_without_a_repository_are_an_error(tmp_path_factory, flag):
+    run = vae_run(tmp_path_factory)
+    before = {p.name: p.stat().st_mtime_ns for p in run.glob("*.onnx")}
+    result = CliRunner().invoke(cli, ["export", str(run), *flag])
+    assert result.exit_code == 2 and f"{flag[0]} set what config.pbtxt says; give --repository" in result.output
+    assert {p.name: p.stat().st_mtime_ns for p in run.glob("*.onnx")} == before  # refused before exporting
+
+
+@pytest.mark.parametrize("flag", [["--max-batch", "0"], ["--max-delay-ms", "1000.5"], ["--threads", "-1"],
+                                  ["--instances", "65"]])
+def test_serving_flags_out_of_range_are_usage_errors(tmp_path, flag):
+    result = CliRunner().invoke(cli, ["export", str(tmp_path), "--repository", str(tmp_path / "m"), *flag])
+    assert result.exit_code == 2 and flag[0] in result.output
+
+
+def input_dims(config, dims):
+    config.input[0].ClearField("dims")
+    config.input[0].dims.extend(dims)
+
+
+def gpu_group(config):
+    config.instance_group.add(kind=model_config_pb2.ModelInstanceGroup.KIND_GPU)
+
+
+SEQUENCE = 'name: "vae-generator"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\nsequence_batching { }\n'
+REFUSED = {
+    "unsupported field": (SEQUENCE, "field sequence_batching is not supported by zoo serve (it honours name, "),
+    "unsupported sub-field": (lambda c: c.dynamic_batching.preferred_batch_size.append(4),
+                              "field dynamic_batching.preferred_batch_size is not supported"),
+    "GPU instances": (gpu_group, "field instance_group.kind KIND_GPU is not supported"),
+    "GPU ids": (lambda c: c.instance_group.add(count=1, gpus=[0]), "field instance_group.gpus is not supported"),
+    "negative count": (lambda c: c.instance_group.add(count=-2), "instance_group.count is -2"),
+    "too many instances": (lambda c: [c.instance_group.add(count=40) for _ in range(2)], "instance_group counts add up to 80"),
+    "unknown parameter": (lambda c: c.parameters["enable_mem_arena"].MergeFrom(model_config_pb2.ModelParameter(string_value="1")),
+                          "field parameters key 'enable_mem_arena' is not supported"),
+    "word for threads": (lambda c: c.parameters["intra_op_thread_count"].MergeFrom(model_config_pb2.ModelParameter(string_value="two")),
+                         "parameters intra_op_thread_count is 'two'"),
+    "negative threads": (lambda c: c.parameters["inter_op_thread_count"].MergeFrom(model_config_pb2.ModelParameter(string_value="-1")),
+                         "parameters inter_op_thread_count is '-1'"),
+    "no batch dimension": (lambda c: c.ClearField("max_batch_size"), "max_batch_size is 0; zoo serve needs 1 or more"),
+    "batch too big": (lambda c: setattr(c, "max_batch_size", 65537), "max_batch_size is 65537"),
+    "wrong name": (lambda c: setattr(c, "name", "other"), "name is 'other'; it must be the folder's name, 'vae-generator'"),
+    "other platform": (lambda c: setattr(c, "platform", "tensorflow_savedmodel"), "platform is 'tensorflow_savedmodel'"),
+    "other backend": (lambda c: setattr(c, "backend", "python"), "backend is 'python'"),
+    "wrong dims": (lambda c: input_dims(c, [21]), "input eps has dims [21]; model.onnx has [20]"),
+    "wrong rank": (lambda c: c.output[0].dims.append(1), "output x_hat has dims [1, 28, 28, 1]; model.onnx has [1, 28, 28]"),
+    "wrong type": (lambda c: setattr(c.input[0], "data_type", model_config_pb2.TYPE_FP16),
+                   "input eps has data_type TYPE_FP16; model.onnx has TYPE_FP32"),
+    "wrong tensor name": (lambda c: setattr(c.input[0], "name", "z"), "input names ['z']; model.onnx has ['eps']"),
+    "tensor reshape": (lambda c: c.input[0].reshape.shape.append(20), "field input.reshape is not supported"),
+    "several versions": (lambda c: c.version_policy.all.SetInParent(), "version_policy must be latest"),
+    "other model file": (lambda c: setattr(c, "default_model_filename", "m.onnx"), "field default_model_filename"),
+    "long delay": (lambda c: setattr(c.dynamic_batching, "max_queue_delay_microseconds", 2_000_000),
+                   "dynamic_batching.max_queue_delay_microseconds is 2000000"),
+    "syntax error": ('name: "vae-generator"\nmax_batch_size: 8\ndynamic_batching {\n',
+                     'not a Triton ModelConfig in protobuf text format: 3:18 : Expected "}".'),
+    "unknown field": ('max_batch_size: 8\nmax_batch: 8\n', 'has no field named "max_batch"'),
+}
+
+
+@pytest.mark.parametrize("edit, expected", REFUSED.values(), ids=REFUSED.keys())
+def test_what_zoo_serve_cannot_honour_is_refused_by_file_and_field(generator, edit, expected):
+    rewrite(generator, edit)
+    with pytest.raises(zoo.ZooError) as caught:
+        repository.read_config(generator, session_of(generator))
+    message = str(caught.value)
+    assert message.startswith(f"{generator / 'config.pbtxt'}: ") and expected in message
+    assert "\n" not in message
+
+
+def test_a_hand_written_triton_config_is_read(generator):
+    """Triton's list syntax and its optional fields: input and output left to auto-complete, the
+    backend instead of the platform, CPU instance groups (one without a count: 1)."""
+    rewrite(generator, """
+        backend: "onnxruntime"
+        max_batch_size: 16
+        version_policy: { latest: { num_versions: 1 } }
+        dynamic_batching { max_queue_delay_microseconds: 500 }
+        instance_group [ { count: 2, kind: KIND_CPU }, { kind: KIND_AUTO } ]
+        parameters [ { key: "intra_op_thread_count", value: { string_value: "1" } },
+                     { key: "inter_op_thread_count", value: { string_value: "0" } } ]
+    """)
+    assert repository.read_config(generator, session_of(generator)) == repository.ServingConfig(
+        max_batch=16, max_delay_ms=0.5, instances=3, intra_op_threads=1, inter_op_threads=0)
+
+
+def test_tensors_may_be_given_in_any_order_or_left_out(generator):
+    rewrite(generator, lambda c: c.ClearField("output"))
+    assert repository.read_config(generator, session_of(generator)).max_batch == repository.MAX_BATCH_SIZE
+    rewrite(generator, 'platform: "onnxruntime_onnx"\nmax_batch_size: 4\n'
+                       'input [{ name: "eps", data_type: TYPE_FP32, dims: [ 20 ] }]\n')
+    assert repository.read_config(generator, session_of(generator)).max_batch == 4
+
+
+def test_without_dynamic_batching_each_request_runs_alone(generator):
+    rewrite(generator, lambda c: c.ClearField("dynamic_batching"))
+    assert repository.read_config(generator, session_of(generator)).max_delay_ms == 0
+
+
+def test_an_unreadable_config_is_one_line(generator):
+    (generator / "config.pbtxt").write_bytes(b"name: \"\xff\xfe\"\n")
+    with pytest.raises(zoo.ZooError, match="config.pbtxt") as caught:
+        repository.read_config(generator, session_of(generator))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory):
+    """The VAE exported into a repository with every serving setting written to its config.pbtxt."""
+    folder = tmp_path_factory.mktemp("configured") / "models"
+    result = CliRunner().invoke(cli, ["export", str(vae_run(tmp_path_factory)), "--repository", str(folder),
+                                      "--max-batch", "4", "--max-delay-ms", "0.5", "--instances", "2", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def banner_line(server, model: str) -> str:
+    """The settings line printed under a model's name."""
+    lines = server.banner
+    return lines[next(i for i, line in enumerate(lines) if line.strip().startswith(model)) + 1]
+
+
+def test_zoo_serve_takes_its_settings_from_config_pbtxt(configured, tmp_path):
+    server = Server(configured, log=tmp_path / "serve.log")
+    try:
+        line = banner_line(server, "vae-decoder")
+        for shown in ("max batch 4 [config.pbtxt]", "delay 0.5 ms [config.pbtxt]", "2 instances [config.pbtxt]",
+                      "intra-op threads 1 [config.pbtxt]", "inter-op threads auto"):
+            assert shown in line, line
+        five = server.client.post("/v2/models/vae-decoder/infer",
+                                  json={"inputs": [{"name": "z", "shape": [5, 20], "datatype": "FP32", "data": [0.0] * 100}]})
+        assert five.status_code == 400 and "at most 4" in five.json()["error"]
+        four = server.client.post("/v2/models/vae-decoder/infer",
+                                  json={"inputs": [{"name": "z", "shape": [4, 20], "datatype": "FP32", "data": [0.0] * 80}]})
+        assert four.status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_flags_override_config_pbtxt_and_the_banner_says_so(configured, tmp_path):
+    server = Server(configured, "--max-batch", "16", "--instances", "1", log=tmp_path / "serve.log")
+    try:
+        line = banner_line(server, "vae-decoder")
+        assert "max batch 16 [--max-batch]" in line and "1 instance [--instances]" in line
+        assert "delay 0.5 ms [config.pbtxt]" in line
+        rows = {"inputs": [{"name": "z", "shape": [16, 20], "datatype": "FP32", "data": [0.0] * 320}]}
+        assert server.client.post("/v2/models/vae-decoder/infer", json=rows).status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_instances_are_parallel_sessions(configured):
+    from zoo.serve.models import load_models
+
+    models = load_models([configured])
+    decoder = models["vae-decoder"]
+    assert decoder.serving.instances == 2 and len(decoder.sessions) == 2
+    assert decoder.sessions[0] is not decoder.sessions[1]
+    z = np.random.default_rng(0).standard_normal((3, 20), dtype=np.float32)
+    first, second = (decoder.runner(i)(z) for i in range(2))
+    np.testing.assert_array_equal(first[0], second[0])
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda text: text + "response_cache { enable: true }\n", "field response_cache is not supported"),
+    (lambda text: text.replace("dims: 20", "dims: 21", 1), "dims [21]"),
+    (lambda text: text + "max_batch_size: }\n", "config.pbtxt"),
+])
+def test_a_config_zoo_serve_cannot_honour_is_one_line_at_startup(configured, tmp_path, edit, fragment):
+    repo = tmp_path / "models"
+    shutil.copytree(configured, repo)
+    config = repo / "vae-decoder" / "config.pbtxt"
+    config.write_text(edit(config.read_text()))
+    result = run_zoo_without_torch("serve", repo, "--port", "0")
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and str(config) in line and fragment in line, line
+    assert "serving" not in result.stdout  # nothing started

@@ -1,0 +1,209 @@
+"""`zoo serve` against careless and hostile clients, over real HTTP and raw sockets: every resource a
+client can make the server spend is bounded (rows, body, answer, connections, time), client mistakes
+are a 4xx with one line, and a real server fault is a 500 whose log line says what failed."""
+
+import json
+import re
+import socket
+import time
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from test_serve_helpers import Server, infer_json, metric, vae_run, wait_until
+
+
+@pytest.fixture(scope="module")
+def vae(tmp_path_factory):
+    return vae_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(vae, tmp_path_factory):
+    """Small limits, so that each is easy to cross: 8 rows, 64 KiB answers, 2 s to send a request."""
+    server = Server(vae, "--max-batch", "8", "--max-response-mb", "0.0625", "--timeout", "2",
+                    log=tmp_path_factory.mktemp("log") / "serve.log")
+    yield server
+    assert server.stop() == 0
+
+
+def eps_request(rows: int, **extra) -> dict:
+    return infer_json(np.zeros((rows, 20), np.float32), "eps", **extra)
+
+
+def calls(server, model: str) -> float:
+    return metric(server.client.get("/metrics").text, "zoo_serve_batch_rows_count", model=model)
+
+
+def test_more_rows_than_the_max_batch_are_refused_before_any_work(server):
+    before = calls(server, "vae-decoder")
+    response = server.client.post("/v2/models/vae-decoder/infer", json=infer_json(np.zeros((9, 20), np.float32), "z"))
+    assert response.status_code == 400
+    assert "9 rows" in response.json()["error"] and "at most 8" in response.json()["error"]
+    assert calls(server, "vae-decoder") == before  # onnxruntime never ran
+    full = infer_json(np.zeros((8, 20), np.float32), "z", parameters={"binary_data_output": True})
+    assert server.client.post("/v2/models/vae-decoder/infer", json=full).status_code == 200
+
+
+def test_an_answer_over_the_response_limit_is_refused_unrun(server):
+    # 8 images of 784 floats: about 100 KB in JSON, over the 64 KiB limit; 25 KB as binary, under it.
+    before = calls(server, "vae-generator")
+    refused = server.client.post("/v2/models/vae-generator/infer", json=eps_request(8))
+    assert refused.status_code == 400 and "response limit" in refused.json()["error"]
+    assert calls(server, "vae-generator") == before
+    binary = server.client.post("/v2/models/vae-generator/infer",
+                                json=eps_request(8, parameters={"binary_data_output": True}))
+    assert binary.status_code == 200 and len(binary.content) > 8 * 784 * 4
+
+
+def test_a_body_longer_than_the_max_batch_needs_is_413_unread(server):
+    # vae-decoder takes 8 rows of 20 values: a 10 MB body is no request it could need.
+    body = b'{"inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": [' + b"0.1, " * 2_000_000 + b"0]}]}"
+    response = server.client.post("/v2/models/vae-decoder/infer", content=body)
+    assert response.status_code == 413 and "the most vae-decoder reads" in response.json()["error"]
+
+
+@pytest.mark.parametrize("depth", [1025, 100_000])
+def test_deeply_nested_json_is_400_without_a_traceback(server, depth):
+    # vae-encoder reads bodies up to 266 KB here (8 rows of 784 values): 100,000 levels fit in it.
+    response = server.client.post("/v2/models/vae-encoder/infer", content=b"[" * depth + b"]" * depth)
+    assert response.status_code == 400 and "nested deeper" in response.json()["error"]
+    assert "Traceback" not in server.log_text()
+
+
+def raw_connection(server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def read_all(sock) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_stalled_body_is_answered_504_and_dropped(server):
+    with raw_connection(server) as sock:
+        sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"in")
+        started = time.monotonic()
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 504") and b"timeout" in answer
+        assert time.monotonic() - started < 10
+        sock.settimeout(15)
+        assert read_all(sock) == b""  # then the connection is closed: the rest of the body never comes
+
+
+def test_headers_that_trickle_past_the_timeout_lose_the_connection(server):
+    with raw_connection(server) as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\n")
+        closed = False
+        for _ in range(40):  # a byte every 0.2 s: never idle, never done (the timeout is 2 s)
+            try:
+                sock.sendall(b"X")
+                time.sleep(0.2)
+            except OSError:
+                closed = True
+                break
+            sock.setblocking(False)
+            try:
+                closed = sock.recv(1) == b""
+            except BlockingIOError:
+                pass
+            sock.setblocking(True)
+            if closed:
+                break
+        assert closed
+
+
+def test_idle_slow_and_stalled_connections_do_not_starve_a_healthy_client(server):
+    """Many idle keep-alive connections, clients trickling headers and bodies stalled after 4 bytes:
+    a healthy request is still answered at once."""
+    idle, trickling, stalled = [], [], []
+    try:
+        for _ in range(200):
+            sock = raw_connection(server)
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            idle.append(sock)
+        for _ in range(50):
+            sock = raw_connection(server)
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHo")
+            trickling.append(sock)
+        for _ in range(50):
+            sock = raw_connection(server)
+            sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
+            stalled.append(sock)
+        for sock in trickling:
+            sock.sendall(b"s")
+        response = server.client.post("/v2/models/vae-decoder/infer", json=infer_json(np.zeros((1, 20), np.float32), "z"),
+                                      timeout=5)
+        assert response.status_code == 200
+    finally:
+        for sock in idle + trickling + stalled:
+            sock.close()
+
+
+def test_past_max_connections_a_new_connection_is_refused_at_once(vae, tmp_path):
+    server = Server(vae, "--max-connections", "8", "--quiet", log=tmp_path / "serve.log")
+    held = []
+    try:
+        for _ in range(7):  # with the test client's own connection, the server holds 8
+            sock = raw_connection(server)
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            held.append(sock)
+        assert server.client.get("/v2/health/live").status_code == 200
+        with raw_connection(server) as extra:
+            refusal = read_all(extra)  # answered without sending a byte, then closed
+        head, body = refusal.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in head
+        assert "limit of 8 open connections" in json.loads(body)["error"]
+        for sock in held:
+            sock.close()
+        assert wait_until(lambda: raw_probe(server))
+    finally:
+        for sock in held:
+            sock.close()
+        assert server.stop() == 0
+
+
+def raw_probe(server) -> bool:
+    with raw_connection(server) as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return read_all(sock).startswith(b"HTTP/1.1 200")
+
+
+def failing_generator(generator, folder):
+    """The generator's interface and metadata, with a graph that runs for one row and fails for more
+    (a Reshape to a fixed batch of 1): onnxruntime itself fails, as a broken model would."""
+    model = onnx.load(generator)
+    (source,), (target,) = model.graph.input, model.graph.output
+    graph = helper.make_graph(
+        [helper.make_node("Pad", [source.name, "pads"], ["padded"]),
+         helper.make_node("Reshape", ["padded", "shape"], [target.name])],
+        "fails_past_one_row", [source], [target],
+        [helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, 784 - 20]),
+         helper.make_tensor("shape", TensorProto.INT64, [4], [1, 1, 28, 28])])
+    broken = helper.make_model(graph, opset_imports=model.opset_import)
+    broken.metadata_props.extend(model.metadata_props)
+    folder.mkdir()
+    onnx.save(broken, folder / "generator.onnx")
+    return folder
+
+
+def test_an_onnxruntime_failure_is_a_500_that_the_log_explains(vae, tmp_path):
+    run = failing_generator(vae / "generator.onnx", tmp_path / "broken")
+    server = Server(run, log=tmp_path / "serve.log")
+    try:
+        assert server.client.post("/v2/models/broken-generator/infer", json=eps_request(1)).status_code == 200
+        response = server.client.post("/v2/models/broken-generator/infer", json=eps_request(2))
+        assert response.status_code == 500 and "inference failed" in response.json()["error"]
+        assert wait_until(lambda: "error: broken-generator: inference failed" in server.log_text())
+        log = server.log_text()
+        assert "Traceback" not in log
+        (line,) = [line for line in log.splitlines() if line.startswith("error:")]
+        assert re.search(r"inference failed \(\w+", line)
+    finally:
+        assert server.stop() == 0
