@@ -12,7 +12,10 @@
 #   nll    zoo eval --nll on the trained run: k = 5000, the whole binarized test split, on the GPU
 #   loop   benchmarks/train_throughput.py --device cuda (seed loop against the zoo's loop), and the
 #          VAE's MNIST epoch time
-#   all    train, nll, loop
+#   serve  benchmarks/serve_workers.py on the machine's CPU cores: `zoo serve --workers N` for N = 1,
+#          2, 4 and 8, each worker count on cores of its own and 4 load-client processes on the next
+#          four (about 3 minutes; needs no GPU and no MNIST)
+#   all    train, nll, loop, serve
 # Everything lands under $OUT (card name, logs, run folder, JSON); benchmark result files are also
 # copied to $OUT/results/ for benchmarks/results/.
 set -euo pipefail
@@ -33,7 +36,7 @@ mkdir -p "$OUT/results"
 if ! "$PY" -c "import zoo" 2>/dev/null; then
     "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1
 fi
-if [ ! -d "$ZOO_DATA_DIR/mnist" ]; then
+if [ "$STAGE" != serve ] && [ ! -d "$ZOO_DATA_DIR/mnist" ]; then
     echo "no MNIST in $ZOO_DATA_DIR/mnist: copy it into the checkout first (see the top of this script)" >&2
     exit 1
 fi
@@ -83,11 +86,17 @@ stage_loop() {
     cp benchmarks/results/train_throughput-* "$OUT/results/" 2>/dev/null || true
 }
 
+stage_serve() {
+    nproc | tee "$OUT/serve_cores.txt"
+    "$PY" benchmarks/serve_workers.py --workers 1 2 4 8 --clients 4 --out "$OUT/results" 2>&1 | tee "$OUT/serve_workers.log"
+}
+
 card
 case "$STAGE" in
     train) stage_train ;;
     nll) stage_nll ;;
     loop) stage_loop ;;
-    all) stage_train; stage_nll; stage_loop ;;
-    *) echo "unknown stage $STAGE: use train, nll, loop or all" >&2; exit 2 ;;
+    serve) stage_serve ;;
+    all) stage_train; stage_nll; stage_loop; stage_serve ;;
+    *) echo "unknown stage $STAGE: use train, nll, loop, serve or all" >&2; exit 2 ;;
 esac

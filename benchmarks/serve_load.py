@@ -34,9 +34,9 @@ from serve_load_report import markdown, plot, targets  # noqa: E402
 MODELS = (("vae", "generator"), ("conv-ae", "decoder"))  # (architecture, part) pairs to load
 NO_WORK = "no-work"  # the floor model's folder, so it is served as no-work-generator
 FULL = {"concurrency": (1, 8, 64, 256), "requests": 4000, "seconds": 8.0, "queue": 64, "overload_seconds": 8.0,
-        "inprocess_calls": 5000}
+        "inprocess_calls": 5000, "workers_concurrency": (64, 256)}
 QUICK = {"concurrency": (1, 8), "requests": 40, "seconds": 2.0, "queue": 4, "overload_seconds": 1.0,
-         "inprocess_calls": 50}
+         "inprocess_calls": 50, "workers_concurrency": (8,)}
 SEED = 0
 
 
@@ -185,6 +185,9 @@ def measure(runs: dict, plan: dict, log, scratch: Path) -> dict:
         finally:
             server.stop()
     result["overload"] = overload(runs, plan, server_core, client_core, log)
+    from serve_workers import measure_workers  # beside this file; it imports this module's helpers
+
+    result["workers"] = measure_workers(runs["vae"], (1, 2), 1, plan, log)
     return result
 
 

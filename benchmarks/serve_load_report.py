@@ -106,8 +106,16 @@ def markdown(result) -> str:
               f"Queue limit {over['queue']}, {over['concurrency']} concurrent clients, no micro-batching, "
               f"conv-ae decoder: status counts {over['status_counts']}; 503 p50/p99 "
               f"{over.get('p50_ms_503', math.nan):.1f}/{over.get('p99_ms_503', math.nan):.1f} ms; server RSS "
-              f"{over['rss_mb_start']:.0f} MB at start, {over['rss_mb_max']:.0f} MB at most, {over['rss_mb_end']:.0f} MB at the end.",
-              "", "## Every cell", "", HEADER]
+              f"{over['rss_mb_start']:.0f} MB at start, {over['rss_mb_max']:.0f} MB at most, {over['rss_mb_end']:.0f} MB at the end."]
+    if not result.get("workers"):
+        lines += ["", "## Every cell", "", HEADER]
+    if result.get("workers"):
+        from serve_workers import markdown_rows  # beside this file
+
+        lines += ["", "## Worker processes", "",
+                  "`--workers N`, the VAE generator. With 2 workers on 2 cores the server and the load client "
+                  "share both cores (server cores 'all'), so the client's own work comes out of the server's.",
+                  "", *markdown_rows(result["workers"]), "", "## Every cell", "", HEADER]
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result["cells"]]
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result.get("no_work", [])]
     lines += [_row("hello-world route (no model)", "-", "-", h) for h in result["hello"]]

@@ -32,7 +32,11 @@ def test_quick_load_run_writes_every_result(tmp_path_factory, tmp_path):
     overload = result["overload"]
     assert overload["status_counts"].get("503", 0) > 0 and set(overload["status_counts"]) <= {"200", "503"}
     assert overload["rss_mb_max"] > 0 and result["targets"]
+    # 1 and 2 worker processes, the same load client.
+    assert {(w["workers"], w["tensors"]) for w in result["workers"]} == {(n, t) for n in (1, 2) for t in ("json", "binary")}
+    assert all(w["rps"] > 0 and w["errors"] == 0 for w in result["workers"])
     markdown = result_file.with_suffix(".md").read_text()
+    assert "## Worker processes" in markdown
     assert "| route | tensors | batching | concurrency | req/s |" in markdown and "## Targets" in markdown
     assert "## The same targets for a model that does no work" in markdown
     assert result_file.with_suffix(".png").stat().st_size > 10_000

@@ -1,0 +1,88 @@
+"""`zoo serve --workers 2`: two processes behind one port, /metrics counting every request once
+whichever worker answered it, a dead worker replaced (and said so), and SIGTERM draining all."""
+
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from test_serve_helpers import Server, conv_run, infer_json, metric, vae_run, wait_until
+
+
+def workers(server) -> list:
+    """The PIDs of the server's worker processes (not multiprocessing's resource tracker)."""
+    pid = server.process.pid
+    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    return [int(c) for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
+
+
+def fresh_post(server, path: str, body: dict) -> httpx.Response:
+    # A connection per request, so the kernel spreads them over the workers.
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        return client.post(path, json=body, headers={"Connection": "close"})
+
+
+def infer_count(server) -> float:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        text = client.get("/metrics").text
+    return metric(text, "zoo_serve_requests_total", model="vae-generator", status="200")
+
+
+@pytest.fixture
+def server(tmp_path_factory, tmp_path):
+    server = Server(vae_run(tmp_path_factory), "--workers", "2", "--quiet", log=tmp_path / "serve.log")
+    assert wait_until(lambda: len(workers(server)) == 2, timeout=30)
+    yield server
+    server.kill()
+
+
+def test_two_workers_count_every_request_once(server):
+    assert any("2 workers" in line for line in server.banner)
+    request = infer_json(np.zeros((1, 20), np.float32), "eps")
+    for _ in range(30):
+        assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
+    for _ in range(6):  # whichever worker answers /metrics, it reports both workers' counts
+        assert infer_count(server) == 30
+
+
+def test_a_dead_worker_is_replaced_and_logged_and_its_counts_kept(server):
+    request = infer_json(np.zeros((1, 20), np.float32), "eps")
+    for _ in range(10):
+        assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
+    victim = workers(server)[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: f"worker {victim} died" in server.log_text(), timeout=30), server.log_text()
+    assert wait_until(lambda: len(workers(server)) == 2 and victim not in workers(server), timeout=30)
+    for _ in range(10):
+        assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
+    assert infer_count(server) == 20  # the dead worker's requests still count, once
+
+
+def test_sigterm_drains_every_worker_and_exits_0(tmp_path_factory, tmp_path):
+    server = Server(conv_run(tmp_path_factory), "--workers", "2", log=tmp_path / "serve.log")
+    z = np.zeros((1024, 8, 7, 7), np.float32)  # a max batch each: one onnxruntime call per request
+    count = 8
+
+    def accepted() -> float:  # calls started plus requests queued, summed over both workers
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            text = client.get("/metrics").text
+        return (metric(text, "zoo_serve_batch_rows_count", model="conv-ae-decoder")
+                + metric(text, "zoo_serve_queue_depth", model="conv-ae-decoder"))
+
+    try:
+        assert wait_until(lambda: len(workers(server)) == 2, timeout=30)
+        pids = workers(server)
+        with ThreadPoolExecutor(count) as pool:
+            pending = [pool.submit(fresh_post, server, "/v2/models/conv-ae-decoder/infer", infer_json(z, "z"))
+                       for _ in range(count)]
+            assert wait_until(lambda: accepted() >= count, timeout=60)
+            status = server.stop(timeout=60)
+            responses = [p.result() for p in pending]
+    finally:
+        server.kill()
+    assert status == 0
+    assert [r.status_code for r in responses] == [200] * count
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
