@@ -72,14 +72,29 @@ def serve_workers(make_app, workers: int, sock: socket.socket, limits: Connectio
     # files there, and /metrics, in whichever worker answers, adds up every worker's.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        config = _config(functools.partial(_worker_app, make_app), limits, drain_s, workers, factory=True)
+        config = _config(functools.partial(_worker_app, make_app, os.getpid()), limits, drain_s, workers, factory=True)
         Supervisor(config, sockets=[sock]).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _worker_app(make_app):
+def _worker_app(make_app, supervisor: int):
+    _die_with_the_supervisor(supervisor)
     return make_app()
+
+
+def _die_with_the_supervisor(supervisor: int) -> None:
+    """Ask Linux to SIGTERM this worker when the supervisor dies: a supervisor killed outright
+    (SIGKILL, the OOM killer) would otherwise leave its workers serving the port on their own. If
+    it died before this worker got here, the worker is an orphan already: it leaves at once."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import ctypes.util
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != supervisor:
+        os._exit(0)
 
 
 class Supervisor(Multiprocess):

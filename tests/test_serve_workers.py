@@ -19,6 +19,15 @@ def workers(server) -> list:
     return [int(c) for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
 
 
+def alive(pid: int) -> bool:
+    """Running, not gone and not a zombie (an orphan's exit may wait for a reaper)."""
+    try:
+        state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "Z" not in state.split()[1]
+
+
 def fresh_post(server, path: str, body: dict) -> httpx.Response:
     # A connection per request, so the kernel spreads them over the workers.
     with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -36,7 +45,7 @@ def server(tmp_path_factory, tmp_path):
     server = Server(vae_run(tmp_path_factory), "--workers", "2", "--quiet", log=tmp_path / "serve.log")
     assert wait_until(lambda: len(workers(server)) == 2, timeout=30)
     yield server
-    server.kill()
+    server.stop()
 
 
 def test_two_workers_count_every_request_once(server):
@@ -59,6 +68,12 @@ def test_a_dead_worker_is_replaced_and_logged_and_its_counts_kept(server):
     for _ in range(10):
         assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
     assert infer_count(server) == 20  # the dead worker's requests still count, once
+
+
+def test_workers_end_with_a_supervisor_killed_outright(server):
+    pids = workers(server)
+    server.kill()  # SIGKILL: the supervisor gets no chance to stop them
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), timeout=30)
 
 
 def test_sigterm_drains_every_worker_and_exits_0(tmp_path_factory, tmp_path):
@@ -85,4 +100,4 @@ def test_sigterm_drains_every_worker_and_exits_0(tmp_path_factory, tmp_path):
         server.kill()
     assert status == 0
     assert [r.status_code for r in responses] == [200] * count
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+    assert not any(alive(pid) for pid in pids)
