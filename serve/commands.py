@@ -68,7 +68,7 @@ def _given(ctx, **values) -> dict:
                    "(about one per core); /metrics counts across all of them.")
 @click.option("--max-batch", default=MAX_BATCH_SIZE, show_default=True, type=click.IntRange(1, 65536),
               help="Most rows per request (more get 400, as in Triton) and per merged onnxruntime call "
-                   "(1: no micro-batching). Overrides max_batch_size in a repository's config.pbtxt.")
+                   "(1: one row per request, no micro-batching). Overrides max_batch_size in a repository's config.pbtxt.")
 @click.option("--max-delay-ms", default=2.0, show_default=True, type=click.FloatRange(0, 1000),
               help="Longest a queued request waits for others to join its batch. Overrides "
                    "dynamic_batching.max_queue_delay_microseconds.")
@@ -100,7 +100,7 @@ def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, in
     PATH is a run folder (runs/vae serves vae-encoder, vae-decoder and vae-generator), an .onnx file
     written by `zoo export`, or a model repository (`zoo export RUN --repository DIR`), whose
     config.pbtxt files set each model's max batch, queue delay, instances and threads; the flags
-    above override them, and the banner says where each value came from.
+    below override them, and the banner says where each value came from.
 
     \b
     zoo serve runs/vae

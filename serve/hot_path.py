@@ -92,6 +92,8 @@ class HotPath:
         self.settings = settings
         # The most body each model reads: a request of its max batch needs no more.
         self.body_limits = {name: min(settings.max_body, protocol.body_bound(model)) for name, model in models.items()}
+        self.too_large = {name: _too_large(model, self.body_limits[name], settings.max_body)
+                          for name, model in models.items()}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -125,8 +127,7 @@ class HotPath:
         except protocol.ProtocolError as exc:
             return await send_error(send, 400, str(exc))
         except BodyTooLarge:
-            return await send_error(send, 413, f"the request body is larger than {self.body_limits[name]} bytes, the most "
-                                               f"{name} reads (--max-body-mb, or what its max batch needs)")
+            return await send_error(send, 413, self.too_large[name])
         except QueueFull:
             return await send_error(send, 503, busy, [(b"retry-after", b"1")])
         except TimeoutError:
@@ -141,6 +142,13 @@ class HotPath:
         await send_response(send, 200, body, headers)
         if request.batch.nbytes + len(body) > TRIM_AFTER_BYTES:
             release_memory()
+
+
+def _too_large(model, limit: int, max_body: int) -> str:
+    if limit < max_body:  # the model's max batch is what binds
+        return (f"the request body is over {limit} bytes, more than {model.max_batch} rows (the max batch of "
+                f"{model.name}) can need: send fewer rows per request")
+    return f"the request body is over the server's limit of {limit} bytes (--max-body-mb)"
 
 
 def log_fault(model: str, what: str) -> None:

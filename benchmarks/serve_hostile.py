@@ -1,0 +1,193 @@
+"""`zoo serve` tried as a hostile or careless client would, against the VAE's three models with the
+server's defaults, and what each attempt cost it: the status, the seconds, and the server's resident
+memory (RSS) before, at most and after.
+
+- one JSON request of 100,000 rows (an 8 MB body): refused before any work (max batch 1024)
+- a JSON body nested 200,000 levels deep
+- a burst of large allowed requests (1024-row JSON bodies to the encoder, 1024-row JSON answers from
+  the generator), then the RSS once the server is back to small requests: the figure that must stay
+  within 50 MB of the steady state
+- many idle keep-alive connections, clients trickling their headers and bodies stalled after 4
+  bytes, all at once, and the latency of a healthy request meanwhile
+
+    python benchmarks/serve_hostile.py                   # about half a minute
+    python benchmarks/serve_hostile.py --quick --out /tmp/hostile
+
+Writes benchmarks/results/serve_hostile-<machine>-<date>.json and .md.
+"""
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine  # noqa: E402
+from serve_load import make_run  # noqa: E402
+
+FULL = {"burst": 10, "idle": 1000, "trickling": 300, "stalled": 200, "probes": 20}
+QUICK = {"burst": 2, "idle": 50, "trickling": 20, "stalled": 20, "probes": 5}
+
+
+class Server:
+    def __init__(self, run: Path):
+        self.process = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(run), "--port", "0", "--quiet"],
+                                        stdout=subprocess.PIPE, text=True)
+        for line in self.process.stdout:
+            if "serving" in line:
+                self.url = line.split(" on ")[1].split()[0]
+                break
+        else:
+            raise SystemExit("Error: zoo serve did not start")
+        self.host, port = self.url.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.client = httpx.Client(base_url=self.url, timeout=300)
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def json_infer(name: str, rows: np.ndarray) -> bytes:
+    return json.dumps({"inputs": [{"name": name, "shape": list(rows.shape), "datatype": "FP32",
+                                   "data": rows.ravel().tolist()}]}).encode()
+
+
+def attempt(server, what: str, path: str, body: bytes) -> dict:
+    before, started = server.rss_mb(), time.perf_counter()
+    response = server.client.post(path, content=body)
+    seconds = time.perf_counter() - started
+    return {"what": what, "body_bytes": len(body), "status": response.status_code, "seconds": round(seconds, 3),
+            "answer": response.text[:160] if response.status_code != 200 else f"{len(response.content)} bytes",
+            "rss_mb_before": round(before, 1), "rss_mb_after": round(server.rss_mb(), 1)}
+
+
+def small_requests(server, count: int = 200) -> None:
+    body = json_infer("eps", np.zeros((1, 20), np.float32))
+    for _ in range(count):
+        server.client.post("/v2/models/vae-generator/infer", content=body)
+
+
+def burst(server, plan: dict) -> dict:
+    """Large allowed requests, then small ones again: where does the RSS settle?"""
+    small_requests(server)
+    steady = server.rss_mb()
+    rng = np.random.default_rng(0)
+    images = json_infer("x", rng.random((1024, 1, 28, 28), dtype=np.float32))  # about 16 MB of JSON
+    eps = json_infer("eps", rng.standard_normal((1024, 20), dtype=np.float32))  # about 10 MB of JSON back
+    peak, started = steady, time.perf_counter()
+    for _ in range(plan["burst"]):
+        for path, body in (("/v2/models/vae-encoder/infer", images), ("/v2/models/vae-generator/infer", eps)):
+            response = server.client.post(path, content=body)
+            if response.status_code != 200:
+                raise SystemExit(f"Error: a large allowed request failed: {response.text[:200]}")
+            peak = max(peak, server.rss_mb())
+    seconds = time.perf_counter() - started
+    small_requests(server)
+    time.sleep(1)
+    after = server.rss_mb()
+    return {"requests": 2 * plan["burst"], "encoder_body_mb": round(len(images) / 2**20, 1), "seconds": round(seconds, 1),
+            "rss_mb_steady": round(steady, 1), "rss_mb_peak": round(peak, 1), "rss_mb_after": round(after, 1),
+            "rss_mb_above_steady": round(after - steady, 1)}
+
+
+def connect(server) -> socket.socket:
+    return socket.create_connection((server.host, server.port), timeout=10)
+
+
+def slow_clients(server, plan: dict) -> dict:
+    """Idle, trickling and stalled connections all held open while a healthy client asks."""
+    held = []
+    try:
+        for _ in range(plan["idle"]):
+            sock = connect(server)
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.append(sock)
+        for _ in range(plan["trickling"]):
+            sock = connect(server)
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHo")
+            held.append(sock)
+        for _ in range(plan["stalled"]):
+            sock = connect(server)
+            sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
+            held.append(sock)
+        body = json_infer("z", np.zeros((1, 20), np.float32))
+        latencies, statuses = [], []
+        for _ in range(plan["probes"]):
+            started = time.perf_counter()
+            statuses.append(server.client.post("/v2/models/vae-decoder/infer", content=body).status_code)
+            latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.05)
+        return {**{k: plan[k] for k in ("idle", "trickling", "stalled")}, "healthy_statuses": sorted(set(statuses)),
+                "healthy_ms_median": round(statistics.median(latencies), 2), "healthy_ms_max": round(max(latencies), 2),
+                "rss_mb": round(server.rss_mb(), 1)}
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def markdown(result: dict) -> str:
+    m, b, s = result["machine"], result["burst"], result["slow_clients"]
+    lines = [f"# zoo serve against hostile clients ({m['cpu']}, {m['cores']} cores, {m['date']})", "",
+             "The server's defaults: max batch 1024, 64 MiB body and answer limits, 30 s timeout, 2048 connections.",
+             "", "| what was sent | status | seconds | answer | server RSS before -> after |", "|---|---:|---:|---|---|"]
+    for a in result["attempts"]:
+        lines.append(f"| {a['what']} ({a['body_bytes']:,} bytes) | {a['status']} | {a['seconds']} | "
+                     f"{a['answer'].replace('|', '/')} | {a['rss_mb_before']} -> {a['rss_mb_after']} MB |")
+    lines += ["", f"Burst of {b['requests']} large allowed requests (1024-row JSON, {b['encoder_body_mb']} MB bodies to "
+              f"the encoder, 1024-row JSON answers from the generator) in {b['seconds']} s: RSS {b['rss_mb_steady']} MB "
+              f"steady, {b['rss_mb_peak']} MB at most, {b['rss_mb_after']} MB after: **{b['rss_mb_above_steady']} MB** "
+              "above the steady state.", "",
+              f"{s['idle']} idle keep-alive connections, {s['trickling']} clients trickling headers and {s['stalled']} "
+              f"bodies stalled after 4 bytes, all open: a healthy request answered {s['healthy_statuses']} in "
+              f"{s['healthy_ms_median']} ms (median; {s['healthy_ms_max']} ms at most); server RSS {s['rss_mb']} MB.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer requests and connections")
+    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory() as scratch:
+        server = Server(make_run(Path(scratch) / "vae", "vae"))
+        try:
+            small_requests(server)
+            depth = 200_000
+            attempts = [attempt(server, "JSON request of 100,000 rows", "/v2/models/vae-generator/infer",
+                                json_infer("eps", np.zeros((100_000, 20), np.float32))),
+                        attempt(server, f"JSON nested {depth:,} deep", "/v2/models/vae-generator/infer",
+                                b"[" * depth + b"]" * depth)]
+            result = {"benchmark": "serve_hostile", "quick": args.quick, "plan": plan, "machine": machine.describe(),
+                      "attempts": attempts, "burst": burst(server, plan), "slow_clients": slow_clients(server, plan)}
+        finally:
+            server.stop()
+    text = markdown(result)
+    if args.out is None:
+        json_path, md_path = machine.write_results("serve_hostile", result, text)
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        base = args.out / f"serve_hostile-{machine.slug(result['machine'])}-{result['machine']['date']}"
+        json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        md_path.write_text(text)
+    print(text)
+    print(f"wrote {json_path} and {md_path.name}")
+
+
+if __name__ == "__main__":
+    main()
