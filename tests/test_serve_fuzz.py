@@ -7,6 +7,7 @@ JSON, arbitrary bytes and binary-tensor bodies with arbitrary Inference-Header-C
 """
 
 import asyncio
+import functools
 import json
 import math
 
@@ -92,9 +93,12 @@ def server(tmp_path_factory):
     server.close()
 
 
-odd_numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70),
+# No subnormal floats: an earlier test in the same process may have set the CPU to flush them to zero
+# (training does, for speed), and hypothesis then refuses to generate them.
+floats = functools.partial(st.floats, allow_subnormal=False)
+odd_numbers = st.one_of(floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70),
                         st.just(1e39), st.booleans())
-odd_json = st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-2**70, 2**70), st.text(max_size=8)),
+odd_json = st.recursive(st.one_of(st.none(), st.booleans(), floats(), st.integers(-2**70, 2**70), st.text(max_size=8)),
                         lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                 st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                         max_leaves=20)
@@ -106,7 +110,7 @@ def near_valid_requests(draw):
     model = draw(st.sampled_from(sorted(INPUTS)))
     name, shape = INPUTS[model]
     rows = draw(st.integers(1, MAX_BATCH + 2))
-    values = draw(st.lists(st.floats(-4, 4, width=32), min_size=1, max_size=8))
+    values = draw(st.lists(floats(-4, 4, width=32), min_size=1, max_size=8))
     data = [values[i % len(values)] for i in range(rows * math.prod(shape))]
     entry = {"name": name, "shape": [rows, *shape], "datatype": "FP32", "data": data}
     request = {"inputs": [entry]}
