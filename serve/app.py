@@ -15,9 +15,10 @@ from starlette.routing import Route
 
 import zoo
 from zoo.serve.batcher import Batcher
-from zoo.serve.hot_path import HotPath
+from zoo.serve.hot_path import HotPath, unknown_version
 from zoo.serve.metrics import Metrics
 from zoo.serve.middleware import Observe, RequireToken
+from zoo.serve.protocol import served_version
 
 PAGE = Path(__file__).with_name("page.html")
 SCRIPT = Path(__file__).with_name("page.js")
@@ -47,11 +48,15 @@ def create_app(models: dict, settings: Settings) -> Starlette:
     metrics = Metrics(models)
     batchers = {name: Batcher(model, settings.max_queue, metrics) for name, model in models.items()}
     html = page_html(bool(settings.token))
+    versions = {name: served_version(model) for name, model in models.items()}
 
     def find(request):
-        name = request.path_params["name"]
+        """The model the URL names; under /versions/{version}, only if that is the served version."""
+        name, version = request.path_params["name"], request.path_params.get("version")
         if name not in models:
             raise HTTPException(404, f"unknown model {name!r}; this server has {', '.join(models)}")
+        if version is not None and version != versions[name]:
+            raise HTTPException(404, unknown_version(name, version, versions[name]))
         return models[name]
 
     async def server_metadata(request):
@@ -60,7 +65,8 @@ def create_app(models: dict, settings: Settings) -> Starlette:
 
     async def model_metadata(request):
         model = find(request)
-        return JSONResponse({"name": model.name, "platform": PLATFORM, "inputs": [model.input.describe()],
+        return JSONResponse({"name": model.name, "versions": [versions[model.name]], "platform": PLATFORM,
+                             "inputs": [model.input.describe()],
                              "outputs": [o.describe() for o in model.outputs], "parameters": model.parameters()})
 
     async def model_ready(request):
@@ -68,7 +74,7 @@ def create_app(models: dict, settings: Settings) -> Starlette:
 
     async def repository_index(request):
         # Triton's repository index (POST): how the page learns which models there are.
-        return JSONResponse([{"name": name, "version": "1", "state": "READY"} for name in models])
+        return JSONResponse([{"name": name, "version": versions[name], "state": "READY"} for name in models])
 
     async def page(request):
         return HTMLResponse(html)
@@ -99,6 +105,9 @@ def create_app(models: dict, settings: Settings) -> Starlette:
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/models/{name}", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
+        # The protocol's optional version segment (tritonclient uses it when given a model_version).
+        Route("/v2/models/{name}/versions/{version}", model_metadata),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     hot = HotPath(app, models, batchers, settings)

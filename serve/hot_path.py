@@ -1,5 +1,5 @@
 """The routes every busy client hits, as plain ASGI in front of Starlette: ``POST
-/v2/models/{name}/infer`` and the health probes (``GET /v2/health/live`` and ``/ready``).
+/v2/models/{name}[/versions/{version}]/infer`` and the health probes (``GET /v2/health/live`` and ``/ready``).
 
 Starlette's request objects, routing table and exception middleware cost more per request than
 decoding a small tensor does, so these routes skip them. The health probes take the same path as
@@ -18,6 +18,7 @@ from zoo.serve import protocol
 from zoo.serve.batcher import InferenceError, QueueFull
 
 INFER_PREFIX, INFER_SUFFIX = "/v2/models/", "/infer"
+VERSIONS = "/versions/"  # the protocol's optional version segment: /v2/models/{name}/versions/{version}/infer
 # Ready as soon as it listens: every model is loaded before the server opens its port.
 HEALTH = {"/v2/health/live": orjson.dumps({"live": True}), "/v2/health/ready": orjson.dumps({"ready": True})}
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -90,6 +91,7 @@ class HotPath:
         self.models = models
         self.batchers = batchers
         self.settings = settings
+        self.versions = {name: protocol.served_version(model) for name, model in models.items()}
         # The most body each model reads: a request of its max batch needs no more.
         self.body_limits = {name: min(settings.max_body, protocol.body_bound(model)) for name, model in models.items()}
         self.too_large = {name: _too_large(model, self.body_limits[name], settings.max_body)
@@ -98,20 +100,24 @@ class HotPath:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path, method = scope["path"], scope["method"]
-            if path.startswith(INFER_PREFIX) and path.endswith(INFER_SUFFIX) and path.count("/") == 4:
+            if path.startswith(INFER_PREFIX) and path.endswith(INFER_SUFFIX) and path.count("/") in (4, 6):
                 if method != "POST":
                     return await send_error(send, 405, f"{path} takes POST", [(b"allow", b"POST")])
-                return await self.infer(path[len(INFER_PREFIX):-len(INFER_SUFFIX)], scope, receive, send)
+                name, versioned, version = path[len(INFER_PREFIX):-len(INFER_SUFFIX)].partition(VERSIONS)
+                return await self.infer(name, version if versioned else None, scope, receive, send)
             if path in HEALTH:
                 if method != "GET":
                     return await send_error(send, 405, f"{path} takes GET", [(b"allow", b"GET")])
                 return await send_response(send, 200, HEALTH[path], JSON_HEADERS)
         await self.app(scope, receive, send)
 
-    async def infer(self, name: str, scope, receive, send):
+    async def infer(self, name: str, version, scope, receive, send):
+        """``version``: the one the URL names, or None for the served one."""
         model = self.models.get(name)  # looked up among the loaded models only: never a file path
         if model is None:
             return await send_error(send, 404, f"unknown model {name!r}; this server has {', '.join(self.models)}")
+        if version is not None and version != self.versions[name]:
+            return await send_error(send, 404, unknown_version(name, version, self.versions[name]))
         batcher, settings = self.batchers[name], self.settings
         busy = f"{name} is busy: its queue is full; retry shortly"
         if batcher.full:  # refused before reading the body: a 503 must come at once
@@ -138,10 +144,14 @@ class HotPath:
         except Exception as exc:  # a bug of ours: one line in the log, a 500 for the client, no traceback
             log_fault(name, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}")
             return await send_error(send, 500, f"internal error while serving {name}")
-        body, headers = protocol.encode_response(model, request, outputs)
+        body, headers = protocol.encode_response(model, request, outputs, self.versions[name])
         await send_response(send, 200, body, headers)
         if request.batch.nbytes + len(body) > TRIM_AFTER_BYTES:
             release_memory()
+
+
+def unknown_version(name: str, version: str, served: str) -> str:
+    return f"unknown version {version!r} of model {name!r}; this server has version {served}"
 
 
 def _too_large(model, limit: int, max_body: int) -> str:
