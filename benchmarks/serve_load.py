@@ -12,6 +12,7 @@ taskset where there are two. Writes benchmarks/results/serve_load-<machine>-<dat
 
     python benchmarks/serve_load.py                 # the full run: about a minute on 2 cores
     python benchmarks/serve_load.py --quick --out /tmp/serve-load    # a smoke run, every path once
+    python benchmarks/serve_load.py --peers         # and Triton, KServe and MLServer beside it (serve_peers.py)
 """
 
 import argparse
@@ -224,6 +225,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
     parser.add_argument("--runs", nargs=2, type=Path, metavar=("VAE_RUN", "CONV_AE_RUN"),
                         help="exported run folders to serve (default: seeded models exported to a temporary folder)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also serve the VAE generator through Triton, KServe and MLServer (serve_peers.py; "
+                             "installs KServe and MLServer into .peers/ on first use)")
     args = parser.parse_args(argv)
     for run in args.runs or ():
         if not (run / "generator.onnx").is_file() and not (run / "decoder.onnx").is_file():
@@ -236,6 +240,8 @@ def main(argv=None):
             arch: make_run(Path(scratch) / arch, arch) for arch, _ in MODELS}
         result = {"benchmark": "serve_load", "quick": args.quick, "plan": plan, "machine": machine.describe(),
                   **measure(runs, plan, log, Path(scratch))}
+        if args.peers:
+            result["peers"] = measure_peers_here(runs["vae"], args, log, Path(scratch))
     result["targets"] = targets(result)
     result["seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(result)
@@ -250,6 +256,19 @@ def main(argv=None):
     png_path = plot(result, md_path.with_suffix(".png"))
     print(f"wrote {json_path}, {md_path.name} and {png_path.name} in {result['seconds']:.0f} s; "
           f"read {md_path} (its first table pastes into the README)")
+    if args.peers:
+        import serve_peers  # beside this file
+
+        peers = {"benchmark": "serve_peers", "quick": args.quick, "machine": result["machine"], **result["peers"]}
+        print("wrote {}, {} and {}".format(*(p.name for p in serve_peers.write(peers, args.out))))
+
+
+def measure_peers_here(vae_run: Path, args, log, scratch: Path) -> dict:
+    """serve_peers.py's measurement on the same VAE run, in this run (its own files are written too)."""
+    import serve_peers  # beside this file; it imports this module's helpers
+
+    return serve_peers.measure_peers(vae_run / "generator.onnx", serve_peers.QUICK if args.quick else serve_peers.FULL,
+                                     log, scratch / "peers")
 
 
 if __name__ == "__main__":

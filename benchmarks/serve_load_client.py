@@ -22,6 +22,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)  # not inference-header-content-length
+CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked", re.IGNORECASE)  # KServe's binary answers
 
 
 def hello_request() -> dict:
@@ -65,8 +66,22 @@ async def _answer(reader) -> tuple:
     """(status, whether the server will close the connection)."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = LENGTH.search(head)
-    await reader.readexactly(int(length.group(1)) if length else 0)
+    if length:
+        await reader.readexactly(int(length.group(1)))
+    elif CHUNKED.search(head):  # only on answers without a length, so the usual path costs nothing more
+        await _skip_chunks(reader)
     return int(head[9:12]), b"connection: close" in head.lower()
+
+
+async def _skip_chunks(reader) -> None:
+    """Read a chunked body to its end: sized chunks, a zero-size one, trailers, an empty line."""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":
+                pass
+            return
+        await reader.readexactly(size + 2)  # the chunk and its CRLF
 
 
 async def _closed_loop(job: dict) -> dict:

@@ -107,6 +107,7 @@ def markdown(result) -> str:
               f"conv-ae decoder: status counts {over['status_counts']}; 503 p50/p99 "
               f"{over.get('p50_ms_503', math.nan):.1f}/{over.get('p99_ms_503', math.nan):.1f} ms; server RSS "
               f"{over['rss_mb_start']:.0f} MB at start, {over['rss_mb_max']:.0f} MB at most, {over['rss_mb_end']:.0f} MB at the end."]
+    lines += peers_section(result)
     if not result.get("workers"):
         lines += ["", "## Every cell", "", HEADER]
     if result.get("workers"):
@@ -120,6 +121,18 @@ def markdown(result) -> str:
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result.get("no_work", [])]
     lines += [_row("hello-world route (no model)", "-", "-", h) for h in result["hello"]]
     return "\n".join(lines) + "\n"
+
+
+def peers_section(result) -> list:
+    """Under `--peers`: the same VAE generator through Triton, KServe and MLServer (serve_peers.py)."""
+    if not result.get("peers"):
+        return []
+    from serve_peers import markdown_rows  # beside this file
+
+    return ["", "## Beside its peers", "",
+            "The VAE generator file served by zoo serve and by the systems a user would pick instead, each pinned "
+            "to one core with onnxruntime at one intra-op thread, with the same client (serve_peers.py; its own "
+            "results file has every cell's latency and a plot).", "", *markdown_rows(result["peers"])]
 
 
 def no_work_reference(result) -> list:
