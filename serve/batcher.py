@@ -15,6 +15,14 @@ when to run:
   back. Waiting for more than have been seen lately would only add latency: a closed loop of N
   clients never sends more than N requests at once.
 
+While the server has a single connection open, a call predicted to be short (its rows times the
+model's recent seconds per row under ``INLINE_BELOW_S``) runs on the event loop itself instead:
+one HTTP/1.1 connection sends one request at a time, so there is nothing to batch with and nothing
+to serve meanwhile, and handing the call to the thread and back costs two thread switches, the GIL
+changing hands and a wake-up of the loop, as much as a small model's call. With more connections
+open, calls go to the thread, so that requests keep arriving, and queueing, while one runs: that is
+what batching and the bounded queue need.
+
 With several instances (``instance_group`` in a repository's config.pbtxt, or ``--instances``), up
 to that many calls run at once, each on an instance's own session and thread; "idle" then means
 that an instance is free.
@@ -31,6 +39,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from zoo.serve.connections import open_connections
+
+
+INLINE_BELOW_S = 0.0005  # a call predicted shorter than this runs on the event loop (see above)
 
 
 class QueueFull(Exception):
@@ -73,11 +86,13 @@ class InferenceThreads:
     def _serve(self, run) -> None:
         while (job := self._jobs.get()) is not None:
             loop, future, batch = job
+            started = time.perf_counter()
             try:
                 outputs, exc = run(batch), None
             except Exception as error:  # onnxruntime's own failure: the caller learns it
                 outputs, exc = None, error
-            loop.call_soon_threadsafe(_settle, future, outputs, exc)
+            # The call's own seconds, measured here: what the loop sees also holds its own delays.
+            loop.call_soon_threadsafe(_settle, future, (outputs, time.perf_counter() - started), exc)
 
     def stop(self) -> None:
         for _ in self._threads:
@@ -100,6 +115,8 @@ class Batcher:
         self._queue = collections.deque()
         self._arrival = asyncio.Event()
         self._thread = InferenceThreads([model.runner(i) for i in range(self.instances)], f"infer-{model.name}")
+        self._inline = model.runner(0) if self.instances == 1 else None
+        self._seconds_per_row = _time_one_row(model)  # then an average that follows the recent calls
         self._worker = None
         self._calls = set()  # batches handed to spare instances, still running
         self._running = 0  # calls in flight (from the batching task or the idle fast path)
@@ -169,14 +186,28 @@ class Batcher:
         self._queue_depth.set(len(self._queue))
         return taken
 
+    async def _call(self, batch) -> list:
+        """The model's outputs for one batch: on the event loop when the call should be short, else
+        on an inference thread."""
+        rows = len(batch)
+        if (self._inline is not None and rows * self._seconds_per_row < INLINE_BELOW_S
+                and open_connections() <= 1):
+            started = time.perf_counter()
+            outputs = self._inline(batch)
+            seconds = time.perf_counter() - started
+        else:
+            outputs, seconds = await self._thread.call(batch)
+        self._seconds_per_row += 0.25 * (seconds / rows - self._seconds_per_row)
+        return outputs
+
     async def _run_alone(self, batch) -> dict:
-        """The idle fast path: one request, straight to the inference thread."""
+        """The idle fast path: one request, run at once."""
         self._running += 1
         self._queue_time.observe(0.0)
         self._batch_size.observe(len(batch))
         self._recent_rows.append(len(batch))
         try:
-            outputs = await self._thread.call(batch)
+            outputs = await self._call(batch)
         except Exception as exc:
             raise InferenceError(_describe(exc)) from None
         finally:
@@ -213,7 +244,7 @@ class Batcher:
         self._batch_size.observe(len(batch))
         self._recent_rows.append(len(batch))
         try:
-            outputs = await self._thread.call(batch)
+            outputs = await self._call(batch)
         except Exception as exc:  # onnxruntime's own failure: every caller in the batch learns it
             for pending in taken:
                 if not pending.future.done():
@@ -229,6 +260,18 @@ class Batcher:
             if not pending.future.done():
                 pending.future.set_result({name: out[start:stop] for name, out in zip(self.model.output_names, outputs)})
             start = stop
+
+
+def _time_one_row(model) -> float:
+    """Seconds for one row, from a warm-up call of a zero row (which also warms onnxruntime up)."""
+    run, row = model.runner(0), np.zeros((1, *model.input.shape), np.float32)
+    try:
+        run(row)
+        started = time.perf_counter()
+        run(row)
+    except Exception:  # the model's own failure, which requests will meet and report
+        return 0.0
+    return time.perf_counter() - started
 
 
 def _describe(exc: BaseException) -> str:

@@ -18,6 +18,13 @@ from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+_open = None  # the server's set of open connections (uvicorn's own), once one has been made
+
+
+def open_connections() -> int:
+    """How many connections this process's server holds open (0 before the first, or in-process)."""
+    return len(_open) if _open is not None else 0
+
 
 @dataclass(frozen=True)
 class ConnectionLimits:
@@ -36,6 +43,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = getattr(config, "zoo_limits", None) or ConnectionLimits()
         self.header_deadline = None
+        global _open
+        _open = self.connections  # one server per process: the batchers ask how many are open
 
     def connection_made(self, transport) -> None:
         if len(self.connections) >= self.limits.max_connections:
