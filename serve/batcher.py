@@ -15,13 +15,13 @@ when to run:
   back. Waiting for more than have been seen lately would only add latency: a closed loop of N
   clients never sends more than N requests at once.
 
-While the server has a single connection open, a call predicted to be short (its rows times the
-model's recent seconds per row under ``INLINE_BELOW_S``) runs on the event loop itself instead:
-one HTTP/1.1 connection sends one request at a time, so there is nothing to batch with and nothing
-to serve meanwhile, and handing the call to the thread and back costs two thread switches, the GIL
-changing hands and a wake-up of the loop, as much as a small model's call. With more connections
-open, calls go to the thread, so that requests keep arriving, and queueing, while one runs: that is
-what batching and the bounded queue need.
+When a request is the only one the server has in flight (received and not yet answered), a call
+predicted to be short (its rows times the model's recent seconds per row under ``INLINE_BELOW_S``)
+runs on the event loop itself instead: there is nothing to batch with and nothing to serve
+meanwhile, and handing the call to the thread and back costs two thread switches, the GIL changing
+hands and a wake-up of the loop, as much as a small model's call. With other requests in flight,
+calls go to the thread, so that requests keep arriving, and queueing, while one runs: that is what
+batching and the bounded queue need.
 
 With several instances (``instance_group`` in a repository's config.pbtxt, or ``--instances``), up
 to that many calls run at once, each on an instance's own session and thread; "idle" then means
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoo.serve.connections import open_connections
+from zoo.serve.connections import requests_in_flight
 
 
 INLINE_BELOW_S = 0.0005  # a call predicted shorter than this runs on the event loop (see above)
@@ -191,7 +191,7 @@ class Batcher:
         on an inference thread."""
         rows = len(batch)
         if (self._inline is not None and rows * self._seconds_per_row < INLINE_BELOW_S
-                and open_connections() <= 1):
+                and requests_in_flight() <= 1):
             started = time.perf_counter()
             outputs = self._inline(batch)
             seconds = time.perf_counter() - started

@@ -18,12 +18,19 @@ from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-_open = None  # the server's set of open connections (uvicorn's own), once one has been made
+_in_flight = None  # the server's set of requests in flight (uvicorn's task per request), once known
 
 
-def open_connections() -> int:
-    """How many connections this process's server holds open (0 before the first, or in-process)."""
-    return len(_open) if _open is not None else 0
+def watch_requests(tasks: set) -> None:
+    """Make ``tasks`` the set that requests_in_flight() counts (one server per process)."""
+    global _in_flight
+    _in_flight = tasks
+
+
+def requests_in_flight() -> int:
+    """Requests this process has received and not yet answered, those not yet started included:
+    uvicorn makes a task for each request it parses, before the app sees it."""
+    return len(_in_flight) if _in_flight is not None else 0
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = getattr(config, "zoo_limits", None) or ConnectionLimits()
         self.header_deadline = None
-        global _open
-        _open = self.connections  # one server per process: the batchers ask how many are open
+        watch_requests(self.tasks)  # the server's own set, the same for every connection
 
     def connection_made(self, transport) -> None:
         if len(self.connections) >= self.limits.max_connections:

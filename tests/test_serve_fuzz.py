@@ -6,7 +6,6 @@ generating near-valid requests (each field of a good request replaced by somethi
 JSON, arbitrary bytes and binary-tensor bodies with arbitrary Inference-Header-Content-Length values.
 """
 
-import asyncio
 import functools
 import json
 import math
@@ -18,77 +17,17 @@ from hypothesis import strategies as st
 
 from test_serve_helpers import vae_run
 from zoo.serve.app import Settings, create_app
+from zoo.serve.inprocess import InProcessServer
 from zoo.serve.models import load_models
 
 MAX_BATCH = 8
 INPUTS = {"vae-encoder": ("x", [1, 28, 28]), "vae-decoder": ("z", [20]), "vae-generator": ("eps", [20])}
 
 
-class InProcessServer:
-    """The ASGI app with its lifespan started, on an event loop of its own."""
-
-    def __init__(self, app):
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.loop.run_until_complete(self._lifespan("startup"))
-
-    async def _lifespan(self, phase: str):
-        if phase == "startup":
-            self.shutdown = asyncio.Event()
-            self.started = asyncio.Event()
-            messages = iter([{"type": "lifespan.startup"}])
-
-            async def receive():
-                message = next(messages, None)
-                if message is None:
-                    await self.shutdown.wait()
-                    return {"type": "lifespan.shutdown"}
-                return message
-
-            async def send(message):
-                if message["type"] == "lifespan.startup.complete":
-                    self.started.set()
-
-            self.task = asyncio.ensure_future(self.app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
-            await asyncio.wait_for(self.started.wait(), 30)
-        else:
-            self.shutdown.set()
-            await asyncio.wait_for(self.task, 30)
-
-    def close(self):
-        self.loop.run_until_complete(self._lifespan("shutdown"))
-        self.loop.close()
-
-    def post(self, path: str, body: bytes, headers: list) -> tuple:
-        """(status, headers, body) of one request, or a failed test if it takes over 20 s."""
-        return self.loop.run_until_complete(asyncio.wait_for(self._request(path, body, headers), 20))
-
-    async def _request(self, path, body, headers):
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-                 "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
-        chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)] or [b""]
-        pending = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
-
-        async def receive():
-            if pending:
-                return pending.pop(0)
-            await asyncio.sleep(3600)  # the client stays connected; the app must not wait for more
-
-        sent = []
-
-        async def send(message):
-            sent.append(message)
-
-        await self.app(scope, receive, send)
-        start = next(m for m in sent if m["type"] == "http.response.start")
-        return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     models = load_models([vae_run(tmp_path_factory)], flags={"max_batch": MAX_BATCH})
-    server = InProcessServer(create_app(models, Settings(quiet=True, max_response=256 * 1024, timeout_s=10)))
+    server = InProcessServer(create_app(models, Settings(quiet=True, max_response=256 * 1024, timeout_s=10)))  # no HTTP
     yield server
     server.close()
 
@@ -181,7 +120,7 @@ def requested_rows(body: bytes, headers: list):
 @given(case=bodies())
 def test_any_body_gets_a_4xx_or_exactly_its_rows(server, case):
     model, body, headers = case
-    status, answer_headers, answer = server.post(f"/v2/models/{model}/infer", body, headers)
+    status, answer_headers, answer = server.request("POST", f"/v2/models/{model}/infer", body, headers)
     event(f"status {status}")  # --hypothesis-show-statistics: how often each answer came
     assert status == 200 or 400 <= status < 500, (status, answer[:300])
     if status != 200:
