@@ -10,6 +10,6 @@ from zoo.export.bench.machine import cpu_model, describe, slug  # noqa: F401  (r
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_results(stem: str, result: dict, markdown: str) -> tuple[Path, Path]:
-    """benchmarks/results/<stem>-<machine>-<date>.json and .md."""
-    return _machine.write_results(stem, result, markdown, RESULTS)
+def write_results(stem: str, result: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:
+    """<out_dir>/<stem>-<machine>-<date>.json and .md; out_dir defaults to benchmarks/results."""
+    return _machine.write_results(stem, result, markdown, out_dir if out_dir is not None else RESULTS)

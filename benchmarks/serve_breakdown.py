@@ -184,14 +184,7 @@ def main(argv=None):
     result = {"benchmark": "serve_breakdown", "quick": args.quick, "plan": plan, "machine": machine.describe(),
               "http": http, "in_process": app, "alone": alone, "parts": breakdown(http, app, alone)}
     text = markdown(result)
-    if args.out is None:
-        json_path, md_path = machine.write_results("serve_breakdown", result, text)
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        base = args.out / f"serve_breakdown-{machine.slug(result['machine'])}-{result['machine']['date']}"
-        json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        md_path.write_text(text)
+    json_path, md_path = machine.write_results("serve_breakdown", result, text, args.out)
     print(text)
     print(f"wrote {json_path} and {md_path.name}")
 

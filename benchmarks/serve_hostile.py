@@ -177,14 +177,7 @@ def main(argv=None):
         finally:
             server.stop()
     text = markdown(result)
-    if args.out is None:
-        json_path, md_path = machine.write_results("serve_hostile", result, text)
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        base = args.out / f"serve_hostile-{machine.slug(result['machine'])}-{result['machine']['date']}"
-        json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        md_path.write_text(text)
+    json_path, md_path = machine.write_results("serve_hostile", result, text, args.out)
     print(text)
     print(f"wrote {json_path} and {md_path.name}")
 

@@ -245,14 +245,7 @@ def main(argv=None):
     result["targets"] = targets(result)
     result["seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(result)
-    if args.out is None:
-        json_path, md_path = machine.write_results("serve_load", result, text)
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        base = args.out / f"serve_load-{machine.slug(result['machine'])}-{result['machine']['date']}"
-        json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        md_path.write_text(text)
+    json_path, md_path = machine.write_results("serve_load", result, text, args.out)
     png_path = plot(result, md_path.with_suffix(".png"))
     print(f"wrote {json_path}, {md_path.name} and {png_path.name} in {result['seconds']:.0f} s; "
           f"read {md_path} (its first table pastes into the README)")

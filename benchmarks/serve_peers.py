@@ -683,14 +683,7 @@ def write(result: dict, out: Path | None) -> tuple:
     """serve_peers-<machine>-<date>.json, .md and .png in ``out`` (default benchmarks/results)."""
     stem = f"serve_peers-{machine.slug(result['machine'])}-{result['machine']['date']}"
     text = markdown(result, stem + ".png")
-    if out is None:
-        json_path, md_path = machine.write_results("serve_peers", result, text)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        base = out / stem
-        json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        md_path.write_text(text)
+    json_path, md_path = machine.write_results("serve_peers", result, text, out)
     return json_path, md_path, plot(result, md_path.with_suffix(".png"))
 
 

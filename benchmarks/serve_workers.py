@@ -125,14 +125,7 @@ def main(argv=None):
                       f"Batch-1 requests to {MODEL}, onnxruntime with one intra-op thread per worker, "
                       f"{clients} load client process(es). Rows marked 'all' ran with server and client "
                       "sharing every core.", "", *markdown_rows(rows), ""])
-    if args.out is None:
-        json_path, md_path = machine.write_results("serve_workers", result, text)
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        base = args.out / f"serve_workers-{machine.slug(m)}-{m['date']}"
-        json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        md_path.write_text(text)
+    json_path, md_path = machine.write_results("serve_workers", result, text, args.out)
     print(f"wrote {json_path} and {md_path.name} in {result['seconds']:.0f} s")
 
 
