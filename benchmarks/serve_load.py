@@ -38,16 +38,15 @@ FULL = {"concurrency": (1, 8, 64, 256), "requests": 4000, "seconds": 8.0, "queue
         "inprocess_calls": 5000, "workers_concurrency": (64, 256)}
 QUICK = {"concurrency": (1, 8), "requests": 40, "seconds": 2.0, "queue": 4, "overload_seconds": 1.0,
          "inprocess_calls": 50, "workers_concurrency": (8,)}
-SEED = 0
 
 
 def make_run(folder: Path, name: str) -> Path:
-    """An exported run of ``name`` with seeded weights (serving speed does not depend on training)."""
+    """The inference benchmark's run of ``name`` (seeded weights: serving speed does not depend on
+    training), exported."""
+    from zoo.export.bench.preparation import make_run as untrained_run
     from zoo.export.onnx import export_artifacts
-    from zoo.run_folder import write_untrained_run
 
-    write_untrained_run(folder, name, seed=SEED, note="benchmark run: seeded initial weights, not trained")
-    export_artifacts(folder)
+    export_artifacts(untrained_run(folder, name))
     return folder
 
 

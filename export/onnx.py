@@ -23,7 +23,7 @@ import torch
 
 import zoo
 from zoo.atomic import temp_beside
-from zoo.errors import ZooError
+from zoo.errors import ZooError, first_line
 from zoo.export.parts import Part, make_parts
 from zoo.run_folder import load_run
 
@@ -64,11 +64,6 @@ def _metadata(run, part: Part) -> dict:
     }
 
 
-def _first_line(exc: BaseException) -> str:
-    """Errors from torch, onnx and onnxruntime run to pages; the CLI shows one line."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
 def _to_onnx(part: Part, opset: int) -> onnx.ModelProto:
     """Run torch's exporter quietly: it prints progress lines and warnings meant for developers."""
     batch = torch.export.Dim("batch", min=1)
@@ -89,7 +84,7 @@ def _to_onnx(part: Part, opset: int) -> onnx.ModelProto:
                 verbose=False,
             )
     except Exception as exc:
-        raise ZooError(f"torch.onnx could not export the {part.name} ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise ZooError(f"torch.onnx could not export the {part.name} ({type(exc).__name__}: {first_line(exc)})") from exc
     return program.model_proto
 
 
@@ -122,7 +117,7 @@ def _max_abs_error(path, part: Part) -> float:
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # e.g. an opset newer than this onnxruntime implements
-        raise ZooError(f"{part.name}.onnx: onnxruntime cannot load it ({_first_line(exc)})") from None
+        raise ZooError(f"{part.name}.onnx: onnxruntime cannot load it ({first_line(exc)})") from None
     gen = torch.Generator().manual_seed(1)
     worst = 0.0
     for batch in CHECK_BATCHES:
@@ -133,7 +128,7 @@ def _max_abs_error(path, part: Part) -> float:
         try:
             got = session.run(part.output_names, {part.input_name: inputs.numpy()})
         except Exception as exc:
-            raise ZooError(f"{part.name}.onnx: onnxruntime fails at batch {batch} ({_first_line(exc)})") from None
+            raise ZooError(f"{part.name}.onnx: onnxruntime fails at batch {batch} ({first_line(exc)})") from None
         for name, want, have in zip(part.output_names, expected, got):
             if have.shape != tuple(want.shape):
                 raise ZooError(f"{path.name}: output {name} has shape {have.shape} at batch {batch}, "
@@ -157,7 +152,7 @@ def _stage(proto: onnx.ModelProto, out_dir: Path, part: Part) -> tuple[Path, flo
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise ZooError(f"{part.name}.onnx fails onnx.checker: {_first_line(exc)}") from None
+            raise ZooError(f"{part.name}.onnx fails onnx.checker: {first_line(exc)}") from None
         return tmp, _max_abs_error(tmp, part)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -34,7 +34,10 @@ MAX_DELAY_MS = 1000
 MAX_INSTANCES = 64
 MAX_THREADS = 2**31 - 1  # the parameter is parsed into a C int
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # safe as a folder name and in a URL path
-ONNX_TO_TRITON = {"tensor(float)": "TYPE_FP32"}
+# onnxruntime's type names -> the protocol's datatypes (what /v2 metadata says), and Triton's config
+# enum for each (what config.pbtxt says).
+ONNX_TO_V2 = {"tensor(float)": "FP32"}
+ONNX_TO_TRITON = {onnx_type: f"TYPE_{v2}" for onnx_type, v2 in ONNX_TO_V2.items()}
 PLATFORM, BACKEND = "onnxruntime_onnx", "onnxruntime"
 # The keys Triton's onnxruntime backend reads for the session's thread pools.
 THREAD_PARAMETERS = {"intra_op_thread_count": "intra_op_threads", "inter_op_thread_count": "inter_op_threads"}

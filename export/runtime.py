@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, first_line
 from zoo.images import grid, save_grid  # noqa: F401 (re-exported for apps)
 
 MAX_SAMPLES = 100_000  # one call's worth; 100k MNIST images are 300 MB of float32
@@ -53,8 +53,7 @@ def _open_session(path, intra_op_num_threads, inter_op_num_threads=None, memory_
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise ZooError(f"{path}: not a valid ONNX model ({first})") from None
+        raise ZooError(f"{path}: not a valid ONNX model ({first_line(exc, 160)})") from None
     raw = session.get_modelmeta().custom_metadata_map
     missing = [k for k in METADATA_KEYS if k not in raw]
     if missing:

@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 import zoo
+from zoo.export import repository
 from zoo.serve.batcher import Batcher
 from zoo.serve.hot_path import HotPath, unknown_version
 from zoo.serve.metrics import Metrics
@@ -22,7 +23,6 @@ from zoo.serve.protocol import served_version
 
 PAGE = Path(__file__).with_name("page.html")
 SCRIPT = Path(__file__).with_name("page.js")
-PLATFORM = "onnxruntime_onnx"  # Triton's name for what runs the file, as in config.pbtxt
 
 
 @dataclass
@@ -65,7 +65,7 @@ def create_app(models: dict, settings: Settings) -> Starlette:
 
     async def model_metadata(request):
         model = find(request)
-        return JSONResponse({"name": model.name, "versions": [versions[model.name]], "platform": PLATFORM,
+        return JSONResponse({"name": model.name, "versions": [versions[model.name]], "platform": repository.PLATFORM,
                              "inputs": [model.input.describe()],
                              "outputs": [o.describe() for o in model.outputs], "parameters": model.parameters()})
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.errors import first_line
 from zoo.serve.connections import requests_in_flight
 
 
@@ -275,5 +276,4 @@ def _time_one_row(model) -> float:
 
 
 def _describe(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"inference failed ({type(exc).__name__}: {first})"
+    return f"inference failed ({type(exc).__name__}: {first_line(exc)})"

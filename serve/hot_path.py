@@ -14,6 +14,7 @@ import sys
 
 import orjson
 
+from zoo.errors import first_line
 from zoo.serve import protocol
 from zoo.serve.batcher import InferenceError, QueueFull
 
@@ -142,7 +143,7 @@ class HotPath:
             log_fault(name, str(exc))
             return await send_error(send, 500, str(exc))
         except Exception as exc:  # a bug of ours: one line in the log, a 500 for the client, no traceback
-            log_fault(name, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}")
+            log_fault(name, f"{type(exc).__name__}: {first_line(exc)}")
             return await send_error(send, 500, f"internal error while serving {name}")
         body, headers = protocol.encode_response(model, request, outputs, self.versions[name])
         await send_response(send, 200, body, headers)

@@ -24,7 +24,6 @@ from pathlib import Path
 from zoo.errors import ZooError
 from zoo.export import repository, runtime
 
-DATATYPES = {"tensor(float)": "FP32"}  # onnxruntime's type names -> the v2 protocol's
 
 
 @dataclass
@@ -118,12 +117,12 @@ class Model:
 
 
 def _tensor(node, where: Path) -> Tensor:
-    if node.type not in DATATYPES:
-        raise ZooError(f"{where}: {node.name!r} has type {node.type}; zoo serve handles {', '.join(DATATYPES)}")
+    if node.type not in repository.ONNX_TO_V2:
+        raise ZooError(f"{where}: {node.name!r} has type {node.type}; zoo serve handles {', '.join(repository.ONNX_TO_V2)}")
     dims = node.shape[1:]
     if not all(isinstance(d, int) and d > 0 for d in dims):
         raise ZooError(f"{where}: {node.name!r} has shape {node.shape}; only the batch may vary")
-    return Tensor(node.name, DATATYPES[node.type], tuple(dims))
+    return Tensor(node.name, repository.ONNX_TO_V2[node.type], tuple(dims))
 
 
 def open_model(name: str, path: Path, flags: dict, folder: Path | None = None) -> Model:

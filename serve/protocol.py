@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from zoo.export.repository import MODEL_FILE, VERSION
+
 HEADER_LENGTH = "inference-header-content-length"
 HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 FLOAT32_LE = np.dtype("<f4")
@@ -233,9 +235,9 @@ def served_version(model) -> str:
     ``<name>/<version>/model.onnx`` (the highest, which is the one served), else "1", the version
     `zoo export --repository` writes. Worked out once per model, never per request."""
     path = model.artifact.path
-    if path.name == "model.onnx" and path.parent.name.isdigit() and path.parent.parent.name == model.name:
+    if path.name == MODEL_FILE and path.parent.name.isdigit() and path.parent.parent.name == model.name:
         return path.parent.name
-    return "1"
+    return VERSION
 
 
 def encode_response(model, request: InferRequest, outputs: dict, version: str) -> tuple:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import ZooError
+from .errors import ZooError, first_line
 
 
 class ZooGroup(click.Group):
@@ -62,8 +62,7 @@ def one_line_errors(command_name):
     except Exception as exc:  # the last resort
         if os.environ.get("ZOO_DEBUG", "") not in ("", "0"):
             raise
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        _fail(ZooError(f"{command_name()} failed unexpectedly ({type(exc).__name__}: {first}); "
+        _fail(ZooError(f"{command_name()} failed unexpectedly ({type(exc).__name__}: {first_line(exc)}); "
                        "rerun with ZOO_DEBUG=1 to see the traceback, and please report it"))
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_write, atomic_write_text, write_json  # noqa: F401 (re-exported)
-from .errors import ZooError
+from .errors import ZooError, first_line
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -37,7 +37,7 @@ def _load_tensors(path, what: str):
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
     except Exception as exc:
-        raise ZooError(f"{path} is corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+        raise ZooError(f"{path} is corrupt ({type(exc).__name__}: {first_line(exc, 120)})") from None
 
 
 def save_weights(path, model, prior) -> None:
@@ -54,7 +54,7 @@ def load_weights(path, model, prior) -> None:
         model.load_state_dict(model_state, strict=True)
         prior.load_state_dict(prior_state, strict=True)
     except RuntimeError as exc:
-        raise ZooError(f"{path} does not fit the model in config.json: {str(exc).splitlines()[0][:160]}") from None
+        raise ZooError(f"{path} does not fit the model in config.json: {first_line(exc, 160)}") from None
 
 
 # Loop state (optimizer moments, RNG states, epoch counters) is a nested structure of tensors and
@@ -193,7 +193,7 @@ def _check_shapes(path: Path, model, prior) -> None:
         with safe_open(str(path), framework="pt") as f:
             stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except Exception as exc:
-        raise ZooError(f"{path} is corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+        raise ZooError(f"{path} is corrupt ({type(exc).__name__}: {first_line(exc, 120)})") from None
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     expected.update({PRIOR_PREFIX + k: tuple(v.shape) for k, v in prior.state_dict().items()})
     for key in sorted(expected.keys() | stored.keys()):
@@ -223,7 +223,7 @@ def load_run(run_dir, device="cpu") -> Run:
         prior = model.make_prior()
     except (MemoryError, RuntimeError, ValueError, OverflowError) as exc:
         raise ZooError(f"{Path(run_dir) / CONFIG}: cannot build {config.model} from its settings "
-                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+                       f"({type(exc).__name__}: {first_line(exc, 120)})") from None
     load_weights(weights, model, prior)
     model.to(device).eval()
     prior.to(device)

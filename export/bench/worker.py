@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from zoo.errors import first_line
 from zoo.export.bench.timing import time_calls
 
 WATCHED_LIBRARIES = ("torch", "onnxruntime")  # reported by the "modules" request
@@ -60,8 +61,7 @@ def serve(backend, requests, replies) -> None:
             else:
                 reply = {"error": f"unknown op {op!r}"}
         except Exception as exc:  # reported to the orchestrator, which raises it as a ZooError
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            reply = {"error": f"{op}: {type(exc).__name__}: {first}"}
+            reply = {"error": f"{op}: {type(exc).__name__}: {first_line(exc, 300)}"}
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
 
