@@ -5,10 +5,11 @@ install as from a checkout; benchmarks/machine.py re-exports it for the scripts 
 """
 
 import datetime
-import json
 import os
 import platform
 from pathlib import Path
+
+from zoo.atomic import atomic_write_text, write_json
 
 WHEEL_RESULTS = "benchmark-results"  # under the working directory, where there is no checkout
 
@@ -72,6 +73,5 @@ def write_results(stem: str, result: dict, markdown: str, out_dir: Path | None =
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / f"{stem}-{slug(result['machine'])}-{result['machine']['date']}"
-    base.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    base.with_suffix(".md").write_text(markdown)
-    return base.with_suffix(".json"), base.with_suffix(".md")
+    # Atomically, as every file the zoo writes: an interrupted run leaves the last complete results.
+    return write_json(base.with_suffix(".json"), result), atomic_write_text(base.with_suffix(".md"), markdown)
