@@ -11,7 +11,6 @@ Writes the epoch times and the ratios to benchmarks/results/. Run:
 
 import argparse
 import gzip
-import json
 import shutil
 import statistics
 import sys
@@ -93,7 +92,9 @@ def zoo_epochs(tmp: Path, epochs: int, device) -> list[float]:
 
     run = train("pca-ae", tmp / "run", dataset="mnist", sets={"latent": LATENT}, epochs=epochs,
                 batch_size=BATCH, lr=LR, schedule="constant", device=str(device))
-    return [json.loads(line)["epoch_seconds"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    from zoo.run_folder import read_metrics
+
+    return [record["epoch_seconds"] for record in read_metrics(run)]
 
 
 def sync(device):

@@ -20,6 +20,19 @@ METRICS = "metrics.jsonl"
 PRIOR_PREFIX = "prior."  # the latent prior's buffers live in the weights file under this prefix
 
 
+def write_metrics(run_dir, history: list) -> Path:
+    """metrics.jsonl: one JSON object per finished epoch, in order."""
+    return atomic_write_text(Path(run_dir) / METRICS, "".join(json.dumps(record) + "\n" for record in history))
+
+
+def read_metrics(run_dir) -> list:
+    """The records of metrics.jsonl, one per finished epoch ([] when there is none yet)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _save_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
     from safetensors.torch import save_file
 

@@ -7,7 +7,6 @@ run killed at any moment resumes from its last complete epoch with the same resu
 """
 
 import contextlib
-import json
 import math
 import os
 import platform
@@ -197,8 +196,7 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
         if device.type == "cuda" and "cuda_rng" in state:  # a VAE's noise on the GPU comes from here
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         start_epoch = state["epoch"]
-        history = [json.loads(line) for line in (run_dir / run_folder.METRICS).read_text().splitlines()
-                   if line.strip()][:start_epoch]
+        history = run_folder.read_metrics(run_dir)[:start_epoch]
     elif dist.main:
         run_folder.write_config(run_dir, run_folder.RunConfig(
             model=spec.name,
@@ -304,7 +302,7 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
 def save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch, history) -> None:
     device = next(model.parameters()).device
     # metrics first, then the loop state (the commit point of an epoch), then the user-facing weights.
-    run_folder.atomic_write_text(run_dir / run_folder.METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    run_folder.write_metrics(run_dir, history)
     run_folder.save_state(run_dir / run_folder.STATE, {
         "epoch": epoch,
         "model": model.state_dict(),

@@ -1,6 +1,7 @@
 """``zoo bench``: onnxruntime against PyTorch eager, for every model and exported part.
 
-How a run goes (see DESIGN.md, "Performance: how we measure"), and where each step lives:
+How a run goes (the README's "Benchmarks: onnxruntime against PyTorch" shows its results), and where
+each step lives:
 
 1. Prepare (preparation.py): every model is built with seeded weights (inference speed does not
    depend on training), written as a run folder and exported with ``zoo.export.onnx`` (the exporter
