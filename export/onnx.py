@@ -36,7 +36,7 @@ RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUnifor
 
 
 @dataclass
-class Artifact:
+class ExportedFile:
     part: str
     path: Path
     bytes: int
@@ -160,7 +160,7 @@ def _stage(proto: onnx.ModelProto, out_dir: Path, part: Part) -> tuple[Path, flo
 
 
 def export_artifacts(run_dir, out_dir=None, opset: int = MIN_OPSET) -> list:
-    """Export and validate all three parts; returns one ``Artifact`` per file written."""
+    """Export and validate all three parts; returns one ``ExportedFile`` per file written."""
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ZooError(f"opset must be between {MIN_OPSET} and {onnx.defs.onnx_opset_version()} "
                        f"(the newest this onnx knows), got {opset}")
@@ -185,7 +185,7 @@ def export_artifacts(run_dir, out_dir=None, opset: int = MIN_OPSET) -> list:
         for name, tmp, error in staged:
             final = out_dir / f"{name}.onnx"
             os.replace(tmp, final)
-            artifacts.append(Artifact(name, final, final.stat().st_size, error))
+            artifacts.append(ExportedFile(name, final, final.stat().st_size, error))
             renamed = True
         return artifacts
     finally:

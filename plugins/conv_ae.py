@@ -20,8 +20,8 @@ class ConvAutoEncoder(AutoEncoder):
         super().__init__(config, data_shape)
         channels, height, width = self.data_shape
         self.latent_shape = (config.latent, height // 4, width // 4)
-        # Fixes to the seed: ReLUs between the layers (without them the stack is one linear map
-        # and the pooling) and a sigmoid output to match pixels in [0, 1].
+        # Fixes to the lecture's network: ReLUs between the layers (without them the stack is one
+        # linear map and the pooling) and a sigmoid output to match pixels in [0, 1].
         self.encoder = nn.Sequential(
             nn.Conv2d(channels, config.hidden, 3, padding=1),
             nn.ReLU(),

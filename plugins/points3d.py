@@ -1,4 +1,4 @@
-"""points3d: the seed's synthetic 3-D point cloud, a tilted, curved band near a plane."""
+"""points3d: the lecture's synthetic 3-D point cloud, a tilted, curved band near a plane."""
 
 import numpy as np
 
@@ -7,7 +7,7 @@ from zoo.data import Splits
 
 
 def make_points(m: int, w1: float, w2: float, noise: float, seed: int) -> np.ndarray:
-    """The seed's ``Points(m, w1, w2, noise)``: a curve in the (x0, x1) plane, lifted to
+    """The lecture's ``Points(m, w1, w2, noise)``: a curve in the (x0, x1) plane, lifted to
     x2 = w1 x0 + w2 x1 plus noise, so most of the variance lies in a tilted plane."""
     rng = np.random.RandomState(seed)
     angles = rng.rand(m) * 3 * np.pi / 2 - 0.5
@@ -21,7 +21,7 @@ def make_points(m: int, w1: float, w2: float, noise: float, seed: int) -> np.nda
 def load(data_dir=None) -> Splits:
     import torch
 
-    # As in the seed: Points(100, 0.1, 0.3, 0.1) for training; the test points use another seed.
+    # As in the lecture: Points(100, 0.1, 0.3, 0.1) for training; the test points use another seed.
     train = make_points(100, 0.1, 0.3, 0.1, seed=4)
     test = make_points(100, 0.1, 0.3, 0.1, seed=5)
     return Splits(train=torch.from_numpy(train), test=torch.from_numpy(test), source="generated")

@@ -18,7 +18,7 @@ import zoo
 SUBSET = 256  # training and test samples per split: enough to train a little, fast on 2 cores
 
 _runs: dict = {}  # name -> Path of the run folder, or the reason to skip
-_exports: dict = {}  # name -> list of zoo.export.onnx.Artifact
+_exports: dict = {}  # name -> list of zoo.export.onnx.ExportedFile
 
 # Runs the zoo CLI in a fresh interpreter where `import torch` raises ImportError, the way an app
 # that ships only numpy and onnxruntime would.

@@ -11,7 +11,7 @@ import pytest
 
 from zoo.export.bench.cells import TORCH, Cell, LoadedArtifact, settle
 from zoo.export.bench.measuring import plan_rounds, rounds_due
-from zoo.export.bench.preparation import Artifact
+from zoo.export.bench.preparation import PreparedPart
 from zoo.export.bench.settings import DEFAULT_OPTIONS, KNOBS, Settings
 from zoo.export.bench.timing import quiet_stats
 from zoo.export.bench.tuning import (DEFAULTS, TUNED, TUNED_ONE_THREAD, beats, choose_finalist, finalists,
@@ -147,7 +147,7 @@ def rounds(*p50s_us, calls=5):
 
 
 def make_cell(samples: dict, threads=2) -> Cell:
-    artifact = Artifact(model="m", part="decoder", run=Path("run"), path=Path("m.onnx"), input=Path("x.npy"),
+    artifact = PreparedPart(model="m", part="decoder", run=Path("run"), path=Path("m.onnx"), input=Path("x.npy"),
                         file_bytes=1, export_max_abs_error=0.0, flops_per_sample=1, input_shape=[1], ops=[])
     names = [e for e in samples if e != TORCH]
     loaded = LoadedArtifact(artifact=artifact, threads=threads,

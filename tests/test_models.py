@@ -49,7 +49,7 @@ def test_encoder_outputs_are_deterministic_and_named(name):
 def test_overrides_change_the_architecture():
     model = zoo.create_model("pca-ae", data_shape=(1, 28, 28), latent=100)
     assert model.latent_shape == (100,)
-    assert model.encoder.weight.shape == (100, 784)  # the seed's 784 -> 100 -> 784 autoencoder
+    assert model.encoder.weight.shape == (100, 784)  # the lecture's 784 -> 100 -> 784 autoencoder
 
 
 def test_vae_loss_is_bce_plus_kl_in_nats_per_image():

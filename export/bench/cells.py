@@ -3,7 +3,7 @@ side by side, in rounds. settle() turns its rounds into the reported figures."""
 
 import dataclasses
 
-from zoo.export.bench.preparation import Artifact
+from zoo.export.bench.preparation import PreparedPart
 from zoo.export.bench.timing import quiet_stats
 from zoo.export.bench.tuning import DEFAULTS, BatchPick, choose_finalist
 
@@ -15,7 +15,7 @@ class LoadedArtifact:
     """An artifact opened in both workers at one thread budget: the PyTorch module and one
     onnxruntime session per finalist. The cells of every batch size share it."""
 
-    artifact: Artifact
+    artifact: PreparedPart
     threads: int
     worker_keys: dict  # entry ("torch" or a finalist) -> the key its worker knows it by
     setup_ms: dict  # entry -> session creation (onnxruntime) or module rebuild (torch) time
@@ -55,7 +55,7 @@ class Cell:
             self.round_p50_us.setdefault(entry, [])
 
     @property
-    def artifact(self) -> Artifact:
+    def artifact(self) -> PreparedPart:
         return self.loaded.artifact
 
     @property

@@ -9,12 +9,12 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.export.bench.cells import TORCH, Cell
-from zoo.export.bench.preparation import Artifact
+from zoo.export.bench.preparation import PreparedPart
 from zoo.export.bench.settings import Settings
 from zoo.export.bench.timing import percentiles, quiet_stats
 
 
-def measure_variants(ort_worker, artifact: Artifact, variants: list, settings: Settings) -> list:
+def measure_variants(ort_worker, artifact: PreparedPart, variants: list, settings: Settings) -> list:
     """p50 (us) per tuning batch size for each variant (session options), measured in interleaved
     rounds on fresh sessions. A variant this build cannot load gets infinity."""
     sessions = {}  # options, as JSON -> worker key (None where it would not load)

@@ -97,4 +97,4 @@ class OrtBackend:
         session = self._session(_one_node_model("MatMul", ["a", "b"], [n, n]), DEFAULT_OPTIONS)
         rng = np.random.default_rng(SEED)
         feed = {k: rng.standard_normal((n, n), dtype=np.float32) for k in ("a", "b")}
-        return time_calls(lambda: session.run(["y"], feed), 0.0, calls, calls, int(warmup), 0.0, calls=calls)
+        return time_calls(lambda: session.run(["y"], feed), warmup_calls=int(warmup), calls=calls)

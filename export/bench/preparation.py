@@ -14,7 +14,7 @@ from zoo.export.bench.settings import SEED
 
 
 @dataclasses.dataclass
-class Artifact:
+class PreparedPart:
     """One exported part of one model, as the benchmark measures it."""
 
     model: str
@@ -74,7 +74,7 @@ def resolve_models(names) -> list:
 
 
 def prepare(models, work: Path, max_batch: int, log) -> dict:
-    """Export every model and write each part's inputs; returns {model: {part: Artifact}}."""
+    """Export every model and write each part's inputs; returns {model: {part: PreparedPart}}."""
     import onnx
     import torch
 
@@ -100,7 +100,7 @@ def prepare(models, work: Path, max_batch: int, log) -> dict:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, inputs.numpy().astype(np.float32))
             exported_part = exported[part]
-            artifacts[name][part] = Artifact(
+            artifacts[name][part] = PreparedPart(
                 model=name, part=part, run=run_dir, path=exported_part.path, input=path,
                 file_bytes=exported_part.bytes, export_max_abs_error=exported_part.max_abs_error,
                 flops_per_sample=count_flops(module.eval(), inputs[:1]), input_shape=list(inputs.shape[1:]),

@@ -27,7 +27,7 @@ class Timing:
         return dataclasses.asdict(self)
 
 
-def time_calls(fn, target_s, min_calls, max_calls, warmup_calls, warmup_s, calls=None) -> list:
+def time_calls(fn, target_s=0.0, min_calls=1, max_calls=1, warmup_calls=0, warmup_s=0.0, calls=None) -> list:
     """Nanoseconds of each timed call of ``fn()``, after a warm-up that is not counted. Unless
     ``calls`` is given, the number of calls is chosen from the warm-up so that the block lasts about
     ``target_s``."""

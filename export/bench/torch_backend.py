@@ -61,4 +61,4 @@ class TorchBackend:
         gen = self.torch.Generator().manual_seed(SEED)
         a, b = (self.torch.randn(n, n, generator=gen) for _ in range(2))
         with self.torch.inference_mode():
-            return time_calls(lambda: self.torch.matmul(a, b), 0.0, calls, calls, int(warmup), 0.0, calls=calls)
+            return time_calls(lambda: self.torch.matmul(a, b), warmup_calls=int(warmup), calls=calls)
