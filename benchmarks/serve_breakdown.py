@@ -133,7 +133,7 @@ def parts(app: dict, plan: dict) -> dict:
     loops, repeats = plan["loops"], plan["repeats"]
     return {"parse_us": per_call_us(lambda: protocol.parse_infer(body, length, model, limit), loops, repeats),
             "onnxruntime_us": per_call_us(lambda: run(rows), max(1, loops // 20), repeats) / batch,
-            "encode_us": per_call_us(lambda: protocol.encode_response(model, request, one, "1"), loops, repeats),
+            "encode_us": per_call_us(lambda: protocol.encode_response(model, request, one), loops, repeats),
             "batch": batch}
 
 

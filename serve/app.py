@@ -19,7 +19,6 @@ from zoo.serve.batcher import Batcher
 from zoo.serve.hot_path import HotPath, unknown_version
 from zoo.serve.metrics import Metrics
 from zoo.serve.middleware import Observe, RequireToken
-from zoo.serve.protocol import served_version
 
 PAGE = Path(__file__).with_name("page.html")
 SCRIPT = Path(__file__).with_name("page.js")
@@ -48,15 +47,14 @@ def create_app(models: dict, settings: Settings) -> Starlette:
     metrics = Metrics(models)
     batchers = {name: Batcher(model, settings.max_queue, metrics) for name, model in models.items()}
     html = page_html(bool(settings.token))
-    versions = {name: served_version(model) for name, model in models.items()}
 
     def find(request):
         """The model the URL names; under /versions/{version}, only if that is the served version."""
         name, version = request.path_params["name"], request.path_params.get("version")
         if name not in models:
             raise HTTPException(404, f"unknown model {name!r}; this server has {', '.join(models)}")
-        if version is not None and version != versions[name]:
-            raise HTTPException(404, unknown_version(name, version, versions[name]))
+        if version is not None and version != models[name].version:
+            raise HTTPException(404, unknown_version(models[name], version))
         return models[name]
 
     async def server_metadata(request):
@@ -65,7 +63,7 @@ def create_app(models: dict, settings: Settings) -> Starlette:
 
     async def model_metadata(request):
         model = find(request)
-        return JSONResponse({"name": model.name, "versions": [versions[model.name]], "platform": repository.PLATFORM,
+        return JSONResponse({"name": model.name, "versions": [model.version], "platform": repository.PLATFORM,
                              "inputs": [model.input.describe()],
                              "outputs": [o.describe() for o in model.outputs], "parameters": model.parameters()})
 
@@ -74,7 +72,7 @@ def create_app(models: dict, settings: Settings) -> Starlette:
 
     async def repository_index(request):
         # Triton's repository index (POST): how the page learns which models there are.
-        return JSONResponse([{"name": name, "version": versions[name], "state": "READY"} for name in models])
+        return JSONResponse([{"name": name, "version": model.version, "state": "READY"} for name, model in models.items()])
 
     async def page(request):
         return HTMLResponse(html)

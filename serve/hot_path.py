@@ -92,7 +92,6 @@ class HotPath:
         self.models = models
         self.batchers = batchers
         self.settings = settings
-        self.versions = {name: protocol.served_version(model) for name, model in models.items()}
         # The most body each model reads: a request of its max batch needs no more.
         self.body_limits = {name: min(settings.max_body, protocol.body_bound(model)) for name, model in models.items()}
         self.too_large = {name: _too_large(model, self.body_limits[name], settings.max_body)
@@ -117,8 +116,8 @@ class HotPath:
         model = self.models.get(name)  # looked up among the loaded models only: never a file path
         if model is None:
             return await send_error(send, 404, f"unknown model {name!r}; this server has {', '.join(self.models)}")
-        if version is not None and version != self.versions[name]:
-            return await send_error(send, 404, unknown_version(name, version, self.versions[name]))
+        if version is not None and version != model.version:
+            return await send_error(send, 404, unknown_version(model, version))
         batcher, settings = self.batchers[name], self.settings
         busy = f"{name} is busy: its queue is full; retry shortly"
         if batcher.full:  # refused before reading the body: a 503 must come at once
@@ -145,14 +144,14 @@ class HotPath:
         except Exception as exc:  # a bug of ours: one line in the log, a 500 for the client, no traceback
             log_fault(name, f"{type(exc).__name__}: {first_line(exc)}")
             return await send_error(send, 500, f"internal error while serving {name}")
-        body, headers = protocol.encode_response(model, request, outputs, self.versions[name])
+        body, headers = protocol.encode_response(model, request, outputs)
         await send_response(send, 200, body, headers)
         if request.batch.nbytes + len(body) > TRIM_AFTER_BYTES:
             release_memory()
 
 
-def unknown_version(name: str, version: str, served: str) -> str:
-    return f"unknown version {version!r} of model {name!r}; this server has version {served}"
+def unknown_version(model, version: str) -> str:
+    return f"unknown version {version!r} of model {model.name!r}; this server has version {model.version}"
 
 
 def _too_large(model, limit: int, max_body: int) -> str:

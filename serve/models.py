@@ -25,7 +25,6 @@ from zoo.errors import ZooError
 from zoo.export import repository, runtime
 
 
-
 @dataclass
 class Tensor:
     """One input or output as the v2 protocol describes it; ``shape`` excludes the batch."""
@@ -91,6 +90,9 @@ class Model:
     serving: Serving = field(default_factory=Serving)
     sources: dict = field(default_factory=dict)  # where each serving setting came from
     sessions: list = field(default_factory=list)  # one onnxruntime session per instance
+    # The version the protocol's URLs and answers name: a repository's version folder (the highest,
+    # the one served), else the one `zoo export --repository` writes.
+    version: str = repository.VERSION
 
     @property
     def output_names(self) -> list:
@@ -142,7 +144,8 @@ def open_model(name: str, path: Path, flags: dict, folder: Path | None = None) -
     session = artifacts[0].session
     (input_node,) = session.get_inputs()  # runtime.load has checked it is a zoo artifact: one input
     return Model(name, artifacts[0], _tensor(input_node, path), [_tensor(o, path) for o in session.get_outputs()],
-                 serving, sources, [a.session for a in artifacts])
+                 serving, sources, [a.session for a in artifacts],
+                 version=path.parent.name if folder is not None else repository.VERSION)
 
 
 def _named_files(path: Path, prefix: str | None) -> list:

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from zoo.export.repository import MODEL_FILE, VERSION
-
 HEADER_LENGTH = "inference-header-content-length"
 HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 FLOAT32_LE = np.dtype("<f4")
@@ -230,24 +228,14 @@ def _loads(header: bytes):
         raise ProtocolError(f"malformed JSON ({first})") from None
 
 
-def served_version(model) -> str:
-    """The model version the protocol's URLs and answers name: the version folder of a repository's
-    ``<name>/<version>/model.onnx`` (the highest, which is the one served), else "1", the version
-    `zoo export --repository` writes. Worked out once per model, never per request."""
-    path = model.artifact.path
-    if path.name == MODEL_FILE and path.parent.name.isdigit() and path.parent.parent.name == model.name:
-        return path.parent.name
-    return VERSION
-
-
-def encode_response(model, request: InferRequest, outputs: dict, version: str) -> tuple:
-    """(body bytes, ASGI headers) for the answer: outputs is ``{name: float32 array}``; ``version``:
-    the served version, answered as ``model_version`` as Triton does.
+def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
+    """(body bytes, ASGI headers) for the answer: outputs is ``{name: float32 array}``; the model's
+    served version goes in ``model_version``, as Triton answers.
 
     orjson writes a float32 array in Rust with the shortest digits that give back the same float32,
     about seven times faster than formatting it in Python: a 784-pixel answer in JSON is most of
     what a JSON request costs. (A non-finite value, which JSON cannot spell, becomes null.)"""
-    answer = {"model_name": model.name, "model_version": version}
+    answer = {"model_name": model.name, "model_version": model.version}
     if request.id is not None:
         answer["id"] = request.id
     tensors, chunks = [], []
