@@ -127,7 +127,7 @@ def peers_section(result) -> list:
     """Under `--peers`: the same VAE generator through Triton, KServe and MLServer (serve_peers.py)."""
     if not result.get("peers"):
         return []
-    from serve_peers import markdown_rows  # beside this file
+    from serve_peers_report import markdown_rows  # beside this file
 
     return ["", "## Beside its peers", "",
             "The VAE generator file served by zoo serve and by the systems a user would pick instead, each pinned "

@@ -53,12 +53,12 @@ def test_quick_peers_run_writes_every_result(tmp_path_factory, tmp_path):
 
 
 def test_peers_are_never_installed_when_installing_is_off(tmp_path, monkeypatch):
-    import serve_peers
+    import peer_servers
 
-    monkeypatch.setattr(serve_peers, "PEERS_DIR", tmp_path)
-    context = serve_peers.Context(tmp_path / "generator.onnx", tmp_path, None, install=False)
+    monkeypatch.setattr(peer_servers, "PEERS_DIR", tmp_path)
+    context = peer_servers.Context(tmp_path / "generator.onnx", tmp_path, None, install=False)
     with pytest.raises(RuntimeError, match="installing is off"):
-        serve_peers.pip_install(context, "kserve", ["kserve==0.21.0"])
+        peer_servers.pip_install(context, "kserve", ["kserve==0.21.0"])
     assert not (tmp_path / "kserve").exists()
 
 
