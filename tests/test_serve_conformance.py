@@ -4,7 +4,8 @@ Protocol (KServe v2 REST, with Triton's binary tensor extension), through httpx 
 tritonclient's own HTTP client.
 
 Every test runs against both servers. Where they answer differently, the difference is one entry of
-DIFFERENCES (in conformance_servers.py, beside the Triton fixture's helpers), and the assertion picks the expected answer with ``per_server(served, <entry>, ...)``.
+DIFFERENCES (in conformance_servers.py, beside the Triton fixture's helpers), and the assertion
+picks the expected answer with ``per_server(served, <entry>, ...)``.
 The rule: zoo serve does what Triton does wherever Triton follows the protocol (so zoo serve now
 answers ``versions`` in model metadata, ``model_version`` in infer answers and the
 ``/v2/models/NAME/versions/V/...`` URLs, as Triton does), and keeps its own answer where Triton does
