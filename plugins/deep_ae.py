@@ -1,12 +1,11 @@
-"""The deep (MLP) autoencoder: 784-256-64-16-4 with ReLU and a mirrored decoder."""
+"""The deep (MLP) autoencoder: 784-256-64-16-4 with ReLU and a mirrored decoder.
+
+The plugin: settings and registration, no torch. The network is in ``zoo.plugins.networks.deep_ae``,
+imported when a model is built."""
 
 from dataclasses import dataclass
 
-from torch import nn
-
 import zoo
-from zoo.layers import mlp
-from zoo.model import AutoEncoder
 
 
 @dataclass
@@ -15,30 +14,13 @@ class DeepAEConfig:
     latent: int = 4  # code size
 
 
-class DeepAutoEncoder(AutoEncoder):
-    def __init__(self, config, data_shape):
-        super().__init__(config, data_shape)
-        self.latent_shape = (config.latent,)
-        widths = [self.data_dim, *config.hidden, config.latent]
-        # Fixes to the seed: the code layer has no ReLU (a ReLU there zeroes dimensions of a 4-d
-        # code for good), and the output goes through a sigmoid to match pixels in [0, 1].
-        self.encoder = mlp(widths)
-        self.decoder = mlp(widths[::-1], last_activation=nn.Sigmoid)
-
-    def encode(self, x):
-        return self.encoder(x.flatten(1))
-
-    def decode(self, z):
-        return self.decoder(z).view(-1, *self.data_shape)
-
-
 @zoo.hookimpl
 def register_models(register):
     register(
         zoo.ModelSpec(
             name="deep-ae",
             config=DeepAEConfig,
-            build=DeepAutoEncoder,
+            build="zoo.plugins.networks.deep_ae:DeepAutoEncoder",
             default_dataset="mnist",
             summary="Deep MLP autoencoder 784-256-64-16-4 with a mirrored decoder",
             train={"epochs": 10, "batch_size": 128, "lr": 2e-3},

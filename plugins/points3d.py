@@ -1,14 +1,14 @@
 """points3d: the lecture's synthetic 3-D point cloud, a tilted, curved band near a plane."""
 
-import numpy as np
-
 import zoo
 from zoo.data import Splits
 
 
-def make_points(m: int, w1: float, w2: float, noise: float, seed: int) -> np.ndarray:
+def make_points(m: int, w1: float, w2: float, noise: float, seed: int):
     """The lecture's ``Points(m, w1, w2, noise)``: a curve in the (x0, x1) plane, lifted to
     x2 = w1 x0 + w2 x1 plus noise, so most of the variance lies in a tilted plane."""
+    import numpy as np  # here, not at the top: `zoo list` loads this plugin and needs no numpy
+
     rng = np.random.RandomState(seed)
     angles = rng.rand(m) * 3 * np.pi / 2 - 0.5
     data = np.empty((m, 3))

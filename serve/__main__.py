@@ -1,5 +1,5 @@
-"""`python -m zoo.serve PATH...`: the server on its own, without discovering plugins, so the process
-never imports torch (`zoo serve` hands over to this when the CLI has imported it)."""
+"""`python -m zoo.serve PATH...`: the server on its own, without discovering plugins: the same as
+`zoo serve PATH...`, for an environment that has the server's libraries but not the plugins."""
 
 from zoo.cli import run_command
 from zoo.serve.commands import serve_cmd

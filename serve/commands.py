@@ -5,8 +5,6 @@ so `zoo --help` stays fast. Nothing on this path imports torch.
 """
 
 import ipaddress
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +104,6 @@ def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, in
     zoo serve runs/vae
     curl localhost:8000/v2/models/vae-generator
     """
-    _leave_torch_behind()
     from zoo.serve.app import Settings
     from zoo.serve.connections import ConnectionLimits
     from zoo.serve.models import describe_serving
@@ -144,20 +141,6 @@ def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, in
     else:
         del models  # each worker loads its own
         serve_workers(plan, workers, sock, limits, drain_s=timeout_s + 5)
-
-
-def _leave_torch_behind() -> None:
-    """Become `python -m zoo.serve` with the same arguments, when the CLI imported torch.
-
-    `zoo` imports every plugin to find its commands, and the model plugins import torch: about 700
-    MB of resident memory and a second of start-up that a server, which only runs onnxruntime, never
-    uses. Replacing the process (same PID, so signals still reach the server) sheds it."""
-    argv = sys.argv
-    if sys.modules.get("torch") is None or len(argv) < 2 or argv[1] != "serve":
-        return  # torch not loaded (or blocked), or not run from the command line (tests, notebooks)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "zoo.serve", *argv[2:]])
 
 
 @zoo.hookimpl

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 import zoo
 from zoo import registry
 from zoo.placement import binarize_fixed, load_splits
-from zoo.plugins.vae import VAE, VAEConfig
+from zoo.plugins.networks.vae import VAE
+from zoo.plugins.vae import VAEConfig
 from zoo.train import train
 
 

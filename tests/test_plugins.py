@@ -3,6 +3,8 @@ hook has a test here named test_hook_<hook>, and a test fails when one has none.
 
 import inspect
 import json
+import os
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -82,6 +84,70 @@ def test_hook_register_models_from_a_third_party_distribution(site):
     assert tiny["distribution"] == "zoo-tiny" and tiny["models"] == ["tiny-ae"]
 
 
+# The recommended form: the plugin module names its network by import path and needs no torch;
+# the network's module is imported when a model is built.
+LAZY_PLUGIN = """
+from dataclasses import dataclass
+
+import zoo
+
+
+@dataclass
+class LazyConfig:
+    latent: int = 3
+
+
+@zoo.hookimpl
+def register_models(register):
+    register(zoo.ModelSpec(name="lazy-ae", config=LazyConfig, build="zoo_lazy_net:Tiny",
+                           default_dataset="mnist", summary="A third-party autoencoder named by path"))
+"""
+
+
+def install_lazy_plugin(site, network_source):
+    install_distribution(site, "zoo-lazy", "zoo_lazy", LAZY_PLUGIN, {"lazy": "zoo_lazy"})
+    if network_source is not None:
+        (site / "zoo_lazy_net.py").write_text(network_source)
+
+
+def test_a_model_named_by_import_path_is_listed_without_its_network_and_trains(site, tmp_path):
+    install_lazy_plugin(site, TINY_PLUGIN.split("@zoo.hookimpl")[0])
+    probe = ("import sys; from zoo import registry; registry.current(); "
+             "print('zoo_lazy' in sys.modules, 'zoo_lazy_net' in sys.modules, 'torch' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env_with(site)},
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == ["True", "False", "False"]
+    info = json.loads(run_zoo("info", "lazy-ae", "--json", env=env_with(site), check=True).stdout)
+    assert info["latent_shape"] == [3] and info["parameters"] == 784 * 3 + 3 + 3 * 784 + 784
+    run_zoo("train", "lazy-ae", "--epochs", "1", "--subset", "64", "--out", tmp_path / "run", env=env_with(site),
+            check=True)
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_a_missing_network_module_is_reported_by_zoo_plugins_and_at_build(site, tmp_path):
+    install_lazy_plugin(site, None)
+    assert "lazy-ae" in run_zoo("list", env=env_with(site), check=True).stdout
+    plugins = json.loads(run_zoo("plugins", "--json", env=env_with(site), check=True).stdout)
+    lazy = next(p for p in plugins if p["name"] == "lazy")
+    assert "no module 'zoo_lazy_net'" in lazy["error"]
+    result = run_zoo("train", "lazy-ae", "--epochs", "1", "--out", tmp_path / "run", env=env_with(site))
+    assert_one_line_error(result, "cannot import zoo_lazy_net:Tiny", "ModuleNotFoundError")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_network_module_that_raises_on_import_is_one_line_at_build(site):
+    install_lazy_plugin(site, "raise RuntimeError('network kaboom')\n")
+    assert_one_line_error(run_zoo("info", "lazy-ae", env=env_with(site)), "zoo_lazy_net:Tiny", "network kaboom")
+
+
+def test_an_import_path_without_a_colon_is_a_registration_error(site):
+    install_distribution(site, "zoo-lazy", "zoo_lazy", LAZY_PLUGIN.replace("zoo_lazy_net:Tiny", "zoo_lazy_net.Tiny"),
+                         {"lazy": "zoo_lazy"})
+    plugins = json.loads(run_zoo("plugins", "--json", env=env_with(site), check=True).stdout)
+    assert "'package.module:Name'" in next(p for p in plugins if p["name"] == "lazy")["error"]
+    assert "lazy-ae" not in run_zoo("list", env=env_with(site), check=True).stdout
+
+
 def test_a_plugin_that_raises_on_import_is_reported_and_skipped(site):
     install_distribution(site, "zoo-broken", "zoo_broken", "raise RuntimeError('kaboom')\n", {"broken": "zoo_broken"})
     listing = run_zoo("list", env=env_with(site), check=True)
@@ -121,7 +187,7 @@ class InCodePlugin:
 
     @zoo.hookimpl
     def register_models(self, register):
-        from zoo.plugins.pca_ae import PCAAutoEncoder
+        from zoo.plugins.networks.pca_ae import PCAAutoEncoder
 
         register(zoo.ModelSpec(name="in-code-ae", config=_Cfg, build=PCAAutoEncoder,
                                default_dataset="points3d", summary="registered in code"))

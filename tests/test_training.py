@@ -15,7 +15,7 @@ import zoo
 from zoo import registry
 from zoo.run_folder import load_run
 from zoo.evaluate import evaluate
-from zoo.plugins.pca_ae import PCAAutoEncoder
+from zoo.plugins.networks.pca_ae import PCAAutoEncoder
 from zoo.train import train
 
 from helpers import assert_one_line_error, real_data_dir, run_zoo

@@ -127,29 +127,34 @@ def list_cmd(pattern, as_json):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(name, dataset, sets, as_json):
-    """Config defaults, shapes and parameter count of model NAME."""
+    """Config defaults, shapes and parameter count of model NAME.
+
+    The parameter count and latent shape come from building the model once; the answer is cached
+    (under ~/.cache/zoo), so asking again is instant."""
     from .config import make_config, parse_sets, to_dict
+    from .model_facts import model_facts
     from .registry import current, get_dataset, get_spec
 
     spec = get_spec(name)
     data = get_dataset(dataset or spec.default_dataset)
     config = make_config(spec.config, parse_sets(sets))
-    model = spec.build(config, tuple(data.data_shape))
+    plugin = current().models[name].plugin
+    facts = model_facts(spec, config, tuple(data.data_shape), current().infos[plugin].version)
     out = {
         "name": spec.name,
         "summary": spec.summary,
-        "plugin": current().models[name].plugin,
+        "plugin": plugin,
         "dataset": data.name,
         "config": to_dict(config),
         "train_defaults": dict(spec.train),
-        "data_shape": list(model.data_shape),
-        "latent_shape": list(model.latent_shape),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "data_shape": list(data.data_shape),
+        "latent_shape": facts["latent_shape"],
+        "parameters": facts["parameters"],
     }
     if as_json:
         return emit_json(out)
     click.echo(f"{spec.name}: {spec.summary}  (plugin {out['plugin']})")
-    click.echo(f"  dataset       {data.name}  data shape {tuple(model.data_shape)} -> latent shape {tuple(model.latent_shape)}")
+    click.echo(f"  dataset       {data.name}  data shape {tuple(out['data_shape'])} -> latent shape {tuple(out['latent_shape'])}")
     click.echo(f"  parameters    {out['parameters']:,}")
     click.echo("  config        " + ", ".join(f"{k}={v}" for k, v in out["config"].items()))
     if spec.train:
@@ -164,7 +169,9 @@ def plugins(as_json):
 
     from .registry import current
 
-    infos = [asdict(i) for i in current().infos.values()]
+    registry = current()
+    registry.check_model_modules()
+    infos = [asdict(i) for i in registry.infos.values()]
     if as_json:
         return emit_json(infos)
     rows = [[i["name"], f"{i['distribution']} {i['version']}".strip() or "(in code)",

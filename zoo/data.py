@@ -41,9 +41,14 @@ def as_float(batch):
     return batch.float()
 
 
-def user_cache() -> Path:
+def cache_home() -> Path:
+    """$XDG_CACHE_HOME/zoo, or ~/.cache/zoo: downloaded datasets and what `zoo info` measured."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo" / "datasets"
+    return Path(base) / "zoo"
+
+
+def user_cache() -> Path:
+    return cache_home() / "datasets"
 
 
 def candidate_dirs(name: str, data_dir=None) -> list[Path]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from . import discovery
 from .errors import ZooError, ZooUsageError
-from .specs import DatasetSpec, ModelSpec
+from .specs import DatasetSpec, ImportPath, ModelSpec
 
 
 @dataclass
@@ -46,6 +46,16 @@ class Registry:
                     )
                 table[spec.name] = Entry(spec, info.name)
                 getattr(info, info_field).append(spec.name)
+
+    def check_model_modules(self) -> None:
+        """Report a plugin whose model names a network module that is not there. The module is
+        found, not run, so this needs no torch; an import error inside it shows when the model is
+        built, naming the module."""
+        for name, entry in self.models.items():
+            build = entry.spec.build
+            info = self.infos[entry.plugin]
+            if isinstance(build, ImportPath) and not info.error and build.find() is None:
+                info.error = f"model {name!r} is built by {build.path}, but there is no module {build.module!r}"
 
     def add_commands(self, cli) -> None:
         """Let every plugin add its commands to the click group ``cli``. A plugin whose hook raises
