@@ -11,7 +11,6 @@ folder as it was.
 
 import contextlib
 import io
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 import zoo
 from zoo.atomic import temp_beside
 from zoo.errors import ZooError, first_line
+from zoo.export import metadata
 from zoo.export.parts import Part, make_parts
 from zoo.run_folder import load_run
 
@@ -51,17 +51,10 @@ def _parts(run) -> list:
 
 
 def _metadata(run, part: Part) -> dict:
-    model, config = run.model, run.config
-    return {
-        "zoo.model": config.model,
-        "zoo.part": part.name,
-        "zoo.data_shape": json.dumps(list(model.data_shape)),
-        "zoo.latent_shape": json.dumps(list(model.latent_shape)),
-        "zoo.prior": json.dumps(part.prior),
-        "zoo.config": json.dumps(config.model_config),
-        "zoo.dataset": config.dataset,
-        "zoo.version": zoo.__version__,
-    }
+    """The zoo.* metadata_props of one part's file (the format is zoo.export.metadata's)."""
+    return metadata.build(model=run.config.model, part=part.name, data_shape=run.model.data_shape,
+                          latent_shape=run.model.latent_shape, prior=part.prior,
+                          config=run.config.model_config, dataset=run.config.dataset, version=zoo.__version__)
 
 
 def _to_onnx(part: Part, opset: int) -> onnx.ModelProto:

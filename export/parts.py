@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from zoo.export.metadata import prior_for_part
+
 PART_NAMES = ("encoder", "decoder", "generator")
 EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1 to a constant; 2 keeps it symbolic
 
@@ -56,7 +58,7 @@ class Part:
     output_names: list
     example: torch.Tensor  # the batch the exporter traces with
     make_input: object  # make_input(batch, generator) -> a valid input batch (seeded torch.Generator)
-    prior: dict  # what zoo.prior holds in this file
+    prior: dict  # what zoo.prior holds in this file (zoo.export.metadata.prior_for_part)
 
 
 def make_parts(model, prior) -> list:
@@ -84,12 +86,10 @@ def make_parts(model, prior) -> list:
         raise ValueError("the first of encoder_outputs() must be encode(x), the code")
 
     described = prior.describe()
-    # The generator folds scale_tril into its graph and an encoder does not sample, so only the
-    # decoder (sampled from its metadata) carries the full covariance factor.
-    summary = {k: v for k, v in described.items() if k != "scale_tril"}
     return [
-        Part("encoder", EncoderGraph(model), "x", list(outputs), x, data, summary),
-        Part("decoder", DecoderGraph(model), "z", ["x_hat"], code(EXAMPLE_BATCH, gen), code, described),
+        Part("encoder", EncoderGraph(model), "x", list(outputs), x, data, prior_for_part(described, "encoder")),
+        Part("decoder", DecoderGraph(model), "z", ["x_hat"], code(EXAMPLE_BATCH, gen), code,
+             prior_for_part(described, "decoder")),
         Part("generator", GeneratorGraph(model, prior), "eps", ["x_hat"], eps(EXAMPLE_BATCH, gen), eps,
-             {**summary, "folded_into_graph": True}),
+             prior_for_part(described, "generator")),
     ]

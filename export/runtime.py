@@ -15,7 +15,6 @@ file is a zoo artifact of the right part, and reads the shapes and the latent pr
 ``zoo.ZooError`` saying what was expected.
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -23,13 +22,12 @@ import numpy as np
 import onnxruntime as ort
 
 from zoo.errors import ZooError, first_line
+from zoo.export import metadata
+from zoo.export.metadata import prior_sample  # noqa: F401 (re-exported: apps sample a prior from here)
 from zoo.images import grid, save_grid  # noqa: F401 (re-exported for apps)
 
 MAX_SAMPLES = 100_000  # one call's worth; 100k MNIST images are 300 MB of float32
 CHUNK = 1024  # samples per onnxruntime call, so memory stays flat for large n
-METADATA_KEYS = ("zoo.model", "zoo.part", "zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config",
-                 "zoo.dataset", "zoo.version")
-JSON_KEYS = ("zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config")
 
 
 def read_metadata(path) -> dict:
@@ -54,17 +52,7 @@ def _open_session(path, intra_op_num_threads, inter_op_num_threads=None, memory_
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ZooError(f"{path}: not a valid ONNX model ({first_line(exc, 160)})") from None
-    raw = session.get_modelmeta().custom_metadata_map
-    missing = [k for k in METADATA_KEYS if k not in raw]
-    if missing:
-        raise ZooError(f"{path}: not an autoencoder-zoo artifact (no {missing[0]} metadata); "
-                       "write one with `zoo export RUN`")
-    meta = dict(raw)
-    for key in JSON_KEYS:
-        try:
-            meta[key] = json.loads(raw[key])
-        except ValueError:
-            raise ZooError(f"{path}: corrupt {key} metadata (not JSON)") from None
+    meta = metadata.parse(session.get_modelmeta().custom_metadata_map, path)
     _check_against_graph(path, session, meta)
     return session, meta
 
@@ -78,13 +66,9 @@ PART_SHAPES = {
 
 
 def _check_against_graph(path, session, meta: dict) -> None:
-    """Refuse a file whose zoo.* shapes disagree with the shapes its graph declares, before any
-    array is sized from the metadata (an edited zoo.latent_shape must not allocate terabytes)."""
-    for key in ("zoo.data_shape", "zoo.latent_shape"):
-        shape = meta[key]
-        if not isinstance(shape, list) or not shape or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-            raise ZooError(f"{path}: corrupt {key} metadata {str(shape)[:80]} (expected a list of positive ints)")
+    """Refuse a file whose zoo.* shapes (well-formed: ``metadata.parse`` checked them) disagree with
+    the shapes its graph declares, before any array is sized from the metadata (an edited
+    zoo.latent_shape must not allocate terabytes)."""
     if meta["zoo.part"] not in PART_SHAPES:
         return  # load() names the unknown part
     inputs, outputs = session.get_inputs(), session.get_outputs()
@@ -118,15 +102,6 @@ def _rng(seed) -> np.random.Generator:
 def standard_normal(n: int, dim: int, seed: int = 0) -> np.ndarray:
     """The eps a generator takes: float32 [n, dim] from N(0, I), a pure function of the seed."""
     return _rng(seed).standard_normal((_check_count(n), dim), dtype=np.float32)
-
-
-def prior_sample(prior: dict, eps: np.ndarray) -> np.ndarray:
-    """Map N(0, I) draws to the prior described in ``zoo.prior``: mean + eps @ scale_tril.T (the
-    fitted full covariance), or mean + std * eps when the file only carries per-dimension spreads."""
-    mean = np.asarray(prior["mean"], dtype=np.float32)
-    if prior.get("scale_tril") is not None:
-        return mean + eps @ np.asarray(prior["scale_tril"], dtype=np.float32).T
-    return mean + eps * np.asarray(prior["std"], dtype=np.float32)
 
 
 class Artifact:

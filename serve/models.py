@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoo.errors import ZooError
-from zoo.export import repository, runtime
+from zoo.export import metadata, repository, runtime
 
 
 @dataclass
@@ -104,8 +104,7 @@ class Model:
     def parameters(self) -> dict:
         """The zoo.* description as v2 parameters (whose values must be strings, numbers or bools:
         the JSON-valued entries stay the JSON text they are in the file)."""
-        meta = self.artifact.session.get_modelmeta().custom_metadata_map
-        return {key: meta[key] for key in runtime.METADATA_KEYS if key in meta}
+        return metadata.zoo_entries(self.artifact.session.get_modelmeta().custom_metadata_map)
 
     @property
     def max_batch(self) -> int:

@@ -36,7 +36,11 @@ class GaussianPrior(nn.Module):
         return self.mean + eps @ self.scale_tril.T
 
     def describe(self) -> dict:
-        """JSON-ready description, stored in every exported artifact's ``zoo.prior``."""
+        """JSON-ready description, stored in every exported artifact's ``zoo.prior``.
+
+        The keys are the ``zoo.prior`` format, which ``zoo.export.metadata`` owns (and documents):
+        change them there too. Each part's file carries what ``prior_for_part`` keeps of this.
+        """
         std = (self.scale_tril @ self.scale_tril.T).diagonal().sqrt()
         return {
             "kind": "standard_normal" if self.fixed else "gaussian",

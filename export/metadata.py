@@ -1,0 +1,105 @@
+"""The ``zoo.*`` metadata of exported ONNX files: this module owns the format.
+
+Every file ``zoo export`` writes carries these string entries in its ``metadata_props``:
+
+- ``zoo.model``, ``zoo.part`` ("encoder", "decoder" or "generator"), ``zoo.dataset``, ``zoo.version``:
+  plain text;
+- ``zoo.data_shape``, ``zoo.latent_shape``: JSON lists of positive ints, without the batch;
+- ``zoo.config``: JSON, the model's settings;
+- ``zoo.prior``: JSON, the latent prior (below).
+
+The prior is ``{"kind", "mean", "std"}`` plus, depending on the part: ``scale_tril`` in the decoder
+(the one part sampled from its metadata, so the one that needs the full covariance) and
+``"folded_into_graph": true`` in the generator (whose graph applies the prior itself). ``kind`` is
+"standard_normal" (a VAE's fixed N(0, I)) or "gaussian" (fitted to a deterministic autoencoder's
+training codes); ``mean`` and ``std`` have one entry per latent dimension; ``scale_tril`` is the
+lower Cholesky factor of the covariance. ``zoo.model.GaussianPrior.describe()`` produces the full
+description (the core cannot import this package); everything else about the schema is here.
+
+The exporter writes with ``build``; ``zoo.export.runtime`` and ``zoo serve`` read with ``parse`` and
+``zoo_entries``, and sample the prior with ``prior_sample``. Plain Python and numpy only: the
+runtime and the server load this module without torch or onnx.
+"""
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+KEYS = ("zoo.model", "zoo.part", "zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config",
+        "zoo.dataset", "zoo.version")
+JSON_KEYS = ("zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config")
+SHAPE_KEYS = ("zoo.data_shape", "zoo.latent_shape")
+
+
+def build(*, model: str, part: str, data_shape, latent_shape, prior: dict, config: dict, dataset: str,
+          version: str) -> dict:
+    """The ``metadata_props`` of one exported file, ``{key: text}`` in KEYS order; ``prior`` is what
+    this part carries (``prior_for_part``)."""
+    values = {
+        "zoo.model": model,
+        "zoo.part": part,
+        "zoo.data_shape": list(data_shape),
+        "zoo.latent_shape": list(latent_shape),
+        "zoo.prior": prior,
+        "zoo.config": config,
+        "zoo.dataset": dataset,
+        "zoo.version": version,
+    }
+    return {key: json.dumps(value) if key in JSON_KEYS else value for key, value in values.items()}
+
+
+def prior_for_part(prior: dict, part: str) -> dict:
+    """What ``zoo.prior`` holds in one part's file, from the full description."""
+    if part == "decoder":
+        return prior
+    # The generator folds scale_tril into its graph and an encoder does not sample, so only the
+    # decoder (sampled from its metadata) carries the full covariance factor.
+    summary = {key: value for key, value in prior.items() if key != "scale_tril"}
+    return {**summary, "folded_into_graph": True} if part == "generator" else summary
+
+
+def parse(raw: Mapping, where) -> dict:
+    """A file's metadata map (onnxruntime's ``custom_metadata_map``) with the JSON values parsed and
+    the shapes checked; one ZooError, prefixed with ``where`` (the file), naming the first key that
+    is missing or malformed. Entries that are not ``zoo.*`` are kept as they are."""
+    missing = [key for key in KEYS if key not in raw]
+    if missing:
+        raise ZooError(f"{where}: not an autoencoder-zoo artifact (no {missing[0]} metadata); "
+                       "write one with `zoo export RUN`")
+    meta = dict(raw)
+    for key in JSON_KEYS:
+        meta[key] = _parse_json(raw[key], key, where)
+    for key in SHAPE_KEYS:
+        _check_shape(meta[key], key, where)
+    return meta
+
+
+def _parse_json(text: str, key: str, where):
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ZooError(f"{where}: corrupt {key} metadata (not JSON)") from None
+
+
+def _check_shape(shape, key: str, where) -> None:
+    # Arrays are sized from these shapes: anything but positive ints must stop here.
+    if not isinstance(shape, list) or not shape or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ZooError(f"{where}: corrupt {key} metadata {str(shape)[:80]} (expected a list of positive ints)")
+
+
+def zoo_entries(raw: Mapping) -> dict:
+    """The ``zoo.*`` entries of a metadata map as the text they are in the file (JSON unparsed)."""
+    return {key: raw[key] for key in KEYS if key in raw}
+
+
+def prior_sample(prior: dict, eps: np.ndarray) -> np.ndarray:
+    """Map N(0, I) draws to the prior described in ``zoo.prior``: mean + eps @ scale_tril.T (the
+    fitted full covariance), or mean + std * eps when the file only carries per-dimension spreads."""
+    mean = np.asarray(prior["mean"], dtype=np.float32)
+    if prior.get("scale_tril") is not None:
+        return mean + eps @ np.asarray(prior["scale_tril"], dtype=np.float32).T
+    return mean + eps * np.asarray(prior["std"], dtype=np.float32)
