@@ -41,8 +41,12 @@ def assert_one_line_error(result, *fragments):
 
 def install_distribution(site, dist_name, module, source, entry_points):
     """Lay out a distribution the way pip installs one: the module and its .dist-info, so that
-    PYTHONPATH=site makes its "zoo" entry points real to importlib.metadata."""
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    PYTHONPATH=site makes its "zoo" entry points real to importlib.metadata. ``source`` is the
+    module's text, or {path under site: text} for a package of several files."""
+    files = source if isinstance(source, dict) else {f"{module}.py": source}
+    for path, text in files.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_text(textwrap.dedent(text))
     info = site / f"{dist_name.replace('-', '_')}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.1\n")

@@ -4,9 +4,11 @@ hook has a test here named test_hook_<hook>, and a test fails when one has none.
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -110,20 +112,6 @@ def install_lazy_plugin(site, network_source):
         (site / "zoo_lazy_net.py").write_text(network_source)
 
 
-def test_a_model_named_by_import_path_is_listed_without_its_network_and_trains(site, tmp_path):
-    install_lazy_plugin(site, TINY_PLUGIN.split("@zoo.hookimpl")[0])
-    probe = ("import sys; from zoo import registry; registry.current(); "
-             "print('zoo_lazy' in sys.modules, 'zoo_lazy_net' in sys.modules, 'torch' in sys.modules)")
-    loaded = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env_with(site)},
-                            capture_output=True, text=True, check=True).stdout.split()
-    assert loaded == ["True", "False", "False"]
-    info = json.loads(run_zoo("info", "lazy-ae", "--json", env=env_with(site), check=True).stdout)
-    assert info["latent_shape"] == [3] and info["parameters"] == 784 * 3 + 3 + 3 * 784 + 784
-    run_zoo("train", "lazy-ae", "--epochs", "1", "--subset", "64", "--out", tmp_path / "run", env=env_with(site),
-            check=True)
-    assert (tmp_path / "run" / "model.safetensors").is_file()
-
-
 def test_a_missing_network_module_is_reported_by_zoo_plugins_and_at_build(site, tmp_path):
     install_lazy_plugin(site, None)
     assert "lazy-ae" in run_zoo("list", env=env_with(site), check=True).stdout
@@ -146,6 +134,31 @@ def test_an_import_path_without_a_colon_is_a_registration_error(site):
     plugins = json.loads(run_zoo("plugins", "--json", env=env_with(site), check=True).stdout)
     assert "'package.module:Name'" in next(p for p in plugins if p["name"] == "lazy")["error"]
     assert "lazy-ae" not in run_zoo("list", env=env_with(site), check=True).stdout
+
+
+def readme_plugin_files() -> dict:
+    """The README's third-party package, file by file: each ```python block that starts with a
+    comment naming its file."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Write an architecture as a plugin", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```python\n# (\S+)\n(.*?)^```", section, re.S | re.M)
+    return {path: body for path, body in blocks}
+
+
+def test_the_readme_plugin_package_works_as_written_and_lists_without_torch(site, tmp_path):
+    files = readme_plugin_files()
+    assert set(files) == {"zoo_tiny/__init__.py", "zoo_tiny/model.py"}, "README.md's plugin example changed shape"
+    install_distribution(site, "zoo-tiny", "zoo_tiny", files, {"tiny": "zoo_tiny"})
+    probe = ("import sys; from zoo import registry; print(registry.get_spec('tiny-ae').summary); "
+             "print('torch' in sys.modules)")
+    listed = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env_with(site)},
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert listed == ["A tiny linear-sigmoid autoencoder", "False"]
+    info = json.loads(run_zoo("info", "tiny-ae", "--json", env=env_with(site), check=True).stdout)
+    assert info["latent_shape"] == [3] and info["train_defaults"]["epochs"] == 5
+    run_zoo("train", "tiny-ae", "--epochs", "1", "--subset", "64", "--out", tmp_path / "run", env=env_with(site),
+            check=True)
+    assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
 def test_a_plugin_that_raises_on_import_is_reported_and_skipped(site):
