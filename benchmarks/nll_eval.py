@@ -76,7 +76,8 @@ def main():
     device = torch.device(args.device)
 
     from zoo.likelihood import estimate_nll, plan_chunks, memory_budget
-    from zoo.placement import TEST_BINARIZATION_SEED, flush_denormals, load_splits
+    from zoo.placement import flush_denormals, load_splits
+    from zoo.run_folder import TEST_BINARIZATION_SEED
     from zoo.registry import get_dataset
     from zoo.data import as_float
 

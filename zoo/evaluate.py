@@ -14,28 +14,21 @@ import torch
 from .run_folder import load_run
 from .data import as_float
 from .registry import get_dataset
-from .placement import EVAL_BATCH, TEST_BINARIZATION_SEED, flush_denormals, load_splits, pick_device
-
-
-def test_binarization_seed(run) -> int:
-    return run.config.train_config.get("test_binarization_seed", TEST_BINARIZATION_SEED)
+from .placement import EVAL_BATCH, flush_denormals, load_splits, pick_device
 
 
 def eval_splits(run, data_dir=None, binarize_test: bool | None = None):
     """The splits `zoo eval` measures a run on: the run's subset, and the test split binarized as the
     run was trained (or as asked)."""
-    train_config = run.config.train_config
-    subset = train_config.get("subset", 0)
+    cfg = run.config.training()
     if binarize_test is None:
-        binarize_test = train_config.get("binarize", "none") == "dynamic"
-    seed = test_binarization_seed(run)
+        binarize_test = cfg.binarize == "dynamic"
     # Without --data-dir, evaluate on the files the run was trained on, if they are still there.
     source = run.config.data_source
     if data_dir is None and source and Path(source).is_dir():
         data_dir = source
-    splits = load_splits(get_dataset(run.config.dataset), data_dir, subset, next(run.model.parameters()).device,
-                         binarize_test_seed=seed if binarize_test else None)
-    return splits
+    return load_splits(get_dataset(run.config.dataset), data_dir, cfg.subset, next(run.model.parameters()).device,
+                       binarize_test_seed=cfg.test_binarization_seed if binarize_test else None)
 
 
 @torch.no_grad()
@@ -61,7 +54,7 @@ def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
     metrics = {key: value / len(test) for key, value in totals.items()}
     metrics.update(model.extra_metrics(as_float(splits.train)))
     metrics.update({"model": run.config.model, "dataset": run.config.dataset, "test_samples": len(test),
-                    "binarize": run.config.train_config.get("binarize", "none")})
+                    "binarize": run.config.training().binarize})
     return metrics
 
 
@@ -75,10 +68,10 @@ def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progres
     flush_denormals()
     run = load_run(run_dir, device=pick_device(device))
     check_has_likelihood(run.model, run.config.model)  # before any data is loaded
-    splits, seed = eval_splits(run, data_dir, binarize_test=True), test_binarization_seed(run)
+    splits, cfg = eval_splits(run, data_dir, binarize_test=True), run.config.training()
     test = splits.test[:images] if images else splits.test
     report = estimate_nll(run.model, test, k, progress=progress)
-    trained = run.config.train_config.get("binarize", "none")
+    trained, seed = cfg.binarize, cfg.test_binarization_seed
     report.update({
         "model": run.config.model,
         "dataset": run.config.dataset,
@@ -87,7 +80,9 @@ def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progres
         "binarization": f"train: {trained}; test: one fixed Bernoulli draw (seed {seed})",
         "train_binarize": trained,
         "test_binarization_seed": seed,
-        "epochs": run.config.train_config.get("epochs"),
+        # What the run folder says: None for a run whose config.json has no epoch count (one made
+        # without training), where TrainConfig's default would claim ten.
+        "epochs": cfg.epochs if "epochs" in run.config.train_config else None,
     })
     if trained != "dynamic":
         report["note"] = (f"trained with binarize={trained}; the test split was binarized for the NLL "

@@ -6,10 +6,6 @@ import torch
 from .errors import ZooUsageError
 
 EVAL_BATCH = 1000  # samples per no-gradient batch (test loss, prior fit, zoo eval)
-# The one fixed Bernoulli draw of the test split that binarized-data numbers are measured on; every
-# run records it (TrainConfig.test_binarization_seed) and `zoo eval --nll` reports it.
-TEST_BINARIZATION_SEED = 0
-BINARIZE_CHOICES = ("none", "dynamic")
 
 
 def flush_denormals() -> None:

@@ -113,6 +113,33 @@ def load_state(path) -> dict:
         raise ZooError(f"{path} is corrupt (bad state layout: {exc})") from None
 
 
+# The one fixed Bernoulli draw of the test split that binarized-data numbers are measured on; every
+# run records it (TrainConfig.test_binarization_seed) and `zoo eval --nll` reports it.
+TEST_BINARIZATION_SEED = 0
+BINARIZE_CHOICES = ("none", "dynamic")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop's settings, kept in config.json's train_config."""
+
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 128  # samples per optimizer step (per process under torchrun)
+    lr: float = 1e-3  # Adam's peak learning rate
+    weight_decay: float = 0.0  # Adam's L2 penalty
+    schedule: str = "cosine"  # "cosine": decay to lr * final_lr_ratio by the last step; "constant"
+    final_lr_ratio: float = 0.05  # where the cosine schedule ends, as a fraction of lr
+    grad_clip: float = 0.0  # clip the global gradient norm to this; 0 turns clipping off
+    seed: int = 0  # model init, shuffling and noise all derive from it
+    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda"
+    compile: bool = False  # torch.compile the training step
+    subset: int = 0  # use only the first N samples of each split (0: all); for smoke tests
+    # "dynamic": every training batch is redrawn as Bernoulli(pixel intensity) from the training RNG,
+    # and the test split is binarized once with test_binarization_seed; "none": grey levels as they are.
+    binarize: str = "none"
+    test_binarization_seed: int = TEST_BINARIZATION_SEED  # the protocol's fixed draw; recorded
+
+
 @dataclass
 class RunConfig:
     """What config.json holds: enough to rebuild the model (with the weights) and to retrain it."""
@@ -122,11 +149,19 @@ class RunConfig:
     dataset: str  # the registered dataset name ("" for a run made without data)
     data_shape: list  # one sample's shape
     latent_shape: list  # one code's shape
-    train_config: dict = field(default_factory=dict)  # zoo.train.TrainConfig, as a dict
+    train_config: dict = field(default_factory=dict)  # a TrainConfig, as a dict
     data_source: str = ""  # the folder the data came from
     seed: int = 0
     versions: dict = field(default_factory=dict)  # zoo, torch and python versions that wrote it
     note: str = ""  # e.g. why a run was made without training
+
+    def training(self) -> TrainConfig:
+        """train_config as a TrainConfig. A setting the file lacks takes TrainConfig's default (an
+        older zoo's run, or one made by ``write_run`` without training), so a setting added to
+        TrainConfig must default to what runs did before it; one the file holds that TrainConfig no
+        longer has is ignored. The values are the file's, unconverted."""
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        return TrainConfig(**{k: v for k, v in self.train_config.items() if k in known})
 
 
 def write_config(run_dir, config: RunConfig) -> Path:

@@ -21,29 +21,11 @@ from . import run_folder
 from .config import make_config, split_overrides
 from .data import as_float
 from .errors import ZooError, ZooUsageError
-from .placement import BINARIZE_CHOICES, EVAL_BATCH, TEST_BINARIZATION_SEED, flush_denormals, load_splits, pick_device
+from .placement import EVAL_BATCH, flush_denormals, load_splits, pick_device
 from .registry import get_dataset, get_spec
+from .run_folder import BINARIZE_CHOICES, TrainConfig
 
 PRIOR_FIT_SAMPLES = 10_000  # training latents used to fit a deterministic AE's prior each epoch
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10  # passes over the training split
-    batch_size: int = 128  # samples per optimizer step (per process under torchrun)
-    lr: float = 1e-3  # Adam's peak learning rate
-    weight_decay: float = 0.0  # Adam's L2 penalty
-    schedule: str = "cosine"  # "cosine": decay to lr * final_lr_ratio by the last step; "constant"
-    final_lr_ratio: float = 0.05  # where the cosine schedule ends, as a fraction of lr
-    grad_clip: float = 0.0  # clip the global gradient norm to this; 0 turns clipping off
-    seed: int = 0  # model init, shuffling and noise all derive from it
-    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda"
-    compile: bool = False  # torch.compile the training step
-    subset: int = 0  # use only the first N samples of each split (0: all); for smoke tests
-    # "dynamic": every training batch is redrawn as Bernoulli(pixel intensity) from the training RNG,
-    # and the test split is binarized once with test_binarization_seed; "none": grey levels as they are.
-    binarize: str = "none"
-    test_binarization_seed: int = TEST_BINARIZATION_SEED  # the protocol's fixed draw; recorded
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
@@ -93,6 +75,11 @@ class Distributed:
         # Equal shards, so every rank takes the same number of steps and DDP's all-reduces pair up.
         usable = len(perm) // self.world * self.world
         return perm[:usable][self.rank :: self.world]
+
+    def say(self, text: str) -> None:
+        """A progress line on stderr, from rank 0 alone."""
+        if self.main:
+            print(text, file=sys.stderr)
 
     def close(self):
         if self.world > 1:
@@ -151,30 +138,86 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
     ``overrides`` are TrainConfig fields (epochs, batch_size, lr, seed, device, subset, ...);
     ``sets`` are ``--set`` pairs for the model config or the training config.
     """
+    loop = start(name, out, dataset, data_dir, sets, resume, overrides)
+    cfg, dist, steps = loop.cfg, loop.dist, loop.steps_per_epoch
+    epoch, bar = loop.start_epoch, None
+    try:
+        for epoch in range(loop.start_epoch, cfg.epochs):
+            if bar is None and progress and dist.main:
+                bar = progress_bar(cfg.epochs * steps, epoch * steps)
+            if bar is not None:
+                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+            train_loss, seconds, samples = run_epoch(loop, epoch, bar)
+            end_epoch(loop, epoch, train_loss, seconds, samples, bar)
+    except KeyboardInterrupt:
+        dist.close()
+        if bar is not None:
+            bar.close()
+        raise ZooError(f"interrupted in epoch {epoch + 1}; {loop.run_dir} holds the last complete epoch ({epoch}); "
+                       f"continue with: zoo train --resume {loop.run_dir}") from None
+    if bar is not None:
+        bar.close()
+    loop.model.epochs_done = float(cfg.epochs)
+    if dist.main:
+        from .pictures import draw_run
+
+        draw_run(loop.run_dir, loop.model, loop.prior, loop.splits, loop.history)
+    dist.close()
+    return loop.run_dir
+
+
+@dataclass
+class Loop:
+    """What the epochs of one run share: made by ``start``, used by ``run_epoch`` and ``end_epoch``."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    dist: Distributed
+    device: torch.device
+    splits: object  # zoo.data.Splits, on the device
+    model: torch.nn.Module
+    prior: torch.nn.Module
+    step_model: object  # what a step calls: the model, DDP-wrapped under torchrun, compiled with --compile
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    autocast: object  # () -> the context a forward pass runs in
+    steps_per_epoch: int
+    start_epoch: int  # epochs already done (a resumed run's)
+    history: list  # metrics.jsonl's records so far
+
+
+def locate(name, out, dataset, sets, resume, overrides):
+    """The run folder, and the model, dataset and settings to resolve: the caller's for a new run;
+    for a resumed one, those saved in it, where the command line may still change the epoch count
+    (to train longer) or the device."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if resume:
-        run_dir = Path(resume)
-        saved = run_folder.read_config(run_dir)
-        if not (run_dir / run_folder.STATE).is_file():
-            raise ZooError(f"{run_dir} has no {run_folder.STATE} to resume from; start a new run instead")
-        name, dataset = saved.model, saved.dataset
-        # The saved settings win over the model's defaults; the command line may still change the
-        # epoch count (to train longer) or the device.
-        sets = {**saved.model_config, **(sets or {})}
-        overrides = {**{k: v for k, v in saved.train_config.items() if k != "device"}, **overrides}
-    else:
+    if not resume:
         run_dir = Path(out or f"runs/{name}")
         if (run_dir / run_folder.CONFIG).exists():
             raise ZooError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
-    spec, data_spec, model_config, cfg = resolve(name, dataset, overrides, sets)
+        return run_dir, name, dataset, sets, overrides
+    run_dir = Path(resume)
+    saved = run_folder.read_config(run_dir)
+    if not (run_dir / run_folder.STATE).is_file():
+        raise ZooError(f"{run_dir} has no {run_folder.STATE} to resume from; start a new run instead")
+    # The saved settings win over the model's defaults.
+    sets = {**saved.model_config, **(sets or {})}
+    overrides = {**{k: v for k, v in saved.train_config.items() if k != "device"}, **overrides}
+    return run_dir, saved.model, saved.dataset, sets, overrides
 
+
+def start(name, out, dataset, data_dir, sets, resume, overrides) -> Loop:
+    """Start a run, or resume one: settings, data, model, prior, optimizer and schedule; then the
+    resumed run's state, or the new run's config.json. The seed is set before the data is loaded and
+    the model built, so keep the order of these steps: it fixes which random numbers each one draws."""
+    run_dir, name, dataset, sets, overrides = locate(name, out, dataset, sets, resume, overrides)
+    spec, data_spec, model_config, cfg = resolve(name, dataset, overrides, sets)
     flush_denormals()
     dist = Distributed(cfg.device)
     device = dist.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    binarize = cfg.binarize == "dynamic"
     splits = load_splits(data_spec, data_dir, cfg.subset, device,
-                         binarize_test_seed=cfg.test_binarization_seed if binarize else None)
+                         binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None)
     model = spec.build(model_config, tuple(data_spec.data_shape)).to(device)
     prior = model.make_prior().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -187,16 +230,7 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
 
     start_epoch, history = 0, []
     if resume:
-        state = run_folder.load_state(run_dir / run_folder.STATE)
-        model.load_state_dict(state["model"])
-        prior.load_state_dict(state["prior"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and "cuda_rng" in state:  # a VAE's noise on the GPU comes from here
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        start_epoch = state["epoch"]
-        history = run_folder.read_metrics(run_dir)[:start_epoch]
+        start_epoch, history = restore(run_dir, device, model, prior, optimizer, scheduler)
     elif dist.main:
         run_folder.write_config(run_dir, run_folder.RunConfig(
             model=spec.name,
@@ -213,90 +247,96 @@ def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None
     if cfg.compile:
         step_model = torch.compile(step_model)
 
-    say = print if dist.main else (lambda *a, **k: None)
-    say(f"training {spec.name} on {data_spec.name} ({splits.source}): {len(splits.train):,} train / "
-        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
-        f"lr {cfg.lr:g} -> {run_dir}", file=sys.stderr)
-    epoch, bar = start_epoch, None
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            # The permutation depends only on (seed, epoch): a resumed run shuffles identically.
-            shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            order = dist.shard(torch.randperm(len(splits.train), generator=shuffle)).to(device)
-            if bar is None and progress and dist.main:
-                bar = progress_bar(cfg.epochs * steps_per_epoch, epoch * steps_per_epoch)
-            if bar is not None:
-                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
-            loss_sum = torch.zeros((), device=device)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for i in range(0, len(order), cfg.batch_size):
-                x = as_float(splits.train[order[i : i + cfg.batch_size]])
-                if binarize:  # drawn from the training RNG, whose state the checkpoint keeps
-                    x = torch.bernoulli(x)
-                model.epochs_done = epoch + i / len(order)
-                with autocast():
-                    loss, _ = step_model(x)
-                loss = loss.float()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                if cfg.schedule != "constant":  # LambdaLR's step costs ~20 us: skip it when it is a no-op
-                    scheduler.step()
-                loss_sum.add_(loss.detach(), alpha=len(x))  # one in-place op: no sync, no temporary
-                if bar is not None:
-                    bar.update(1)
-                    if bar.n % 50 == 0 and not bar.disable:
-                        bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - t0
-            train_loss = float(loss_sum) / len(order)
-            if not math.isfinite(train_loss):
-                raise ZooError(
-                    f"loss became {train_loss} in epoch {epoch + 1}; kept the checkpoint of epoch {epoch} in "
-                    f"{run_dir}; try a lower --lr or --set grad_clip=1"
-                )
-            # Evaluation and the prior fit draw no numbers from the training RNG stream.
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(cfg.seed + 1)
-                test = evaluate_loss(model, splits.test, autocast)
-                fit_prior(model, prior, splits.train)
-            record = {
-                "epoch": epoch + 1,
-                "epoch_seconds": seconds,
-                "samples_per_second": len(order) * dist.world / seconds,
-                "train_loss": train_loss,
-                "test_loss": test.pop("loss"),
-                "lr": optimizer.param_groups[0]["lr"],
-                **{f"test_{k}": v for k, v in test.items()},
-            }
-            history.append(record)
-            # One line per epoch, except for runs of many tiny epochs: about ten lines then.
-            if seconds > 1 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs:
-                line = (f"epoch {epoch + 1}/{cfg.epochs}  train {train_loss:.4f}  test {record['test_loss']:.4f}  "
-                        f"{record['samples_per_second']:,.0f} samples/s  {seconds:.2f}s")
-                (bar.write if bar is not None else lambda text: say(text, file=sys.stderr))(line)
-            if dist.main:
-                save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch + 1, history)
-    except KeyboardInterrupt:
-        dist.close()
-        if bar is not None:
-            bar.close()
-        raise ZooError(f"interrupted in epoch {epoch + 1}; {run_dir} holds the last complete epoch ({epoch}); "
-                       f"continue with: zoo train --resume {run_dir}") from None
-    if bar is not None:
-        bar.close()
-    model.epochs_done = float(cfg.epochs)
-    if dist.main:
-        from .pictures import draw_run
+    dist.say(f"training {spec.name} on {data_spec.name} ({splits.source}): {len(splits.train):,} train / "
+             f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+             f"lr {cfg.lr:g} -> {run_dir}")
+    return Loop(cfg, run_dir, dist, device, splits, model, prior, step_model, optimizer, scheduler, autocast,
+                steps_per_epoch, start_epoch, history)
 
-        draw_run(run_dir, model, prior, splits, history)
-    dist.close()
-    return run_dir
+
+def restore(run_dir, device, model, prior, optimizer, scheduler):
+    """Load a resumed run's loop state; returns the epochs it has done and their metrics records."""
+    state = run_folder.load_state(run_dir / run_folder.STATE)
+    model.load_state_dict(state["model"])
+    prior.load_state_dict(state["prior"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if device.type == "cuda" and "cuda_rng" in state:  # a VAE's noise on the GPU comes from here
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    start_epoch = state["epoch"]
+    return start_epoch, run_folder.read_metrics(run_dir)[:start_epoch]
+
+
+def run_epoch(loop: Loop, epoch: int, bar):
+    """One pass over this rank's shard of the training split, one optimizer step per batch.
+    Returns the mean training loss, the seconds it took and the number of samples it saw."""
+    cfg, device, model, optimizer = loop.cfg, loop.device, loop.model, loop.optimizer
+    # The permutation depends only on (seed, epoch): a resumed run shuffles identically.
+    shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    order = loop.dist.shard(torch.randperm(len(loop.splits.train), generator=shuffle)).to(device)
+    loss_sum = torch.zeros((), device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(0, len(order), cfg.batch_size):
+        x = as_float(loop.splits.train[order[i : i + cfg.batch_size]])
+        if cfg.binarize == "dynamic":  # drawn from the training RNG, whose state the checkpoint keeps
+            x = torch.bernoulli(x)
+        model.epochs_done = epoch + i / len(order)
+        with loop.autocast():
+            loss, _ = loop.step_model(x)
+        loss = loss.float()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if cfg.schedule != "constant":  # LambdaLR's step costs ~20 us: skip it when it is a no-op
+            loop.scheduler.step()
+        loss_sum.add_(loss.detach(), alpha=len(x))  # one in-place op: no sync, no temporary
+        if bar is not None:
+            bar.update(1)
+            if bar.n % 50 == 0 and not bar.disable:
+                bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    train_loss = float(loss_sum) / len(order)
+    if not math.isfinite(train_loss):
+        raise ZooError(
+            f"loss became {train_loss} in epoch {epoch + 1}; kept the checkpoint of epoch {epoch} in "
+            f"{loop.run_dir}; try a lower --lr or --set grad_clip=1"
+        )
+    return train_loss, seconds, len(order)
+
+
+def end_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float, samples: int, bar) -> None:
+    """The test loss and the prior fit, the epoch's metrics record and progress line, the checkpoint."""
+    cfg, device = loop.cfg, loop.device
+    # Evaluation and the prior fit draw no numbers from the training RNG stream.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed + 1)
+        test = evaluate_loss(loop.model, loop.splits.test, loop.autocast)
+        fit_prior(loop.model, loop.prior, loop.splits.train)
+    record = {
+        "epoch": epoch + 1,
+        "epoch_seconds": seconds,
+        "samples_per_second": samples * loop.dist.world / seconds,
+        "train_loss": train_loss,
+        "test_loss": test.pop("loss"),
+        "lr": loop.optimizer.param_groups[0]["lr"],
+        **{f"test_{k}": v for k, v in test.items()},
+    }
+    loop.history.append(record)
+    # One line per epoch, except for runs of many tiny epochs: about ten lines then.
+    if seconds > 1 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs:
+        line = (f"epoch {epoch + 1}/{cfg.epochs}  train {train_loss:.4f}  test {record['test_loss']:.4f}  "
+                f"{record['samples_per_second']:,.0f} samples/s  {seconds:.2f}s")
+        (bar.write if bar is not None else loop.dist.say)(line)
+    if loop.dist.main:
+        save_checkpoint(loop.run_dir, loop.model, loop.prior, loop.optimizer, loop.scheduler, epoch + 1,
+                        loop.history)
 
 
 def save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch, history) -> None:
