@@ -29,7 +29,18 @@ for args in json.loads(sys.argv[1]):
 print(json.dumps(report))
 """ % (HEAVY,)
 
-COMMANDS = ["train", "eval", "export", "sample", "bench", "serve", "list", "info", "plugins", "datasets"]
+
+
+def all_commands() -> list:
+    """Every command `zoo --help` lists, the built-in plugins' included, so a new one is checked too."""
+    import click
+
+    from zoo.cli import cli
+
+    return cli.list_commands(click.Context(cli))
+
+
+COMMANDS = all_commands()
 
 
 def run_in_process(*commands, env=None):
