@@ -34,6 +34,7 @@ class Settings:
     timeout_s: float = 30.0
     token: str | None = None
     quiet: bool = False
+    name_worker: bool = False  # start each access-log line with the worker's pid (zoo serve --workers N)
 
 
 def page_html(token_required: bool) -> str:
@@ -110,4 +111,4 @@ def create_app(models: dict, settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     hot = HotPath(app, models, batchers, settings)
     guarded = RequireToken(hot, settings.token) if settings.token else hot
-    return Observe(guarded, metrics, models, settings.quiet)  # outermost, so refusals are logged too
+    return Observe(guarded, metrics, models, settings.quiet, settings.name_worker)  # outermost, so refusals are logged too

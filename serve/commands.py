@@ -117,7 +117,8 @@ def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, in
     flags = {("intra_op_threads" if key == "threads" else key): value for key, value in given.items()}
     token = token or None  # an empty ZOO_SERVE_TOKEN means no token, not an empty one
     settings = Settings(max_queue=max_queue, max_body=int(max_body_mb * 2**20),
-                        max_response=int(max_response_mb * 2**20), timeout_s=timeout_s, token=token, quiet=quiet)
+                        max_response=int(max_response_mb * 2**20), timeout_s=timeout_s, token=token, quiet=quiet,
+                        name_worker=workers > 1)
     plan = ServePlan(tuple(paths), name, flags, settings)
     models = plan.load()  # every model and config is checked here, before anything listens
     sock = listen(host, port)

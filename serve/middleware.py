@@ -6,6 +6,7 @@ only looks at the scope and the response status costs next to nothing.
 
 import hmac
 import json
+import os
 import sys
 import time
 
@@ -44,11 +45,13 @@ def model_label(path: str, model_names) -> str:
 class Observe:
     """One access-log line per request (unless quiet) and the request metrics."""
 
-    def __init__(self, app, metrics, model_names, quiet: bool):
+    def __init__(self, app, metrics, model_names, quiet: bool, name_worker: bool = False):
         self.app = app
         self.metrics = metrics
         self.model_names = frozenset(model_names)
         self.quiet = quiet
+        # Workers share one stderr: the pid says whose line it is (the supervisor names pids too).
+        self.prefix = f"worker {os.getpid()} " if name_worker else ""
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -71,5 +74,5 @@ class Observe:
                 client = scope.get("client") or ("-", 0)
                 # raw_path: still percent-encoded, so a request cannot write a line break into the log
                 path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-                sys.stderr.write(f'{client[0]}:{client[1]} "{scope["method"]} {path} '
+                sys.stderr.write(f'{self.prefix}{client[0]}:{client[1]} "{scope["method"]} {path} '
                                  f'HTTP/{scope["http_version"]}" {status} {seconds * 1000:.1f} ms\n')

@@ -101,3 +101,6 @@ def test_sigterm_drains_every_worker_and_exits_0(tmp_path_factory, tmp_path):
     assert status == 0
     assert [r.status_code for r in responses] == [200] * count
     assert not any(alive(pid) for pid in pids)
+    # The workers share one stderr: each access-log line names the worker that wrote it.
+    posts = [line for line in server.log.read_text().splitlines() if '"POST /v2/models/conv-ae-decoder/infer' in line]
+    assert len(posts) == count and all(line.split()[:2] in (["worker", str(pid)] for pid in pids) for line in posts), posts
