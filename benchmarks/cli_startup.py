@@ -12,7 +12,6 @@ installed): the rounds alternate between them, so a slow moment of the machine h
 Writes benchmarks/results/cli_startup-<machine>-<date>.json and .md.
 """
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -81,11 +80,10 @@ def markdown(result: dict) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = machine.arguments(__doc__)
     parser.add_argument("--python", action="append", default=[], metavar="LABEL=PATH",
                         help="an interpreter with zoo installed (default: this one, labelled 'now')")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
     pythons = dict(p.split("=", 1) for p in args.python) or {"now": sys.executable}
     result = {"machine": machine.describe(), "runs": args.runs, "pythons": pythons,

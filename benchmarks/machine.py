@@ -1,6 +1,7 @@
 """What every benchmark result records about where it ran: the scripts in benchmarks/ use the same
 helpers as `zoo bench`, which keeps them in the installed package (zoo.export.bench.machine)."""
 
+import argparse
 from pathlib import Path
 
 from zoo.export.bench import machine as _machine
@@ -13,3 +14,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def write_results(stem: str, result: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:
     """<out_dir>/<stem>-<machine>-<date>.json and .md; out_dir defaults to benchmarks/results."""
     return _machine.write_results(stem, result, markdown, out_dir if out_dir is not None else RESULTS)
+
+
+def arguments(doc: str, quick: str | None = None) -> argparse.ArgumentParser:
+    """The options every benchmark script shares: --out, and --quick when the script has a smoke run
+    (``quick`` says what it does). The description is the docstring's first paragraph."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if quick is not None:
+        parser.add_argument("--quick", action="store_true", help=f"a smoke run: {quick}")
+    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
+    return parser

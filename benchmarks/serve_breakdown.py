@@ -19,7 +19,6 @@ metrics and the access-log layer = the app in-process minus the parts timed alon
 Writes benchmarks/results/serve_breakdown-<machine>-<date>.json and .md.
 """
 
-import argparse
 import asyncio
 import json
 import os
@@ -166,9 +165,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: short loops")
-    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
+    parser = machine.arguments(__doc__, quick="short loops")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731

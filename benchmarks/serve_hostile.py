@@ -16,7 +16,6 @@ memory (RSS) before, at most and after.
 Writes benchmarks/results/serve_hostile-<machine>-<date>.json and .md.
 """
 
-import argparse
 import json
 import socket
 import statistics
@@ -158,9 +157,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer requests and connections")
-    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
+    parser = machine.arguments(__doc__, quick="fewer requests and connections")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory() as scratch:

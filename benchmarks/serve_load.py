@@ -15,7 +15,6 @@ taskset where there are two. Writes benchmarks/results/serve_load-<machine>-<dat
     python benchmarks/serve_load.py --peers         # and Triton, KServe and MLServer beside it (serve_peers.py)
 """
 
-import argparse
 import json
 import os
 import re
@@ -219,9 +218,7 @@ def overload(runs: dict, plan: dict, server_core, client_core, log) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: every code path, few requests")
-    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
+    parser = machine.arguments(__doc__, quick="every code path, few requests")
     parser.add_argument("--runs", nargs=2, type=Path, metavar=("VAE_RUN", "CONV_AE_RUN"),
                         help="exported run folders to serve (default: seeded models exported to a temporary folder)")
     parser.add_argument("--peers", action="store_true",

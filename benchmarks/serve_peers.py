@@ -16,7 +16,6 @@ Writes benchmarks/results/serve_peers-<machine>-<date>.json, .md and .png.
     python benchmarks/serve_load.py --peers           # the same, inside serve_load's full run
 """
 
-import argparse
 import base64
 import json
 import sys
@@ -137,9 +136,7 @@ def write(result: dict, out: Path | None) -> tuple:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: every cell, few requests")
-    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
+    parser = machine.arguments(__doc__, quick="every cell, few requests")
     parser.add_argument("--only", type=lambda s: [n.strip() for n in s.split(",") if n.strip()],
                         help=f"comma-separated servers to run, of {','.join(GROUPS)} (default: all)")
     parser.add_argument("--run", type=Path, help="an exported VAE run folder (default: a seeded one, made here)")

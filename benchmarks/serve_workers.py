@@ -13,7 +13,6 @@ serve_load.py runs the same measurement for 1 and 2 workers as part of its full 
 Writes benchmarks/results/serve_workers-<machine>-<date>.json and .md.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -103,12 +102,10 @@ def markdown_rows(rows: list) -> list:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = machine.arguments(__doc__, quick="few requests")
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2, 4, 8], help="worker counts to measure")
     parser.add_argument("--clients", type=int, default=None,
                         help="load client processes (default: 1 on up to 4 cores, else 4)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few requests")
-    parser.add_argument("--out", type=Path, help="folder for the results (default: benchmarks/results)")
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     clients = args.clients or (1 if cores <= 4 else 4)
