@@ -203,7 +203,8 @@ def start_triton_ort(ctx: Context, delay_us: int) -> Running:
     from zoo.export.repository import write_model
 
     repo = ctx.scratch / f"triton-ort-{delay_us}"
-    write_model(repo, MODEL, ctx.generator, max_batch=MAX_BATCH, max_delay_ms=delay_us / 1000, instances=1, threads=1)
+    write_model(repo, MODEL, ctx.generator, max_batch=MAX_BATCH, max_delay_ms=delay_us / 1000, instances=1,
+                intra_op_threads=1)
     process, url, version = start_triton(ctx, f"triton-ort-{delay_us}", repo)
     library = TRITON_ORT_BACKEND.parent / "libonnxruntime.so.1"
     return Running(url, lambda: stop_process(process),

@@ -9,11 +9,10 @@ onnxruntime are installed, and `zoo --help` should stay fast.
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 import zoo
 from zoo.errors import ZooError
-from zoo.export.repository import MAX_BATCH_LIMIT, MAX_BATCH_SIZE, MAX_DELAY_MS, MAX_INSTANCES
+from zoo.export import serving_settings
 
 MAX_GRID = 4096  # samples in one PNG: a 64 x 64 grid of 28x28 digits is already 3840 px wide
 
@@ -34,18 +33,8 @@ def _size(n: int) -> str:
 @click.option("--repository", type=click.Path(file_okay=False, path_type=Path),
               help="Also add the files to this model repository (Triton's layout, which `zoo serve`, "
                    "Triton and KServe serve): DIR/<run name>-<part>/config.pbtxt and 1/model.onnx.")
-@click.option("--max-batch", default=MAX_BATCH_SIZE, show_default=True, type=click.IntRange(1, MAX_BATCH_LIMIT),
-              help="Most rows in one request; written to config.pbtxt (max_batch_size) for Triton and `zoo serve`.")
-@click.option("--max-delay-ms", type=click.FloatRange(0, MAX_DELAY_MS),
-              help="How long a request may wait to be batched with others; written to config.pbtxt "
-                   "(dynamic_batching.max_queue_delay_microseconds) for Triton and `zoo serve`.")
-@click.option("--threads", type=click.IntRange(0),
-              help="onnxruntime intra-op threads per model instance (0: its default); written to config.pbtxt "
-                   "(parameters intra_op_thread_count) for Triton and `zoo serve`.")
-@click.option("--instances", type=click.IntRange(1, MAX_INSTANCES),
-              help="Copies of each model run side by side; written to config.pbtxt (instance_group count) "
-                   "for Triton and `zoo serve`.")
-def export_cmd(run, out_dir, opset, repository, max_batch, max_delay_ms, threads, instances):
+@serving_settings.options(lambda setting: f"Written to config.pbtxt ({setting.field}) for Triton and `zoo serve`.")
+def export_cmd(run, out_dir, opset, repository, serving):
     """Export run folder RUN to encoder.onnx, decoder.onnx and generator.onnx.
 
     \b
@@ -61,12 +50,9 @@ def export_cmd(run, out_dir, opset, repository, max_batch, max_delay_ms, threads
     zoo export runs/vae --repository models    models/vae-encoder, vae-decoder, vae-generator
     zoo export runs/vae --repository models --max-delay-ms 2 --threads 1 --instances 2
     """
-    serving = {"max_batch": max_batch, "max_delay_ms": max_delay_ms, "instances": instances, "threads": threads}
-    if repository is None:
-        given = [f"--{name.replace('_', '-')}" for name in serving
-                 if click.get_current_context().get_parameter_source(name) != ParameterSource.DEFAULT]
-        if given:  # refused before the export, which takes a while, rather than ignored after it
-            raise click.UsageError(f"{', '.join(given)} set what config.pbtxt says; give --repository DIR with them")
+    if repository is None and serving:  # refused before the export, which takes a while, rather than ignored after it
+        given = ", ".join(serving_settings.BY_NAME[name].flag for name in serving)
+        raise click.UsageError(f"{given} set what config.pbtxt says; give --repository DIR with them")
     from zoo.export.onnx import export_artifacts  # imports torch
     from zoo.export.repository import write_model
 

@@ -11,7 +11,8 @@ the new one), ``find_models`` lists what a repository holds and ``read_config`` 
 config.pbtxt into the settings `zoo serve` runs it with. The repository is the configuration, so
 config.pbtxt is written and read as Triton's own ``ModelConfig`` protobuf message, with protobuf's
 text-format printer and parser: a file `zoo serve` accepts is one Triton accepts, and a field zoo
-serve cannot honour is refused by name rather than silently ignored.
+serve cannot honour is refused by name rather than silently ignored. The serving settings themselves
+(their fields, defaults and what Triton does without them) are the table in serving_settings.py.
 """
 
 import re
@@ -21,28 +22,27 @@ from pathlib import Path
 
 from zoo.atomic import atomic_write, atomic_write_text
 from zoo.errors import ZooError
+from zoo.export.serving_settings import BY_NAME, DEFAULTS, MAX_THREADS, SETTINGS
 
 CONFIG = "config.pbtxt"
 MODEL_FILE = "model.onnx"
 VERSION = "1"  # `zoo export` writes one version; a repository may hold more, the highest is served
 # Triton rejects a request with more rows than max_batch_size; the exported graphs take any batch,
 # so this only bounds one request's size. It matches the runtime's chunk of rows per call.
-MAX_BATCH_SIZE = 1024
+MAX_BATCH_SIZE = BY_NAME["max_batch"].default
 # The ranges `zoo export` writes and `zoo serve` reads, so every written file is one that is served.
-MAX_BATCH_LIMIT = 65536
-MAX_DELAY_MS = 1000
-MAX_INSTANCES = 64
-MAX_THREADS = 2**31 - 1  # the parameter is parsed into a C int
+MAX_BATCH_LIMIT = BY_NAME["max_batch"].high
+MAX_DELAY_MS = BY_NAME["max_delay_ms"].high
+MAX_INSTANCES = BY_NAME["instances"].high
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # safe as a folder name and in a URL path
 # onnxruntime's type names -> the protocol's datatypes (what /v2 metadata says), and Triton's config
 # enum for each (what config.pbtxt says).
 ONNX_TO_V2 = {"tensor(float)": "FP32"}
 ONNX_TO_TRITON = {onnx_type: f"TYPE_{v2}" for onnx_type, v2 in ONNX_TO_V2.items()}
 PLATFORM, BACKEND = "onnxruntime_onnx", "onnxruntime"
-# The keys Triton's onnxruntime backend reads for the session's thread pools.
-THREAD_PARAMETERS = {"intra_op_thread_count": "intra_op_threads", "inter_op_thread_count": "inter_op_threads"}
-HONOURED = ("name, platform, backend, max_batch_size, input, output, dynamic_batching.max_queue_delay_microseconds, "
-            "instance_group.count, parameters intra_op_thread_count and inter_op_thread_count")
+# The keys Triton's onnxruntime backend reads for the session's thread pools -> the settings' names.
+THREAD_PARAMETERS = {s.field.removeprefix("parameters."): s.name for s in SETTINGS if s.field.startswith("parameters.")}
+HONOURED = "name, platform, backend, input, output, version_policy, " + ", ".join(s.field for s in SETTINGS)
 
 
 def _pb2():
@@ -65,10 +65,10 @@ def _dims(shape) -> list:
     return [d if isinstance(d, int) and d >= 0 else -1 for d in shape[1:]]
 
 
-def _check_range(what: str, value, low, high=None) -> None:
-    if value is not None and not (low <= value and (high is None or value <= high)):
-        bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise ZooError(f"{what} is {value:g}; it must be {bound}")
+def _check_range(setting, value) -> None:
+    if not setting.low <= value <= setting.high:
+        raise ZooError(f"{setting.flag or setting.field} is {value:g}; it must be between {setting.low:g} and "
+                       f"{setting.high:g}")
 
 
 def _add_tensors(declared, kind: str, nodes) -> None:
@@ -80,37 +80,46 @@ def _add_tensors(declared, kind: str, nodes) -> None:
         declared.add(name=node.name, data_type=pb2.DataType.Value(ONNX_TO_TRITON[node.type]), dims=_dims(node.shape))
 
 
-def model_config(name: str, session, *, max_batch: int = MAX_BATCH_SIZE, max_delay_ms: float | None = None,
-                 instances: int | None = None, threads: int | None = None) -> str:
-    """config.pbtxt for one onnxruntime session's inputs and outputs; a setting left as None is not
-    written, so Triton and `zoo serve` use their own default for it."""
-    _check_range("max batch", max_batch, 1, MAX_BATCH_LIMIT)
-    _check_range("max delay (ms)", max_delay_ms, 0, MAX_DELAY_MS)
-    _check_range("instances", instances, 1, MAX_INSTANCES)
-    _check_range("threads", threads, 0, MAX_THREADS)
-    config = _pb2().ModelConfig(name=check_name(name), platform=PLATFORM, max_batch_size=max_batch)
+def model_config(name: str, session, **given) -> str:
+    """config.pbtxt for one onnxruntime session's inputs and outputs, served with the settings
+    ``given`` (serving_settings names) and the defaults for the rest. A setting is written when it
+    was given or when its default is not what Triton does without it, so that Triton and `zoo serve`
+    run the model the same way."""
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"model_config() got unknown serving settings {unknown}")
+    values = {**DEFAULTS, **given}
+    for setting in SETTINGS:
+        _check_range(setting, values[setting.name])
+    written = {s.name for s in SETTINGS if s.name in given or values[s.name] != s.triton_default}
+    config = _pb2().ModelConfig(name=check_name(name), platform=PLATFORM, max_batch_size=values["max_batch"])
     _add_tensors(config.input, "input", session.get_inputs())
     _add_tensors(config.output, "output", session.get_outputs())
     config.dynamic_batching.SetInParent()  # present even when empty: it turns batching on in Triton
-    if max_delay_ms is not None:
-        config.dynamic_batching.max_queue_delay_microseconds = round(max_delay_ms * 1000)
-    if instances is not None:
-        config.instance_group.add(count=instances)  # no kind: Triton puts them on a GPU if it has one
-    if threads is not None:
-        config.parameters["intra_op_thread_count"].string_value = str(threads)
+    config.dynamic_batching.max_queue_delay_microseconds = round(values["max_delay_ms"] * 1000)
+    if "instances" in written:
+        config.instance_group.add(count=values["instances"])  # no kind: Triton puts them on a GPU if it has one
+    for key, setting_name in THREAD_PARAMETERS.items():
+        if setting_name in written:
+            config.parameters[key].string_value = str(values[setting_name])
     from google.protobuf import text_format
 
-    return text_format.MessageToString(config)
+    text = text_format.MessageToString(config)
+    # proto3 prints no field holding its zero value; a delay of 0 is written out all the same, so
+    # that whoever reads the file sees it was chosen (Triton reads an empty block as 0 too).
+    empty_batching = "dynamic_batching {\n}\n"
+    if "max_delay_ms" in written and empty_batching in text:
+        text = text.replace(empty_batching, "dynamic_batching {\n  max_queue_delay_microseconds: 0\n}\n")
+    return text
 
 
-def write_model(repository, name: str, onnx_path, *, max_batch: int = MAX_BATCH_SIZE,
-                max_delay_ms: float | None = None, instances: int | None = None, threads: int | None = None) -> Path:
-    """Add (or replace) ``repository/name`` with the exported file ``onnx_path``; returns its folder."""
+def write_model(repository, name: str, onnx_path, **given) -> Path:
+    """Add (or replace) ``repository/name`` with the exported file ``onnx_path``, served with the
+    settings ``given`` (see ``model_config``); returns its folder."""
     from zoo.export import runtime
 
     artifact = runtime.load(onnx_path)  # a zoo artifact, or a ZooError before anything is written
-    text = model_config(name, artifact.session, max_batch=max_batch, max_delay_ms=max_delay_ms,
-                        instances=instances, threads=threads)
+    text = model_config(name, artifact.session, **given)
     folder = Path(repository) / check_name(name)
     try:
         atomic_write(folder / VERSION / MODEL_FILE, lambda tmp: shutil.copyfile(onnx_path, tmp))
@@ -122,13 +131,16 @@ def write_model(repository, name: str, onnx_path, *, max_batch: int = MAX_BATCH_
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """What one config.pbtxt says about serving its model; None where the file does not say."""
+    """How Triton serves the model of one config.pbtxt (on a machine without a GPU), in the
+    serving_settings names: a field the file leaves out has the value Triton gives it, and is named
+    in ``left_out``."""
 
     max_batch: int  # rows per request at most
-    max_delay_ms: float | None  # how long a request may wait for others to batch with; 0: never
-    instances: int | None  # model instances (sessions) running side by side
-    intra_op_threads: int | None  # onnxruntime's threads within one operator; 0: its default
-    inter_op_threads: int | None  # onnxruntime's threads across operators; 0: its default
+    max_delay_ms: float  # how long a request may wait for others to batch with
+    instances: int  # model instances (sessions) running side by side
+    intra_op_threads: int  # onnxruntime's threads within one operator; 0: its default
+    inter_op_threads: int  # onnxruntime's threads across operators; 0: its default
+    left_out: frozenset = frozenset()
 
 
 def _unsupported(where: str, field: str) -> ZooError:
@@ -198,11 +210,11 @@ def _check_tensors(where: str, kind: str, declared, nodes) -> None:
 
 
 def _delay_ms(where: str, config) -> float | None:
+    """The queue delay in ms; None where the file has no dynamic_batching (Triton then runs each
+    request alone: no delay). proto3 cannot tell an explicit 0 from none in the block: both are 0."""
     if not config.HasField("dynamic_batching"):
-        return 0.0  # Triton runs each request alone
-    _only(where, config.dynamic_batching, {"max_queue_delay_microseconds"}, "dynamic_batching.")
-    if not config.dynamic_batching.max_queue_delay_microseconds:
         return None
+    _only(where, config.dynamic_batching, {"max_queue_delay_microseconds"}, "dynamic_batching.")
     delay = config.dynamic_batching.max_queue_delay_microseconds / 1000
     if delay > MAX_DELAY_MS:
         raise ZooError(f"{where}: dynamic_batching.max_queue_delay_microseconds is "
@@ -212,6 +224,7 @@ def _delay_ms(where: str, config) -> float | None:
 
 
 def _instances(where: str, config) -> int | None:
+    """The instance count over all groups; None where the file has no instance_group."""
     if not config.instance_group:
         return None
     pb2 = _pb2()
@@ -223,7 +236,9 @@ def _instances(where: str, config) -> int | None:
                            "not supported by zoo serve (it runs on the CPU: KIND_CPU or KIND_AUTO)")
         if group.count < 0:
             raise ZooError(f"{where}: instance_group.count is {group.count}; it must be 1 or more")
-        total += group.count or 1  # Triton's default count is 1
+        # A group without a count gets Triton's default for an onnxruntime model on the CPU (2), the
+        # same as a file without instance_group.
+        total += group.count or BY_NAME["instances"].triton_default
     if total > MAX_INSTANCES:
         raise ZooError(f"{where}: instance_group counts add up to {total}; zoo serve runs at most {MAX_INSTANCES}")
     return total
@@ -255,10 +270,10 @@ def read_config(model_folder, session) -> ServingConfig:
     _check_model(where, config, Path(model_folder).name)
     _check_tensors(where, "input", config.input, session.get_inputs())
     _check_tensors(where, "output", config.output, session.get_outputs())
-    threads = _threads(where, config)
-    return ServingConfig(max_batch=config.max_batch_size, max_delay_ms=_delay_ms(where, config),
-                         instances=_instances(where, config), intra_op_threads=threads.get("intra_op_threads"),
-                         inter_op_threads=threads.get("inter_op_threads"))
+    stated = {"max_batch": config.max_batch_size, "max_delay_ms": _delay_ms(where, config),
+              "instances": _instances(where, config), **_threads(where, config)}
+    values = {s.name: s.triton_default if stated.get(s.name) is None else stated[s.name] for s in SETTINGS}
+    return ServingConfig(**values, left_out=frozenset(s.name for s in SETTINGS if stated.get(s.name) is None))
 
 
 def is_repository(folder) -> bool:

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 import zoo
-from zoo.export.repository import MAX_BATCH_SIZE
+from zoo.export import serving_settings
+from zoo.serve.memory import DEFAULT_MB as DEFAULT_MEMORY_MB
 
 
 def _describe(tensors) -> str:
@@ -45,14 +46,6 @@ class ServePlan:
         return create_app(self.load(), self.settings)
 
 
-def _given(ctx, **values) -> dict:
-    """The values of the options the user gave (on the command line or through the environment)."""
-    from click.core import ParameterSource
-
-    return {key: value for key, value in values.items()
-            if ctx.get_parameter_source(key) not in (ParameterSource.DEFAULT, None)}
-
-
 @click.command("serve")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--name", help="Model name prefix for a run folder or .onnx file (default: the folder's name, "
@@ -64,17 +57,7 @@ def _given(ctx, **values) -> dict:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Server processes sharing the port, each with its own batchers and inference threads "
                    "(about one per core); /metrics counts across all of them.")
-@click.option("--max-batch", default=MAX_BATCH_SIZE, show_default=True, type=click.IntRange(1, 65536),
-              help="Most rows per request (more get 400, as in Triton) and per merged onnxruntime call "
-                   "(1: one row per request, no micro-batching). Overrides max_batch_size in a repository's config.pbtxt.")
-@click.option("--max-delay-ms", default=2.0, show_default=True, type=click.FloatRange(0, 1000),
-              help="Longest a queued request waits for others to join its batch. Overrides "
-                   "dynamic_batching.max_queue_delay_microseconds.")
-@click.option("--instances", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="onnxruntime sessions per model running calls in parallel. Overrides instance_group count.")
-@click.option("--threads", default=0, type=click.IntRange(0),
-              help="onnxruntime intra-op threads per instance (0: its default). Overrides the "
-                   "intra_op_thread_count parameter.")
+@serving_settings.options(lambda setting: f"Overrides {setting.field} in a repository's config.pbtxt.")
 @click.option("--max-queue", default=1024, show_default=True, type=click.IntRange(1),
               help="Requests waiting per model; more are refused with 503 and Retry-After.")
 @click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True),
@@ -83,15 +66,19 @@ def _given(ctx, **values) -> dict:
               help="Largest answer (MiB); a request whose answer could be larger gets 400 before it runs.")
 @click.option("--max-connections", default=2048, show_default=True, type=click.IntRange(1),
               help="Open connections per worker; past it a new connection gets 503 and is closed at once.")
+@click.option("--max-memory-mb", default=DEFAULT_MEMORY_MB, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Memory per worker that the requests in flight may hold at once (bodies as they arrive, "
+                   "their parsing, their answers); past it a request gets 503 at once.")
 @click.option("--timeout", "timeout_s", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Seconds a request may take, body upload included (then 504), and its headers may "
-                   "take to arrive (then the connection is closed).")
+              help="Seconds for each phase of a connection: a request's headers to arrive (then the connection "
+                   "is closed), the request itself, body upload included (then 504), the rest of a body after "
+                   "an early answer, and the client reading its answer (then the connection is dropped).")
 @click.option("--token", envvar="ZOO_SERVE_TOKEN", show_envvar=True,
               help="Require 'Authorization: Bearer TOKEN' on every route but /v2/health/* and the page.")
 @click.option("--quiet", is_flag=True, help="No access-log line per request.")
 @click.pass_context
-def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, instances, threads, max_queue,
-              max_body_mb, max_response_mb, max_connections, timeout_s, token, quiet):
+def serve_cmd(ctx, paths, name, host, port, workers, serving, max_queue, max_body_mb, max_response_mb,
+              max_connections, max_memory_mb, timeout_s, token, quiet):
     """Serve exported models over HTTP in the Open Inference Protocol (KServe v2), with Triton's
     binary tensors, micro-batching, /metrics and a page at /.
 
@@ -113,13 +100,12 @@ def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, in
         from zoo.export.repository import check_name
 
         check_name(name, "--name")
-    given = _given(ctx, max_batch=max_batch, max_delay_ms=max_delay_ms, instances=instances, threads=threads)
-    flags = {("intra_op_threads" if key == "threads" else key): value for key, value in given.items()}
     token = token or None  # an empty ZOO_SERVE_TOKEN means no token, not an empty one
     settings = Settings(max_queue=max_queue, max_body=int(max_body_mb * 2**20),
-                        max_response=int(max_response_mb * 2**20), timeout_s=timeout_s, token=token, quiet=quiet,
+                        max_response=int(max_response_mb * 2**20), max_memory=int(max_memory_mb * 2**20),
+                        timeout_s=timeout_s, token=token, quiet=quiet,
                         name_worker=workers > 1)
-    plan = ServePlan(tuple(paths), name, flags, settings)
+    plan = ServePlan(tuple(paths), name, serving, settings)
     models = plan.load()  # every model and config is checked here, before anything listens
     sock = listen(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
@@ -134,7 +120,7 @@ def serve_cmd(ctx, paths, name, host, port, workers, max_batch, max_delay_ms, in
     if not token and not _is_loopback(bound_host):
         click.echo(f"warning: listening on {bound_host} without --token: anyone who reaches this port can use it",
                    err=True)
-    limits = ConnectionLimits(max_connections=max_connections, header_timeout=timeout_s)
+    limits = ConnectionLimits(max_connections=max_connections, timeout=timeout_s)
     if workers == 1:
         from zoo.serve.app import create_app
 

@@ -13,8 +13,9 @@ The part always comes from the file's ``zoo.part`` metadata, never from its file
 with one name are an error that names both files.
 
 Each model's serving settings (``Serving``) come, field by field, from the command line when a flag
-was given, else from the model's ``config.pbtxt`` in a repository, else from the defaults here; each
-remembers where it came from, for the banner.
+was given, else from the model's ``config.pbtxt`` in a repository (a field it leaves out meaning what
+Triton does without it), else from the defaults of ``zoo.export.serving_settings``; each remembers
+where it came from, for the banner.
 """
 
 import math
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from zoo.errors import ZooError
 from zoo.export import metadata, repository, runtime
+from zoo.export.serving_settings import DEFAULTS, SETTINGS
 
 
 @dataclass
@@ -44,28 +46,31 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Serving:
-    """How one model is served. The field names are those of ``repository.ServingConfig``."""
+    """How one model is served: one field per setting of ``serving_settings.SETTINGS`` (whose
+    defaults these are), as ``repository.ServingConfig`` has."""
 
-    max_batch: int = repository.MAX_BATCH_SIZE  # rows per request at most, and per onnxruntime call
-    max_delay_ms: float = 2.0  # the longest a queued request waits for others to join its batch
-    instances: int = 1  # onnxruntime sessions running calls in parallel, each on a thread of its own
-    intra_op_threads: int = 0  # onnxruntime's threads within one call (0: its default)
-    inter_op_threads: int = 0
+    max_batch: int = DEFAULTS["max_batch"]  # rows per request at most, and per onnxruntime call
+    max_delay_ms: float = DEFAULTS["max_delay_ms"]  # the longest a queued request waits for company
+    instances: int = DEFAULTS["instances"]  # onnxruntime sessions running calls in parallel
+    intra_op_threads: int = DEFAULTS["intra_op_threads"]  # onnxruntime's threads within one call (0: its default)
+    inter_op_threads: int = DEFAULTS["inter_op_threads"]
 
 
-FLAGS = {"max_batch": "--max-batch", "max_delay_ms": "--max-delay-ms", "instances": "--instances",
-         "intra_op_threads": "--threads", "inter_op_threads": None}  # the command-line flag of each field
+TRITON_DEFAULT = "Triton's default"  # the source of a setting a config.pbtxt leaves out
 
 
 def resolve(flags: dict, config=None) -> tuple:
-    """(Serving, {field: where its value came from}): a flag given on the command line wins, then
-    what ``config`` (a repository.ServingConfig, or None) says, then the default."""
+    """(Serving, {setting: where its value came from}): a flag given on the command line wins, then
+    what ``config`` (a repository.ServingConfig, or None) says, Triton's default for a field it
+    leaves out included, then the default."""
     values, sources = {}, {}
-    for name in FLAGS:
+    for setting in SETTINGS:
+        name = setting.name
         if flags.get(name) is not None:
-            values[name], sources[name] = flags[name], FLAGS[name]
-        elif config is not None and getattr(config, name, None) is not None:
-            values[name], sources[name] = getattr(config, name), "config.pbtxt"
+            values[name], sources[name] = flags[name], setting.flag
+        elif config is not None:
+            values[name] = getattr(config, name)
+            sources[name] = TRITON_DEFAULT if name in config.left_out else "config.pbtxt"
         else:
             sources[name] = "default"
     return Serving(**values), sources
@@ -73,12 +78,10 @@ def resolve(flags: dict, config=None) -> tuple:
 
 def describe_serving(serving: Serving, sources: dict) -> str:
     """One line for the banner: each setting, marked with where it came from unless a default."""
-    shown = {"max_batch": f"max batch {serving.max_batch}", "max_delay_ms": f"delay {serving.max_delay_ms:g} ms",
-             "instances": f"{serving.instances} instance{'s' if serving.instances != 1 else ''}",
-             "intra_op_threads": f"intra-op threads {serving.intra_op_threads or 'auto'}",
-             "inter_op_threads": f"inter-op threads {serving.inter_op_threads or 'auto'}"}
-    marked = [shown[name] + (f" [{sources[name]}]" if sources[name] != "default" else "") for name in FLAGS]
-    return ", ".join(marked) + ("" if all(sources[name] != "default" for name in FLAGS) else "; unmarked: defaults")
+    marked = [setting.describe(getattr(serving, setting.name))
+              + (f" [{sources[setting.name]}]" if sources[setting.name] != "default" else "") for setting in SETTINGS]
+    defaults = any(sources[setting.name] == "default" for setting in SETTINGS)
+    return ", ".join(marked) + ("; unmarked: defaults" if defaults else "")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from export_helpers import run_zoo_without_torch
 from test_serve_helpers import Server, conv_run, vae_run
 from zoo.cli import cli
 from zoo.export import repository
+from zoo.export.serving_settings import DEFAULTS
 
 PARTS = ("encoder", "decoder", "generator")
 
@@ -118,43 +119,85 @@ def rewrite(model_folder, edit) -> None:
 
 
 def test_what_zoo_export_writes_reads_back_as_the_defaults(repo):
+    """Each default Triton would not apply by itself is written out: 2 ms (Triton's is 0) and one
+    instance (Triton runs two of an onnxruntime model on the CPU); the thread counts are Triton's."""
     for name, path in repository.find_models(repo).items():
         folder = path.parent.parent
         assert repository.read_config(folder, session_of(folder)) == repository.ServingConfig(
-            max_batch=repository.MAX_BATCH_SIZE, max_delay_ms=None, instances=None, intra_op_threads=None,
-            inter_op_threads=None)
+            max_batch=1024, max_delay_ms=2.0, instances=1, intra_op_threads=0, inter_op_threads=0,
+            left_out=frozenset({"intra_op_threads", "inter_op_threads"}))
         config = parse(folder)
-        assert not config.instance_group and not config.parameters  # Triton's own defaults apply
-        assert config.dynamic_batching == model_config_pb2.ModelDynamicBatching()  # on, with its default delay
+        assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+        assert [(g.count, g.kind) for g in config.instance_group] == [(1, model_config_pb2.ModelInstanceGroup.KIND_AUTO)]
+        assert not config.parameters  # onnxruntime's own thread counts, in Triton as in zoo serve
+
+
+def test_the_defaults_are_what_zoo_serve_runs_without_a_repository(repo):
+    from zoo.serve.models import Serving, load_models
+
+    folder = repo / "vae-generator"
+    from_repository = load_models([repo])["vae-generator"].serving
+    from_file = load_models([folder / "1" / "model.onnx"])["vae-generator"].serving
+    assert from_repository == from_file == Serving()
 
 
 @pytest.mark.parametrize("settings", [
     dict(max_batch=1),
-    dict(max_batch=8, max_delay_ms=2.5, instances=3, threads=2),
-    dict(max_batch=65536, max_delay_ms=0.0125, instances=64, threads=0),
+    dict(max_batch=8, max_delay_ms=2.5, instances=3, intra_op_threads=2),
+    dict(max_batch=65536, max_delay_ms=0.0125, instances=64, intra_op_threads=0, inter_op_threads=5),
+    dict(max_delay_ms=0, instances=2),
 ])
 def test_written_settings_round_trip(repo, tmp_path, settings):
     onnx_file = tmp_path / "generator.onnx"
     onnx_file.write_bytes((repo / "vae-generator" / "1" / "model.onnx").read_bytes())
     folder = repository.write_model(tmp_path / "models", "gen", onnx_file, **settings)
     read = repository.read_config(folder, session_of(folder))
-    delay = settings.get("max_delay_ms")
-    assert read == repository.ServingConfig(
-        max_batch=settings["max_batch"], max_delay_ms=None if delay is None else round(delay * 1000) / 1000,
-        instances=settings.get("instances"), intra_op_threads=settings.get("threads"), inter_op_threads=None)
+    expected = {**DEFAULTS, **settings, "max_delay_ms": round(settings.get("max_delay_ms", 2) * 1000) / 1000}
+    left_out = {"intra_op_threads", "inter_op_threads"} - set(settings)
+    assert read == repository.ServingConfig(**expected, left_out=frozenset(left_out))
     config = parse(folder)  # what Triton itself reads
     assert config.name == "gen" and config.platform == "onnxruntime_onnx"
-    assert config.max_batch_size == settings["max_batch"] and config.HasField("dynamic_batching")
-    assert config.dynamic_batching.max_queue_delay_microseconds == round((delay or 0) * 1000)
+    assert config.max_batch_size == expected["max_batch"] and config.HasField("dynamic_batching")
+    assert config.dynamic_batching.max_queue_delay_microseconds == round(expected["max_delay_ms"] * 1000)
     assert [(g.count, g.kind) for g in config.instance_group] == \
-           ([(settings["instances"], model_config_pb2.ModelInstanceGroup.KIND_AUTO)] if "instances" in settings else [])
+           [(expected["instances"], model_config_pb2.ModelInstanceGroup.KIND_AUTO)]
     assert "kind" not in (folder / "config.pbtxt").read_text()  # Triton picks the device
+    written = {"intra_op_thread_count": "intra_op_threads", "inter_op_thread_count": "inter_op_threads"}
     assert {k: v.string_value for k, v in config.parameters.items()} == \
-           ({"intra_op_thread_count": str(settings["threads"])} if "threads" in settings else {})
+           {key: str(settings[name]) for key, name in written.items() if name in settings}
+
+
+def test_a_delay_of_0_is_written_out_and_read_as_0(repo, tmp_path):
+    """proto3 leaves a zero out of the text; the file says 0 all the same, and both readers agree."""
+    folder = repository.write_model(tmp_path / "models", "gen", repo / "vae-generator" / "1" / "model.onnx",
+                                    max_delay_ms=0)
+    text = (folder / "config.pbtxt").read_text()
+    assert "dynamic_batching {\n  max_queue_delay_microseconds: 0\n}" in text
+    assert parse(folder).dynamic_batching.max_queue_delay_microseconds == 0
+    assert repository.read_config(folder, session_of(folder)).max_delay_ms == 0
+
+
+@pytest.mark.parametrize("block", ["dynamic_batching { }", "dynamic_batching { max_queue_delay_microseconds: 0 }", ""])
+def test_what_triton_reads_as_no_delay_zoo_serve_reads_as_no_delay(generator, block):
+    """Triton's delay is 0 when the field, or the whole block, is left out; so is zoo serve's."""
+    rewrite(generator, f'platform: "onnxruntime_onnx"\nmax_batch_size: 8\n{block}\n')
+    assert repository.read_config(generator, session_of(generator)).max_delay_ms == 0
+
+
+@pytest.mark.parametrize("groups, instances", [
+    ("", 2),  # no instance_group: Triton's default for an onnxruntime model on the CPU
+    ("instance_group { kind: KIND_CPU }", 2),
+    ("instance_group [ { count: 3 }, { kind: KIND_AUTO } ]", 5),
+    ("instance_group { count: 1 }", 1),
+])
+def test_instance_counts_are_read_as_triton_counts_them(generator, groups, instances):
+    rewrite(generator, f'platform: "onnxruntime_onnx"\nmax_batch_size: 8\n{groups}\n')
+    read = repository.read_config(generator, session_of(generator))
+    assert read.instances == instances and ("instances" in read.left_out) == (not groups)
 
 
 @pytest.mark.parametrize("settings", [dict(max_batch=0), dict(max_delay_ms=1001), dict(instances=0),
-                                      dict(instances=65), dict(threads=-1)])
+                                      dict(instances=65), dict(intra_op_threads=-1)])
 def test_out_of_range_settings_are_not_written(repo, tmp_path, settings):
     with pytest.raises(zoo.ZooError, match="must be"):
         repository.write_model(tmp_path / "models", "gen", repo / "vae-generator" / "1" / "model.onnx", **settings)
@@ -173,7 +216,8 @@ def test_export_flags_land_in_config_pbtxt(tmp_path_factory, tmp_path):
         assert config.max_batch_size == 64 and config.dynamic_batching.max_queue_delay_microseconds == 1500
         assert [g.count for g in config.instance_group] == [2]
         assert config.parameters["intra_op_thread_count"].string_value == "1"
-        assert repository.read_config(model, session_of(model)) == repository.ServingConfig(64, 1.5, 2, 1, None)
+        assert repository.read_config(model, session_of(model)) == repository.ServingConfig(
+            64, 1.5, 2, 1, 0, left_out=frozenset({"inter_op_threads"}))
 
 
 @pytest.mark.parametrize("flag", [["--max-batch", "8"], ["--max-delay-ms", "2"], ["--threads", "1"],
@@ -210,7 +254,7 @@ REFUSED = {
     "GPU instances": (gpu_group, "field instance_group.kind KIND_GPU is not supported"),
     "GPU ids": (lambda c: c.instance_group.add(count=1, gpus=[0]), "field instance_group.gpus is not supported"),
     "negative count": (lambda c: c.instance_group.add(count=-2), "instance_group.count is -2"),
-    "too many instances": (lambda c: [c.instance_group.add(count=40) for _ in range(2)], "instance_group counts add up to 80"),
+    "too many instances": (lambda c: c.instance_group.add(count=64), "instance_group counts add up to 65"),
     "unknown parameter": (lambda c: c.parameters["enable_mem_arena"].MergeFrom(model_config_pb2.ModelParameter(string_value="1")),
                           "field parameters key 'enable_mem_arena' is not supported"),
     "word for threads": (lambda c: c.parameters["intra_op_thread_count"].MergeFrom(model_config_pb2.ModelParameter(string_value="two")),
@@ -250,7 +294,8 @@ def test_what_zoo_serve_cannot_honour_is_refused_by_file_and_field(generator, ed
 
 def test_a_hand_written_triton_config_is_read(generator):
     """Triton's list syntax and its optional fields: input and output left to auto-complete, the
-    backend instead of the platform, CPU instance groups (one without a count: 1)."""
+    backend instead of the platform, CPU instance groups (one without a count: Triton's 2 for an
+    onnxruntime model on the CPU)."""
     rewrite(generator, """
         backend: "onnxruntime"
         max_batch_size: 16
@@ -261,7 +306,7 @@ def test_a_hand_written_triton_config_is_read(generator):
                      { key: "inter_op_thread_count", value: { string_value: "0" } } ]
     """)
     assert repository.read_config(generator, session_of(generator)) == repository.ServingConfig(
-        max_batch=16, max_delay_ms=0.5, instances=3, intra_op_threads=1, inter_op_threads=0)
+        max_batch=16, max_delay_ms=0.5, instances=4, intra_op_threads=1, inter_op_threads=0)
 
 
 def test_tensors_may_be_given_in_any_order_or_left_out(generator):
