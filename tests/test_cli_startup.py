@@ -9,10 +9,14 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "numpy", "onnx", "onnxruntime", "onnxscript")
+# Heavy to import (torch, numpy, onnx) or only needed once a command runs (the servers' libraries:
+# the tritonclient package pulls in grpc, about 0.3 s).
+HEAVY = ("torch", "numpy", "onnx", "onnxruntime", "onnxscript", "tritonclient", "grpc", "uvicorn", "starlette")
 
 # Runs the commands one after another in one interpreter and reports, per command, its exit status
 # and the heavy modules loaded so far: a command that imports one shows up as the first to have it.
+# Standalone mode, as the `zoo` script runs: every command ends in SystemExit with its status (outside
+# it, click returns a ctx.exit code and raises usage errors instead, and a failure could pass as 0).
 PROBE = """
 import json, sys
 from zoo.cli import cli
@@ -21,14 +25,26 @@ heavy = %r
 report = []
 for args in json.loads(sys.argv[1]):
     try:
-        cli.main(args, prog_name="zoo", standalone_mode=False)
-        code = 0
+        cli.main(args, prog_name="zoo", standalone_mode=True)
+        code = "returned without exiting"
     except SystemExit as exc:
-        code = exc.code or 0
+        code = exc.code if isinstance(exc.code, int) else 1 if exc.code else 0
     report.append({"args": args, "exit": code, "heavy": sorted(m for m in heavy if m in sys.modules)})
 print(json.dumps(report))
 """ % (HEAVY,)
 
+# A third-party command that fails by ctx.exit, the way a click command says "no" without an error.
+EXITING_COMMAND = """
+import click
+import zoo
+
+
+@zoo.hookimpl
+def register_commands(cli):
+    @cli.command("exit-three")
+    def exit_three():
+        click.get_current_context().exit(3)
+"""
 
 
 def all_commands() -> list:
@@ -55,6 +71,15 @@ def run_in_process(*commands, env=None):
 def test_command_imports_no_heavy_module(args):
     [report] = run_in_process(args)
     assert report == {"args": args, "exit": 0, "heavy": []}
+
+
+def test_the_probe_records_each_way_a_command_fails(tmp_path):
+    from helpers import install_distribution
+
+    install_distribution(tmp_path, "zoo-exit", "zoo_exit", EXITING_COMMAND, {"exit": "zoo_exit"})
+    reports = run_in_process(["exit-three"], ["list", "--no-such-option"], ["info", "no-such-model"], ["list"],
+                             env={"PYTHONPATH": str(tmp_path)})
+    assert [report["exit"] for report in reports] == [3, 2, 2, 0]  # a usage error, an unknown model: 2
 
 
 def test_zoo_info_builds_once_then_answers_from_the_cache(tmp_path):
