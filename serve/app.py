@@ -15,8 +15,9 @@ from starlette.routing import Route
 
 import zoo
 from zoo.export import repository
+from zoo.serve import memory, protocol
 from zoo.serve.batcher import Batcher
-from zoo.serve.hot_path import HotPath, unknown_version
+from zoo.serve.hot_path import HotPath, find_model
 from zoo.serve.metrics import Metrics
 from zoo.serve.middleware import Observe, RequireToken
 
@@ -31,6 +32,7 @@ class Settings:
     max_queue: int = 1024
     max_body: int = 64 * 2**20  # Triton's default request limit
     max_response: int = 64 * 2**20  # the most bytes one answer may take; larger ones are refused unrun
+    max_memory: int = memory.DEFAULT_MB * 2**20  # what the requests in flight may hold at once (serve/memory.py)
     timeout_s: float = 30.0
     token: str | None = None
     quiet: bool = False
@@ -51,12 +53,10 @@ def create_app(models: dict, settings: Settings) -> Starlette:
 
     def find(request):
         """The model the URL names; under /versions/{version}, only if that is the served version."""
-        name, version = request.path_params["name"], request.path_params.get("version")
-        if name not in models:
-            raise HTTPException(404, f"unknown model {name!r}; this server has {', '.join(models)}")
-        if version is not None and version != models[name].version:
-            raise HTTPException(404, unknown_version(models[name], version))
-        return models[name]
+        model, missing = find_model(models, request.path_params["name"], request.path_params.get("version"))
+        if model is None:
+            raise HTTPException(404, missing)
+        return model
 
     async def server_metadata(request):
         return JSONResponse({"name": "autoencoder-zoo", "version": zoo.__version__,
@@ -84,8 +84,9 @@ def create_app(models: dict, settings: Settings) -> Starlette:
     async def metrics_route(request):
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    async def http_error(request, exc):  # every error is {"error": ...}, as the protocol asks
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    async def http_error(request, exc):
+        return Response(protocol.error_body(exc.detail), status_code=exc.status_code, headers=exc.headers,
+                        media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

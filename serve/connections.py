@@ -1,48 +1,73 @@
-"""uvicorn's HTTP protocol (httptools) with the two limits it lacks: how many connections may be
-open at once, and how long a request's headers may take to arrive.
+"""uvicorn's HTTP protocol (httptools) with a bound on every phase of a connection.
 
-- Past ``max_connections`` a new connection is answered with one 503 and closed at once: nothing
-  of it is read or queued, so a flood of connections costs the server next to nothing and the ones
-  already open keep being served.
-- A connection must send a complete request head within ``header_timeout`` seconds of opening or
-  of its request's first byte. uvicorn closes a keep-alive connection that stays silent between
-  requests, but one that trickles a header byte now and then (or connects and sends nothing) would
-  hold its place for ever: with a connection limit, a few hundred such clients would lock everyone
-  else out. A request's body is bounded by the app's own request timeout.
+- **Opening.** Past ``max_connections`` a new connection is answered with one 503 and closed at
+  once: nothing of it is read or queued, so a flood of connections costs the server next to nothing
+  and the ones already open keep being served.
+- **Headers.** A connection must send a complete request head within ``timeout`` seconds of opening
+  or of its request's first byte. uvicorn closes a keep-alive connection that stays silent between
+  requests, but one that trickles a header byte now and then would hold its place for ever.
+- **Body.** The app's request timeout bounds reading a body it wants.
+- **The rest of a body after an early answer.** An answer sent before the request's body has all
+  arrived (a 413 for a declared size, a 503, a 404, a 401, a 504 for a stalled body) carries
+  ``Connection: close``. The connection then closes the way nginx's lingering close does: the
+  server finishes sending, shuts its side down, and reads and discards what the client still sends
+  for at most ``timeout`` seconds and ``LINGER_BYTES`` bytes before it closes. A client that writes
+  its whole body before it reads (Python's http.client, and so urllib) then sees the answer; closing
+  at once, with its body unread, would reset the connection under it. A client trickling the rest
+  of a body cannot hold the connection past that.
+- **Writing the answer.** When the answer backs up (the client does not read it), the client has
+  ``timeout`` seconds to read it all; past that the connection is dropped, its buffered answers with
+  it, and its slot is free again.
 
 The limits travel on the uvicorn ``Config`` (``config.zoo_limits``), which is what each worker
 process receives.
 """
 
+import functools
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-_in_flight = None  # the server's set of requests in flight (uvicorn's task per request), once known
+from zoo.serve.batcher import IN_FLIGHT
+from zoo.serve.protocol import error_body
 
-
-def watch_requests(tasks: set) -> None:
-    """Make ``tasks`` the set that requests_in_flight() counts (one server per process)."""
-    global _in_flight
-    _in_flight = tasks
-
-
-def requests_in_flight() -> int:
-    """Requests this process has received and not yet answered, those not yet started included:
-    uvicorn makes a task for each request it parses, before the app sees it."""
-    return len(_in_flight) if _in_flight is not None else 0
+LINGER_BYTES = 64 * 2**20  # the most of an unwanted body read and discarded after an early answer
 
 
 @dataclass(frozen=True)
 class ConnectionLimits:
     max_connections: int = 2048
-    header_timeout: float = 30.0
+    timeout: float = 30.0  # seconds for the headers, for the rest of a body after an early answer, for the answer
 
     def refusal(self) -> bytes:
-        body = (b'{"error": "this server has its limit of %d open connections; retry shortly"}'
-                % self.max_connections)
+        body = error_body(f"this server has its limit of {self.max_connections} open connections; retry shortly")
         return (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
                 b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+
+
+async def _counted(app, scope, receive, send) -> None:
+    try:
+        await app(scope, receive, send)
+    finally:
+        IN_FLIGHT.count -= 1
+
+
+class _LingerOnClose:
+    """What the request cycle sees as its transport once it has answered early: its ``close()``
+    starts the lingering close instead of dropping the unread body."""
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+        self.transport = protocol.transport
+
+    def write(self, data) -> None:
+        self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def close(self) -> None:
+        self.protocol.linger()
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -50,7 +75,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = getattr(config, "zoo_limits", None) or ConnectionLimits()
         self.header_deadline = None
-        watch_requests(self.tasks)  # the server's own set, the same for every connection
+        self.write_deadline = None
+        self.lingering = None  # once closing: the timer that ends the lingering close
+        self.discarded = 0
 
     def connection_made(self, transport) -> None:
         if len(self.connections) >= self.limits.max_connections:
@@ -63,11 +90,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc) -> None:
         self._disarm_header_deadline()
+        for timer in (self.write_deadline, self.lingering):
+            if timer is not None:
+                timer.cancel()
         if self.parser is None or self not in self.connections:
             # Refused at once (or lost twice): the base class would tidy up state it never made.
             self.connections.discard(self)
             return
         super().connection_lost(exc)
+
+    # Headers
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -76,10 +108,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_deadline()
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            self._close_after_an_early_answer(self.cycle)
 
     def _arm_header_deadline(self) -> None:
         if self.header_deadline is None:
-            self.header_deadline = self.loop.call_later(self.limits.header_timeout, self._headers_too_slow)
+            self.header_deadline = self.loop.call_later(self.limits.timeout, self._headers_too_slow)
 
     def _disarm_header_deadline(self) -> None:
         if self.header_deadline is not None:
@@ -90,3 +124,72 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.header_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+    # Counting the requests in flight
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        """Count the request from now until the app is done with it (the batchers read the count)."""
+        IN_FLIGHT.count += 1
+        super()._start_asgi_task(cycle, functools.partial(_counted, app))
+
+    # The rest of a body after an early answer
+
+    def _close_after_an_early_answer(self, cycle) -> None:
+        """Wrap the cycle's ``send``: an answer that starts while the body is still arriving closes
+        the connection (uvicorn adds ``Connection: close`` once keep-alive is off) by lingering."""
+        send = cycle.send
+
+        async def send_watching_the_body(message):
+            if cycle.more_body and not cycle.response_started and message["type"] == "http.response.start":
+                cycle.keep_alive = False
+                cycle.transport = _LingerOnClose(self)
+            await send(message)
+
+        cycle.send = send_watching_the_body
+
+    def linger(self) -> None:
+        """The answer is written: send it, shut our side, and discard what the client still sends."""
+        if self.lingering is not None or self.transport.is_closing():
+            return
+        self.lingering = self.loop.call_later(self.limits.timeout, self._stop_lingering)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # after what is buffered: the client reads its answer, then the end
+        self.flow.resume_reading()
+
+    def _stop_lingering(self) -> None:
+        self.lingering = None
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering is None:
+            return super().data_received(data)
+        self.discarded += len(data)
+        if self.discarded > LINGER_BYTES:
+            self.transport.close()
+
+    def on_response_complete(self) -> None:
+        if self.lingering is not None:  # no next request on this connection, and no keep-alive timer
+            self.server_state.total_requests += 1
+            return
+        super().on_response_complete()
+        if self.transport.get_write_buffer_size() and self.write_deadline is None:
+            # Answered, but not all of it has left: the client has the timeout to take the rest.
+            self.write_deadline = self.loop.call_later(self.limits.timeout, self._answer_not_read)
+
+    # Writing the answer
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_deadline is None:
+            self.write_deadline = self.loop.call_later(self.limits.timeout, self._answer_not_read)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.write_deadline is not None and (self.cycle is None or self.cycle.response_complete):
+            self.write_deadline.cancel()  # the answer has all but left: the deadline was kept
+            self.write_deadline = None
+
+    def _answer_not_read(self) -> None:
+        self.write_deadline = None
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()  # the buffered answers go too: nothing more will be read of them

@@ -5,18 +5,23 @@ Starlette's request objects, routing table and exception middleware cost more pe
 decoding a small tensor does, so these routes skip them. The health probes take the same path as
 inference, so the load benchmark's "hello-world" floor measures the very stack an infer request
 runs on. Everything else (metadata, the page, /metrics, wrong methods) goes to Starlette.
+
+An infer request, in order: the model and version (404), the declared body size (413), a place in
+the model's queue (503), its share of the memory budget (503, or 413 if it could never fit), then
+within ``--timeout`` the body, its parsing (400) and the model's call (504 past the timeout). Its
+place and its memory are held until its answer has been sent. Whatever happens, the client gets
+``{"error": ...}`` with a 4xx, or the answer; a fault of the server's own is a 500 with one log line.
 """
 
 import asyncio
-import ctypes
-import ctypes.util
 import sys
 
 import orjson
 
 from zoo.errors import first_line
 from zoo.serve import protocol
-from zoo.serve.batcher import InferenceError, QueueFull
+from zoo.serve.batcher import InferenceError
+from zoo.serve.memory import TRIM_AFTER_BYTES, MemoryBudget, OverBudget, release_memory
 
 INFER_PREFIX, INFER_SUFFIX = "/v2/models/", "/infer"
 VERSIONS = "/versions/"  # the protocol's optional version segment: /v2/models/{name}/versions/{version}/infer
@@ -24,17 +29,7 @@ VERSIONS = "/versions/"  # the protocol's optional version segment: /v2/models/{
 HEALTH = {"/v2/health/live": orjson.dumps({"live": True}), "/v2/health/ready": orjson.dumps({"ready": True})}
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
-
-# After a request and answer this large, hand the free memory of glibc's heaps back to the system: freed but
-# kept, a burst of large requests would leave the server tens of MB larger for good. It takes about
-# a millisecond, next to the tens that such a request costs.
-TRIM_AFTER_BYTES = 1 << 20
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
-
-
-def release_memory() -> None:
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
+RETRY = [(b"retry-after", b"1")]
 
 
 class BodyTooLarge(Exception):
@@ -52,8 +47,19 @@ async def send_response(send, status: int, body: bytes, headers: list) -> None:
 
 
 async def send_error(send, status: int, message: str, headers=()) -> None:
-    # Every error is {"error": ...}, as the protocol asks.
-    await send_response(send, status, orjson.dumps({"error": message}), [*JSON_HEADERS, *headers])
+    await send_response(send, status, protocol.error_body(message), [*JSON_HEADERS, *headers])
+
+
+def find_model(models: dict, name: str, version) -> tuple:
+    """(the model, None), or (None, why not) when no loaded model has that name or, with ``version``
+    (None: the served one), that version. Only the loaded models are looked at: a name in a URL
+    never reaches the file system."""
+    model = models.get(name)
+    if model is None:
+        return None, f"unknown model {name!r}; this server has {', '.join(models)}"
+    if version is not None and version != model.version:
+        return None, f"unknown version {version!r} of model {name!r}; this server has version {model.version}"
+    return model, None
 
 
 def infer_headers(scope) -> tuple:
@@ -68,19 +74,25 @@ def infer_headers(scope) -> tuple:
     return declared, header_length
 
 
-async def read_body(receive, declared, limit: int) -> bytes:
-    """The whole body; ``declared``: its Content-Length header, if any."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge()  # refused before reading a byte of it
-    chunks, size = [], 0
+def declared_size(declared) -> int | None:
+    """The Content-Length header's value, or None (chunked, or not a number: httptools refuses those)."""
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
+async def read_body(receive, size: int | None, limit: int, hold) -> bytes:
+    """The whole body. ``size``: its declared length, already within ``limit`` and taken from the
+    memory ``hold``; a chunked body is counted against both as it arrives."""
+    chunks, received = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:  # chunked bodies declare no length
-            raise BodyTooLarge()
+        received += len(chunk)
+        if size is None:
+            if received > limit:
+                raise BodyTooLarge()
+            hold.take(len(chunk))
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -92,6 +104,7 @@ class HotPath:
         self.models = models
         self.batchers = batchers
         self.settings = settings
+        self.memory = MemoryBudget(settings.max_memory)
         # The most body each model reads: a request of its max batch needs no more.
         self.body_limits = {name: min(settings.max_body, protocol.body_bound(model)) for name, model in models.items()}
         self.too_large = {name: _too_large(model, self.body_limits[name], settings.max_body)
@@ -112,46 +125,64 @@ class HotPath:
         await self.app(scope, receive, send)
 
     async def infer(self, name: str, version, scope, receive, send):
-        """``version``: the one the URL names, or None for the served one."""
-        model = self.models.get(name)  # looked up among the loaded models only: never a file path
+        """``version``: the one the URL names, or None for the served one. The refusals before the
+        body is read are answered at once (the connection layer then closes the connection)."""
+        model, missing = find_model(self.models, name, version)
         if model is None:
-            return await send_error(send, 404, f"unknown model {name!r}; this server has {', '.join(self.models)}")
-        if version is not None and version != model.version:
-            return await send_error(send, 404, unknown_version(model, version))
-        batcher, settings = self.batchers[name], self.settings
-        busy = f"{name} is busy: its queue is full; retry shortly"
-        if batcher.full:  # refused before reading the body: a 503 must come at once
-            return await send_error(send, 503, busy, [(b"retry-after", b"1")])
+            return await send_error(send, 404, missing)
         declared, header_length = infer_headers(scope)
+        size = declared_size(declared)
+        if size is not None and size > self.body_limits[name]:
+            return await send_error(send, 413, self.too_large[name])  # refused before reading a byte of it
+        batcher = self.batchers[name]
+        if not batcher.admit():
+            return await send_error(send, 503, f"{name} is busy: its queue is full; retry shortly", RETRY)
+        hold = self.memory.hold()
         try:
-            async with asyncio.timeout(settings.timeout_s):
-                body = await read_body(receive, declared, self.body_limits[name])
-                request = protocol.parse_infer(body, header_length, model, settings.max_response)
-                outputs = await batcher.infer(request.batch)
-        except ClientGone:
-            return
-        except protocol.ProtocolError as exc:
-            return await send_error(send, 400, str(exc))
-        except BodyTooLarge:
-            return await send_error(send, 413, self.too_large[name])
-        except QueueFull:
-            return await send_error(send, 503, busy, [(b"retry-after", b"1")])
-        except TimeoutError:
-            return await send_error(send, 504, f"no answer within the request timeout of {settings.timeout_s:g} s")
-        except InferenceError as exc:  # the server's fault, not the client's: the log says what failed
-            log_fault(name, str(exc))
-            return await send_error(send, 500, str(exc))
-        except Exception as exc:  # a bug of ours: one line in the log, a 500 for the client, no traceback
-            log_fault(name, f"{type(exc).__name__}: {first_line(exc)}")
-            return await send_error(send, 500, f"internal error while serving {name}")
-        body, headers = protocol.encode_response(model, request, outputs)
-        await send_response(send, 200, body, headers)
-        if request.batch.nbytes + len(body) > TRIM_AFTER_BYTES:
+            status, answer, headers, request = await self._answer(model, batcher, receive, size, header_length, hold)
+            if status is None:  # the client left before its body arrived: nobody to answer
+                return
+            await send_response(send, status, answer, headers)
+        finally:
+            hold.release()
+            batcher.leave()
+        if request is not None and request.batch.nbytes + len(answer) > TRIM_AFTER_BYTES:
             release_memory()
 
+    async def _answer(self, model, batcher, receive, size, header_length, hold) -> tuple:
+        """(status, body, headers, the parsed request or None) for an admitted request. Everything
+        that can go wrong is caught here, encoding the answer included, so that no input reaches the
+        client as anything but a 4xx or its answer."""
+        settings, name, request = self.settings, model.name, None
+        try:
+            hold.take(size or 0)
+            async with asyncio.timeout(settings.timeout_s):
+                body = await read_body(receive, size, self.body_limits[name], hold)
+                hold.take(protocol.parse_cost(body, header_length))
+                request = protocol.parse_infer(body, header_length, model, settings.max_response)
+                hold.take(request.answer_bytes)
+                outputs = await batcher.infer(request.batch)
+            return (200, *protocol.encode_response(model, request, outputs), request)
+        except ClientGone:
+            return None, b"", [], None
+        except OverBudget as exc:
+            return _error(413, exc.message(), request) if exc.never else _error(503, exc.message(), request, RETRY)
+        except protocol.ProtocolError as exc:
+            return _error(400, str(exc), request)
+        except BodyTooLarge:
+            return _error(413, self.too_large[name], request)
+        except TimeoutError:
+            return _error(504, f"no answer within the request timeout of {settings.timeout_s:g} s", request)
+        except InferenceError as exc:  # the server's fault, not the client's: the log says what failed
+            log_fault(name, str(exc))
+            return _error(500, str(exc), request)
+        except Exception as exc:  # a bug of ours: one line in the log, a 500 for the client, no traceback
+            log_fault(name, f"{type(exc).__name__}: {first_line(exc)}")
+            return _error(500, f"internal error while serving {name}", request)
 
-def unknown_version(model, version: str) -> str:
-    return f"unknown version {version!r} of model {model.name!r}; this server has version {model.version}"
+
+def _error(status: int, message: str, request, headers=()) -> tuple:
+    return status, protocol.error_body(message), [*JSON_HEADERS, *headers], request
 
 
 def _too_large(model, limit: int, max_body: int) -> str:

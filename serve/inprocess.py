@@ -3,7 +3,7 @@ at it, and for the benchmark that splits a request's cost into HTTP and the app'
 
 import asyncio
 
-from zoo.serve.connections import watch_requests
+from zoo.serve.batcher import IN_FLIGHT
 
 
 class InProcessServer:
@@ -11,8 +11,6 @@ class InProcessServer:
 
     def __init__(self, app):
         self.app = app
-        self.in_flight = set()  # counted as uvicorn's are: the batchers batch when several are in flight
-        watch_requests(self.in_flight)
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self._startup())
 
@@ -64,11 +62,10 @@ class InProcessServer:
         async def send(message):
             sent.append(message)
 
-        task = asyncio.current_task()
-        self.in_flight.add(task)
+        IN_FLIGHT.count += 1  # counted as the connection layer counts a request whose head has arrived
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight.discard(task)
+            IN_FLIGHT.count -= 1
         start = next(m for m in sent if m["type"] == "http.response.start")
         return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])

@@ -5,10 +5,11 @@ only looks at the scope and the response status costs next to nothing.
 """
 
 import hmac
-import json
 import os
 import sys
 import time
+
+from zoo.serve.protocol import error_body
 
 OPEN_PATHS = ("/", "/favicon.ico")  # the page's HTML asks for the token itself; health probes carry none
 OPEN_PREFIX = "/v2/health/"
@@ -27,10 +28,11 @@ class RequireToken:
         given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         if hmac.compare_digest(given, self.expected):
             return await self.app(scope, receive, send)
-        body = json.dumps({"error": "this server needs a token: send the header Authorization: Bearer <token>"})
+        body = error_body("this server needs a token: send the header Authorization: Bearer <token>")
         await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
-        await send({"type": "http.response.body", "body": body.encode()})
+                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def model_label(path: str, model_names) -> str:

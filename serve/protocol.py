@@ -7,7 +7,17 @@ the parameter ``binary_data_size`` takes its data from those bytes, in order. ``
 (for the whole request) or ``binary_data`` (per output) asks for outputs as bytes after the JSON
 answer. A header length of 0 means the body is nothing but the one input's bytes, for one row.
 
-Everything wrong with a request is a ``ProtocolError`` with the message the client gets back.
+Everything wrong with a request is a ``ProtocolError`` with the message the client gets back, and
+every error the server sends is ``{"error": message}`` (``error_body``).
+
+Text: a request is UTF-8 JSON (RFC 8259). A string that is not valid UTF-8 text (a lone surrogate
+escape such as ``"\\ud800"``, which JSON's syntax allows but no UTF-8 can encode) is refused with a
+400 that names the field, wherever it stands: the answer echoes ``id``, and an answer must be valid
+UTF-8 JSON too.
+
+Memory: ``parse_cost`` bounds what parsing a body costs in Python objects before it is parsed, and
+``InferRequest.answer_bytes`` what its answer can take, so that the server can count both against
+its memory budget.
 """
 
 import json
@@ -28,8 +38,27 @@ REQUEST_BYTES_PER_VALUE = 32
 HEADER_ALLOWANCE = 64 * 1024  # the JSON around the values: names, shape, parameters, an id
 
 
+# Parsing JSON numbers costs per value a Python float (24 bytes) and its list slot (8), then the
+# float64 array numpy makes of the list (8) and its float32 copy (4): 44 bytes. A value takes at least
+# two bytes of the body ("0,"), so a body's values are at most half its length; past SMALL_JSON bytes
+# they are counted (every value but the last is followed by a comma), which costs a millisecond per
+# 2 MB and bounds the cost tightly for the large bodies where the bound matters.
+PARSE_BYTES_PER_VALUE = 44
+SMALL_JSON = 64 * 1024
+
+
 class ProtocolError(ValueError):
     """A malformed or unsuitable request: HTTP 400 with this message."""
+
+
+def error_body(message: str) -> bytes:
+    """``{"error": message}``: the one form of every error the server sends, as the protocol asks.
+    A message that quotes a client's text holding a lone surrogate is written with it escaped
+    (``\\ud800``), so that the body is always valid UTF-8 JSON."""
+    try:
+        return orjson.dumps({"error": message})
+    except orjson.JSONEncodeError:
+        return orjson.dumps({"error": message.encode("utf-8", "backslashreplace").decode("utf-8")})
 
 
 @dataclass
@@ -37,6 +66,7 @@ class InferRequest:
     id: str | None
     batch: np.ndarray  # float32 [rows, *input shape]
     outputs: list  # [(output name, as binary?)] in the order to answer
+    answer_bytes: int = 0  # the most bytes the answer can take (answer_bound)
 
 
 def _object(value, what: str) -> dict:
@@ -156,11 +186,26 @@ def answer_bound(model, rows: int, outputs: list) -> int:
     return total
 
 
-def _check_answer_size(model, rows: int, outputs: list, limit: int) -> None:
+def _check_answer_size(model, rows: int, outputs: list, limit: int) -> int:
     bound = answer_bound(model, rows, outputs)
     if bound > limit:
         raise ProtocolError(f"the answer to {rows} rows could take {bound} bytes, over this server's response limit "
                             f"of {limit} bytes: ask for fewer rows, fewer outputs or binary outputs")
+    return bound
+
+
+def parse_cost(body: bytes, header_length) -> int:
+    """The most memory parsing ``body`` can take beyond the body itself: its JSON header's values
+    as Python objects and arrays (binary tensor bytes are read in place, for nothing)."""
+    length = len(body)
+    if header_length is not None:
+        try:
+            length = min(max(int(header_length), 0), len(body))
+        except ValueError:
+            return 0  # refused before anything is parsed
+    if length <= SMALL_JSON:
+        return length // 2 * PARSE_BYTES_PER_VALUE + length
+    return (body.count(b",", 0, length) + 1) * PARSE_BYTES_PER_VALUE + length
 
 
 def _requested_outputs(request: dict, model) -> list:
@@ -188,10 +233,10 @@ def parse_infer(body: bytes, header_length, model, max_response: int) -> InferRe
     if header_length is not None and len(header) == 0:
         # Raw binary request: the whole body is one row of the only input; answers are binary.
         outputs = [(name, True) for name in model.output_names]
-        _check_answer_size(model, 1, outputs, max_response)
+        answer = _check_answer_size(model, 1, outputs, max_response)
         values = _binary_values(len(binary), memoryview(binary), 0, model.input.name, model.input.size)
         batch = _finite_float32(values, model.input.name).reshape(1, *model.input.shape)
-        return InferRequest(None, batch, outputs)
+        return InferRequest(None, batch, outputs, answer)
     request = _object(_loads(header), "the request")
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
@@ -202,12 +247,12 @@ def parse_infer(body: bytes, header_length, model, max_response: int) -> InferRe
     entry = _object(inputs[0], "each entry of inputs")
     shape = _checked_shape(entry, model)
     outputs = _requested_outputs(request, model)
-    _check_answer_size(model, shape[0], outputs, max_response)
+    answer = _check_answer_size(model, shape[0], outputs, max_response)
     binary = memoryview(binary)
     batch, used = _input_values(entry, shape, binary, 0)
     if used != len(binary):
         raise ProtocolError(f"the body has {len(binary)} bytes after the JSON header; the inputs use {used}")
-    return InferRequest(request_id, batch, outputs)
+    return InferRequest(request_id, batch, outputs, answer)
 
 
 def _loads(header: bytes):
@@ -215,7 +260,9 @@ def _loads(header: bytes):
     literals that Python's json reads; json reads them here, so that such a request is told it
     holds non-finite values rather than that it is malformed. orjson stops at 1024 levels of
     nesting; Python's json would recurse until the interpreter's limit, so a body nested deeper
-    never reaches it."""
+    never reaches it. orjson also refuses lone surrogate escapes, which json reads: those are
+    found and named (see the module's docstring), and so is a body that is not UTF-8 at all
+    (json alone would guess UTF-16 or UTF-32)."""
     try:
         return orjson.loads(header)
     except orjson.JSONDecodeError as exc:
@@ -223,9 +270,36 @@ def _loads(header: bytes):
             raise ProtocolError(f"malformed JSON: nested deeper than {MAX_DEPTH} levels") from None
         first = exc
     try:
-        return json.loads(header)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        parsed = json.loads(header.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"the JSON is not UTF-8 text (byte {exc.start} is not UTF-8)") from None
+    except (ValueError, RecursionError):
         raise ProtocolError(f"malformed JSON ({first})") from None
+    if (where := _first_surrogate(parsed)) is not None:
+        raise ProtocolError(f"{where} holds a lone surrogate escape (\\ud800-\\udfff), which is not text: "
+                            "strings must be valid UTF-8")
+    return parsed
+
+
+def _first_surrogate(value) -> str | None:
+    """Where the first string holding a lone surrogate stands ("id", "inputs[0].name", "a key of
+    parameters"), or None. Iterative: the value may be nested up to the parser's own limit."""
+    stack = [(value, "the request")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                stack.append((child, key if where == "the request" else f"{where}.{key}"))
+                stack.append((key, f"a key of {where}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item)))
+                         if isinstance(child, (str, dict, list)))
+    return None
 
 
 def encode_response(model, request: InferRequest, outputs: dict) -> tuple:

@@ -1,12 +1,16 @@
 """Property: whatever body and headers a client sends to an infer route, the answer is a 4xx with an
 error line, or a 200 holding exactly the rows asked for; never a 5xx, never a hang.
 
-The app is driven in-process through ASGI (the same object uvicorn serves), with hypothesis
-generating near-valid requests (each field of a good request replaced by something odd), arbitrary
-JSON, arbitrary bytes and binary-tensor bodies with arbitrary Inference-Header-Content-Length values.
+Hypothesis generates near-valid requests (each field of a good request replaced by something odd,
+an ``id`` and parameter strings of any text, lone surrogates included), arbitrary JSON, arbitrary
+bytes, binary-tensor bodies with arbitrary Inference-Header-Content-Length values, and good requests
+padded to just under or over the body limit, with row counts on both sides of the answer limit.
+They go to the app in-process through ASGI (the same object uvicorn serves), many of them, and to a
+real `zoo serve` over HTTP (httptools and the connection layer), fewer.
 """
 
 import functools
+import re
 import json
 import math
 
@@ -15,19 +19,27 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from test_serve_helpers import vae_run
+from test_serve_helpers import Server, vae_run
 from zoo.serve.app import Settings, create_app
 from zoo.serve.inprocess import InProcessServer
 from zoo.serve.models import load_models
+from zoo.serve.protocol import HEADER_ALLOWANCE, REQUEST_BYTES_PER_VALUE
 
 MAX_BATCH = 8
 INPUTS = {"vae-encoder": ("x", [1, 28, 28]), "vae-decoder": ("z", [20]), "vae-generator": ("eps", [20])}
+# The answer limit falls between 4 and 5 rows of 784 values in JSON (16 bytes each at most): requests
+# on both sides of it come up often.
+MAX_RESPONSE = 60_000
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    models = load_models([vae_run(tmp_path_factory)], flags={"max_batch": MAX_BATCH})
-    server = InProcessServer(create_app(models, Settings(quiet=True, max_response=256 * 1024, timeout_s=10)))  # no HTTP
+def models(tmp_path_factory):
+    return load_models([vae_run(tmp_path_factory)], flags={"max_batch": MAX_BATCH})
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    server = InProcessServer(create_app(models, Settings(quiet=True, max_response=MAX_RESPONSE, timeout_s=10)))
     yield server
     server.close()
 
@@ -37,10 +49,17 @@ def server(tmp_path_factory):
 floats = functools.partial(st.floats, allow_subnormal=False)
 odd_numbers = st.one_of(floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70),
                         st.just(1e39), st.booleans())
-odd_json = st.recursive(st.one_of(st.none(), st.booleans(), floats(), st.integers(-2**70, 2**70), st.text(max_size=8)),
+# Any text, lone surrogates included: JSON can spell them ("\\ud800"), UTF-8 cannot.
+any_text = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=8)
+odd_json = st.recursive(st.one_of(st.none(), st.booleans(), floats(), st.integers(-2**70, 2**70), any_text),
                         lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                                                st.dictionaries(any_text, inner, max_size=4)),
                         max_leaves=20)
+
+
+def body_limit(model: str) -> int:
+    """What zoo serve reads of a body for ``model`` at MAX_BATCH (protocol.body_bound)."""
+    return MAX_BATCH * math.prod(INPUTS[model][1]) * REQUEST_BYTES_PER_VALUE + HEADER_ALLOWANCE
 
 
 @st.composite
@@ -54,7 +73,10 @@ def near_valid_requests(draw):
     entry = {"name": name, "shape": [rows, *shape], "datatype": "FP32", "data": data}
     request = {"inputs": [entry]}
     if draw(st.booleans()):
-        request["parameters"] = {"binary_data_output": draw(st.one_of(st.booleans(), odd_json))}
+        request["id"] = draw(st.one_of(any_text, odd_json))
+    if draw(st.booleans()):
+        request["parameters"] = {"binary_data_output": draw(st.one_of(st.booleans(), odd_json)),
+                                 **draw(st.dictionaries(any_text, odd_json, max_size=2))}
     for key in draw(st.sets(st.sampled_from(["name", "shape", "datatype", "data", "parameters", "entry"]), max_size=2)):
         if key == "shape":
             entry["shape"] = draw(st.one_of(st.lists(st.one_of(st.integers(-3, 2**40), st.booleans()), max_size=5), odd_json))
@@ -73,11 +95,18 @@ def near_valid_requests(draw):
 @st.composite
 def bodies(draw):
     """(model, body bytes, headers, rows if the request is well formed)."""
-    kind = draw(st.sampled_from(["near-valid", "json", "bytes", "binary"]))
+    kind = draw(st.sampled_from(["near-valid", "json", "bytes", "binary", "sized"]))
     headers = []
     if kind == "near-valid":
         model, request = draw(near_valid_requests())
         body = json.dumps(request).encode()
+    elif kind == "sized":  # a good request, padded with white space to just under or over the body limit
+        model = draw(st.sampled_from(sorted(INPUTS)))
+        name, shape = INPUTS[model]
+        rows = draw(st.integers(1, MAX_BATCH))
+        body = json.dumps({"inputs": [{"name": name, "shape": [rows, *shape], "datatype": "FP32",
+                                       "data": [0.5] * (rows * math.prod(shape))}]}).encode()
+        body += b" " * max(0, body_limit(model) + draw(st.integers(-64, 64)) - len(body))
     elif kind == "json":
         model, body = draw(st.sampled_from(sorted(INPUTS))), json.dumps(draw(odd_json)).encode()
     elif kind == "bytes":
@@ -117,13 +146,18 @@ def requested_rows(body: bytes, headers: list):
         return None
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(case=bodies())
-def test_any_body_gets_a_4xx_or_exactly_its_rows(server, case):
-    model, body, headers = case
-    status, answer_headers, answer = server.request("POST", f"/v2/models/{model}/infer", body, headers)
-    event(f"status {status}")  # --hypothesis-show-statistics: how often each answer came
+def requested_id(body: bytes, headers: list):
+    lengths = [v for k, v in headers if k == b"inference-header-content-length"]
+    try:
+        return json.loads(body[:int(lengths[-1])] if lengths else body).get("id")
+    except Exception:
+        return None
+
+
+def check_answer(model: str, body: bytes, headers: list, status: int, answer_headers: dict, answer: bytes) -> None:
     assert status == 200 or 400 <= status < 500, (status, answer[:300])
+    if len(body) > body_limit(model):
+        assert status == 413, (status, answer[:300])
     if status != 200:
         error = json.loads(answer)["error"]
         assert isinstance(error, str) and error and "\n" not in error
@@ -132,6 +166,7 @@ def test_any_body_gets_a_4xx_or_exactly_its_rows(server, case):
     length = answer_headers.get(b"inference-header-content-length")
     meta = json.loads(answer[:int(length)] if length else answer)
     assert meta["model_name"] == model and meta["outputs"]
+    assert meta.get("id") == requested_id(body, headers)
     offset = int(length) if length else len(answer)
     for output in meta["outputs"]:
         assert output["shape"][0] == rows
@@ -142,3 +177,40 @@ def test_any_body_gets_a_4xx_or_exactly_its_rows(server, case):
             assert output["parameters"]["binary_data_size"] == count * 4
             offset += count * 4
     assert offset == len(answer)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=bodies())
+def test_any_body_gets_a_4xx_or_exactly_its_rows(server, case):
+    model, body, headers = case
+    status, answer_headers, answer = server.request("POST", f"/v2/models/{model}/infer", body, headers)
+    event(f"status {status}")  # --hypothesis-show-statistics: how often each answer came
+    check_answer(model, body, headers, status, answer_headers, answer)
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory):
+    server = Server(vae_run(tmp_path_factory), "--max-batch", MAX_BATCH, "--max-response-mb", MAX_RESPONSE / 2**20,
+                    "--timeout", "10", "--quiet", log=tmp_path_factory.mktemp("fuzz-log") / "serve.log")
+    yield server
+    log = server.log_text()
+    assert server.stop() == 0
+    assert "Traceback" not in log and "error:" not in log, log[-2000:]
+
+
+TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9a-z-]+")  # a header name HTTP allows
+FRAMING = {b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade"}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(case=bodies())
+def test_over_http_any_body_gets_a_4xx_or_exactly_its_rows(http_server, case):
+    """The same bodies through httptools, uvicorn and the connection layer. Headers HTTP itself
+    cannot carry (control bytes, names that are no token) and the framing headers are left to the
+    client: httptools refuses the former before the app, and the latter would change the framing."""
+    model, body, headers = case
+    sent = [(k, v) for k, v in headers
+            if TOKEN.fullmatch(k) and k not in FRAMING and all(32 <= c < 127 for c in v)]
+    response = http_server.client.post(f"/v2/models/{model}/infer", content=body, headers=sent)
+    check_answer(model, body, sent, response.status_code, dict(response.headers.raw), response.content)
