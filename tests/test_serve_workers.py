@@ -40,34 +40,59 @@ def infer_count(server) -> float:
     return metric(text, "zoo_serve_requests_total", model="vae-generator", status="200")
 
 
+def served_by(server, path: str = "/v2/models/vae-generator/infer") -> dict:
+    """{worker pid: requests to ``path`` it answered}, from the access log (each line names its worker)."""
+    counts = {}
+    for line in server.log_text().splitlines():
+        words = line.split()
+        if words[:1] == ["worker"] and len(words) > 1 and words[1].isdigit() and f'"POST {path}' in line:
+            counts[int(words[1])] = counts.get(int(words[1]), 0) + 1
+    return counts
+
+
+def post_until(server, enough, most: int = 200) -> int:
+    """Infer requests, each on a connection of its own, until ``enough(served_by(server))`` (at
+    most ``most``); returns how many were sent."""
+    request = infer_json(np.zeros((1, 20), np.float32), "eps")
+    already = sum(served_by(server).values())
+    for sent in range(1, most + 1):
+        assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
+        logged = wait_until(lambda: sum(served_by(server).values()) >= already + sent, timeout=5)
+        if logged and enough(served_by(server)):
+            return sent
+    raise AssertionError(f"after {most} requests: {served_by(server)}")
+
+
 @pytest.fixture
 def server(tmp_path_factory, tmp_path):
-    server = Server(vae_run(tmp_path_factory), "--workers", "2", "--quiet", log=tmp_path / "serve.log")
+    server = Server(vae_run(tmp_path_factory), "--workers", "2", log=tmp_path / "serve.log")
     assert wait_until(lambda: len(workers(server)) == 2, timeout=30)
     yield server
-    server.stop()
+    if server.process.returncode is None:  # not killed by the test: SIGTERM must end it cleanly
+        assert server.stop() == 0, server.log_text()[-3000:]
 
 
 def test_two_workers_count_every_request_once(server):
     assert any("2 workers" in line for line in server.banner)
-    request = infer_json(np.zeros((1, 20), np.float32), "eps")
-    for _ in range(30):
-        assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
+    # Until both workers have answered some (the access log says which did), then a few more.
+    sent = post_until(server, lambda served: len(served) == 2 and min(served.values()) >= 3)
+    served = served_by(server)
+    assert sorted(served) == sorted(workers(server)) and sum(served.values()) == sent
     for _ in range(6):  # whichever worker answers /metrics, it reports both workers' counts
-        assert infer_count(server) == 30
+        assert infer_count(server) == sent
 
 
 def test_a_dead_worker_is_replaced_and_logged_and_its_counts_kept(server):
-    request = infer_json(np.zeros((1, 20), np.float32), "eps")
-    for _ in range(10):
-        assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
+    before = post_until(server, lambda served: len(served) == 2)  # both have answered some
     victim = workers(server)[0]
+    victims_share = served_by(server)[victim]
+    assert victims_share >= 1
     os.kill(victim, signal.SIGKILL)
     assert wait_until(lambda: f"worker {victim} died" in server.log_text(), timeout=30), server.log_text()
     assert wait_until(lambda: len(workers(server)) == 2 and victim not in workers(server), timeout=30)
-    for _ in range(10):
-        assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
-    assert infer_count(server) == 20  # the dead worker's requests still count, once
+    after = post_until(server, lambda served: sum(served.values()) >= before + 10)
+    assert infer_count(server) == before + after  # the dead worker's answers still count, once
+    assert served_by(server)[victim] == victims_share  # and it had answered some of them
 
 
 def test_workers_end_with_a_supervisor_killed_outright(server):
