@@ -81,18 +81,20 @@ def declared_size(declared) -> int | None:
 
 async def read_body(receive, size: int | None, limit: int, hold) -> bytes:
     """The whole body. ``size``: its declared length, already within ``limit`` and taken from the
-    memory ``hold``; a chunked body is counted against both as it arrives."""
-    chunks, received = [], 0
+    memory ``hold``; what arrives beyond it (a chunked body declares none) is counted against both
+    as it arrives."""
+    chunks, received, held = [], 0, size or 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
         chunk = message.get("body", b"")
         received += len(chunk)
-        if size is None:
-            if received > limit:
-                raise BodyTooLarge()
-            hold.take(len(chunk))
+        if received > limit:
+            raise BodyTooLarge()
+        if received > held:
+            hold.take(received - held)
+            held = received
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
