@@ -4,9 +4,11 @@ are a 4xx with one line, and a real server fault is a 500 whose log line says wh
 
 import json
 import re
+import selectors
 import socket
 import time
 
+import httpx
 import numpy as np
 import onnx
 import pytest
@@ -109,7 +111,10 @@ def test_a_stalled_body_is_answered_504_and_dropped(server):
 
 
 def test_headers_that_trickle_past_the_timeout_lose_the_connection(server):
+    """Closed by the header deadline (--timeout 2), not before: a byte every 0.2 s keeps the
+    connection busy, so only the deadline on the whole head can end it."""
     with raw_connection(server) as sock:
+        started = time.monotonic()
         sock.sendall(b"GET /v2/health/live HTTP/1.1\r\n")
         closed = False
         for _ in range(40):  # a byte every 0.2 s: never idle, never done (the timeout is 2 s)
@@ -124,37 +129,103 @@ def test_headers_that_trickle_past_the_timeout_lose_the_connection(server):
                 closed = sock.recv(1) == b""
             except BlockingIOError:
                 pass
+            except OSError:  # reset: closed as well
+                closed = True
             sock.setblocking(True)
             if closed:
                 break
+        elapsed = time.monotonic() - started
         assert closed
+        assert 1.5 < elapsed < 6, elapsed  # the 2 s deadline, with slack either way
 
 
-def test_idle_slow_and_stalled_connections_do_not_starve_a_healthy_client(server):
-    """Many idle keep-alive connections, clients trickling headers and bodies stalled after 4 bytes:
-    a healthy request is still answered at once."""
-    idle, trickling, stalled = [], [], []
+def hostile_connection(server, kind: str) -> socket.socket:
+    """A connection that holds its place: an answered keep-alive request it never follows up, a
+    request head still trickling in, or a body stalled after 4 bytes."""
+    sock = raw_connection(server)
     try:
-        for _ in range(200):
-            sock = raw_connection(server)
-            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            idle.append(sock)
-        for _ in range(50):
-            sock = raw_connection(server)
-            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHo")
-            trickling.append(sock)
-        for _ in range(50):
-            sock = raw_connection(server)
-            sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
-            stalled.append(sock)
-        for sock in trickling:
-            sock.sendall(b"s")
-        response = server.client.post("/v2/models/vae-decoder/infer", json=infer_json(np.zeros((1, 20), np.float32), "z"),
-                                      timeout=5)
-        assert response.status_code == 200
+        sock.sendall({"idle": b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n",
+                      "trickling": b"GET /v2/health/live HTTP/1.1\r\nHo",
+                      "stalled": b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
+                                 b"\r\n{\"in"}[kind])
+    except OSError:
+        pass  # refused and closed before it could send: seen as refused below
+    return sock
+
+
+def first_answers(socks: list, within: float) -> dict:
+    """{socket: the first bytes it received, b"" for a close or reset} for those that received
+    anything within ``within`` seconds; the others are missing."""
+    got = {}
+    with selectors.DefaultSelector() as selector:  # not select(): descriptors may pass 1024
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + within
+        while len(got) < len(socks) and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                try:
+                    got[key.fileobj] = key.fileobj.recv(65536)
+                except OSError:
+                    got[key.fileobj] = b""
+                selector.unregister(key.fileobj)
+    return got
+
+
+def test_idle_slow_and_stalled_connections_past_the_limit_are_refused_and_the_rest_expire(vae, tmp_path):
+    """300 idle, trickling and stalled connections against --max-connections 32: those past the
+    limit get a 503 at once; of the 32 held, each trickling head is closed and each stalled body
+    answered 504 at its 2 s deadline however it trickles, each idle one at uvicorn's 5 s keep-alive,
+    and a healthy client refused while they hold the server is served once they are gone."""
+    limit = 32
+    server = Server(vae, "--max-connections", str(limit), "--timeout", "2", "--quiet", log=tmp_path / "serve.log")
+    kinds = ("idle", "trickling", "stalled")
+    hostile = []
+    try:
+        opened = time.monotonic()
+        hostile = [(kinds[i % 3], hostile_connection(server, kinds[i % 3])) for i in range(300)]
+        answers = first_answers([sock for _, sock in hostile], within=1)  # before any deadline
+        refused = {sock for sock, data in answers.items() if data == b"" or data.startswith(b"HTTP/1.1 503")}
+        held = [(kind, sock) for kind, sock in hostile if sock not in refused]
+        assert len(refused) >= 300 - limit and len(held) <= limit
+        assert {kind for kind, _ in held} == set(kinds)  # every kind holds some of the places
+        assert all(answers[sock].startswith(b"HTTP/1.1 200") for kind, sock in held if kind == "idle")
+        assert all(sock not in answers for kind, sock in held if kind != "idle")  # waiting for their deadline
+
+        assert httpx.get(f"{server.url}/v2/health/live", timeout=5).status_code == 503  # the server is full
+        ended, served = {}, None  # socket -> (seconds after opening, what came last); when the client got in
+        waiting = {sock: kind for kind, sock in held}
+        while (waiting or served is None) and time.monotonic() - opened < 20:
+            for sock, kind in waiting.items():
+                if kind == "trickling":
+                    try:
+                        sock.sendall(b"s")
+                    except OSError:
+                        pass
+            for sock, data in first_answers(list(waiting), within=0.2).items():
+                if waiting[sock] == "idle" and data:
+                    continue  # more of its 200 answer: its end is still to come
+                ended[sock] = (time.monotonic() - opened, data)
+                del waiting[sock]
+            if served is None:
+                try:
+                    if httpx.get(f"{server.url}/v2/health/live", timeout=5).status_code == 200:
+                        served = time.monotonic() - opened
+                except httpx.TransportError:
+                    pass  # reset while refused: as full as a 503
+        assert not waiting, f"{len(waiting)} held connections never ended"
+        for kind, sock in held:
+            seconds, data = ended[sock]
+            if kind == "stalled":
+                assert data.startswith(b"HTTP/1.1 504") and 1.5 < seconds < 6, (seconds, data[:40])
+            elif kind == "trickling":
+                assert data == b"" and 1.5 < seconds < 6, (seconds, data[:40])
+            else:
+                assert data == b"" and 4 < seconds < 10, seconds
+        assert served is not None and served < 12
     finally:
-        for sock in idle + trickling + stalled:
+        for _, sock in hostile:
             sock.close()
+        assert server.stop() == 0
 
 
 def test_past_max_connections_a_new_connection_is_refused_at_once(vae, tmp_path):
