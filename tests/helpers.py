@@ -10,12 +10,18 @@ import pytest
 
 
 def real_data_dir(name: str = "mnist") -> Path:
-    """The folder holding the real dataset ``name`` (for tests of a quality number on it), or skip."""
+    """The folder holding the real dataset ``name`` (for tests of a quality number on it). Skips
+    only where no data folder was given at all (conftest sets ZOO_REAL_DATA_DIR from ZOO_DATA_DIR or
+    ../shared/datasets); where one was, the zoo's lookup must find ``name`` in it, or the test fails:
+    a lookup that stopped finding the data must not pass as a skip."""
     from zoo.data import find_idx_files
 
     base = os.environ.get("ZOO_REAL_DATA_DIR", "")
-    if not base or not find_idx_files(Path(base) / name):
-        pytest.skip(f"the real {name} is not here: set ZOO_DATA_DIR to a folder holding {name}/ to run this test")
+    if not base:
+        pytest.skip(f"no real {name} here: set ZOO_DATA_DIR to a folder holding {name}/ to run this test")
+    if not find_idx_files(Path(base) / name):
+        pytest.fail(f"the data folder {base} was given (ZOO_DATA_DIR or ../shared/datasets), but the zoo finds no "
+                    f"{name} IDX files in {Path(base) / name}")
     return Path(base) / name
 
 
