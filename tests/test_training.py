@@ -19,6 +19,7 @@ from zoo.plugins.networks.pca_ae import PCAAutoEncoder
 from zoo.train import train
 
 from helpers import assert_one_line_error, real_data_dir, run_zoo
+from interrupted import train_until_interrupted
 
 RUN_FILES = {"config.json", "model.safetensors", "state.safetensors", "metrics.jsonl",
              "recon.png", "samples.png", "latent.png", "curves.png"}
@@ -71,18 +72,7 @@ def test_resumed_run_matches_the_uninterrupted_run(tmp_path, monkeypatch):
     options = dict(epochs=3, subset=512, batch_size=64, seed=3)
     whole = train("vae", tmp_path / "whole", **options)
 
-    import zoo.train as loop
-
-    real_save = loop.save_checkpoint
-
-    def save_then_interrupt(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt  # Ctrl-C right after epoch 1 was saved
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_interrupt)
-    with pytest.raises(zoo.ZooError, match="resume"):
-        train("vae", tmp_path / "split", **options)
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    train_until_interrupted(monkeypatch, "vae", tmp_path / "split", **options)
     assert len((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()) == 1
     train(None, resume=tmp_path / "split")
 

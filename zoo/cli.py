@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import ZooError, first_line
+from .errors import ZooError, ZooUsageError, first_line
 
 
 class ZooGroup(click.Group):
@@ -212,6 +212,13 @@ def main():
 @click.option("--dataset", help="Train on this dataset instead of the model's default.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
+@click.option("--data", type=click.Path(),
+              help="Your own data: a folder of images (subfolders are labels; train/ and test/ the splits), "
+                   "a .npy or a .npz file; with --dataset, the folder holding that dataset's files.")
+@click.option("--image-size", metavar="S|HxW", help="Crop each image to this aspect and resize it (with --data).")
+@click.option("--channels", type=int, help="1 (greyscale) or 3 (RGB); default: 1 if every image is grey (with --data).")
+@click.option("--test-fraction", type=float,
+              help="Without train/ and test/ folders or x_test: this seeded fraction is the test split (default 0.1).")
 @click.option("--epochs", type=int, help="Passes over the training split.")
 @click.option("--batch-size", type=int, help="Samples per step.")
 @click.option("--lr", type=float, help="Peak learning rate (Adam, cosine schedule).")
@@ -223,7 +230,8 @@ def main():
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the training step.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (default runs/NAME).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
-def train(name, dataset, data_dir, epochs, batch_size, lr, device, seed, sets, subset, compile_, out, resume):
+def train(name, dataset, data_dir, data, image_size, channels, test_fraction, epochs, batch_size, lr, device, seed,
+          sets, subset, compile_, out, resume):
     """Train model NAME and write a run folder.
 
     \b
@@ -237,16 +245,42 @@ def train(name, dataset, data_dir, epochs, batch_size, lr, device, seed, sets, s
 
     if not name and not resume:
         raise click.UsageError("give a model NAME (see `zoo list`) or --resume RUN")
+    request, data_dir = data_options(data, dataset, data_dir, image_size, channels, test_fraction, resume)
     run_dir = run_training(
-        name, out, dataset=dataset, data_dir=data_dir, sets=parse_sets(sets), resume=resume, progress=True,
+        name, out, dataset=dataset, data_dir=data_dir, data=request, sets=parse_sets(sets), resume=resume,
+        progress=True,
         epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, subset=subset, compile=compile_,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
         click.echo(f"wrote {run_dir}  (next: zoo eval {run_dir}; zoo export {run_dir})")
 
 
+def data_options(data, dataset, data_dir, image_size, channels, test_fraction, resume):
+    """(a DataRequest or None, the data_dir): ``--data`` is the data itself, or with ``--dataset`` the
+    folder holding that dataset's files."""
+    from .data.by_path import make_request
+
+    shaping = [flag for flag, value in (("--image-size", image_size), ("--channels", channels),
+                                         ("--test-fraction", test_fraction)) if value is not None]
+    if resume and (data or shaping):
+        raise ZooUsageError("a resumed run keeps its data; leave out --data and its options")
+    if data and dataset:
+        if shaping:
+            raise ZooUsageError(f"{shaping[0]} applies to --data without --dataset; {dataset} prepares its own")
+        return None, data
+    if not data:
+        if shaping:
+            raise ZooUsageError(f"{shaping[0]} needs --data PATH")
+        return None, data_dir
+    if data_dir:
+        raise ZooUsageError("give --data PATH or --data-dir, not both")
+    return make_request(data, image_size, channels, test_fraction), None
+
+
 @cli.command("eval")
 @click.argument("run", type=click.Path())
+@click.option("--data", type=click.Path(),
+              help="Evaluate on this folder or array file instead of the run's own data, prepared the same way.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
@@ -255,13 +289,14 @@ def train(name, dataset, data_dir, epochs, batch_size, lr, device, seed, sets, s
 @click.option("--iw-samples", type=click.IntRange(min=1), default=5000, show_default=True, help="k, the samples per image of --nll.")
 @click.option("--nll-images", type=click.IntRange(min=0), default=0, help="--nll on the first N test images only (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(run, data_dir, device, nll, iw_samples, nll_images, as_json):
+def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     """Test-split metrics of the run folder RUN (mse, bce, and each model's own), or with --nll the
     importance-weighted NLL in nats per image (Burda et al.'s protocol: binarized test split, k=5000)."""
     from .evaluate import evaluate, evaluate_nll
 
     if nll:
-        report = evaluate_nll(run, k=iw_samples, images=nll_images, data_dir=data_dir, device=device, progress=True)
+        report = evaluate_nll(run, k=iw_samples, images=nll_images, data_dir=data_dir, device=device, progress=True,
+                              data=data)
         if as_json:
             return emit_json(report)
         click.echo(f"{report['model']} on {report['dataset']}: NLL {report['nll']:.2f} ± {report['nll_stderr']:.2f} "
@@ -275,7 +310,7 @@ def eval_cmd(run, data_dir, device, nll, iw_samples, nll_images, as_json):
         if "note" in report:
             click.echo(f"  note           {report['note']}")
         return
-    metrics = evaluate(run, data_dir=data_dir, device=device)
+    metrics = evaluate(run, data_dir=data_dir, device=device, data=data)
     if as_json:
         return emit_json(metrics)
     click.echo(f"{metrics['model']} on {metrics['dataset']} test split ({metrics['test_samples']:,} samples)")

@@ -11,31 +11,56 @@ from pathlib import Path
 
 import torch
 
+from .errors import ZooError
 from .run_folder import load_run
 from .data import as_float
 from .registry import get_dataset
 from .placement import EVAL_BATCH, flush_denormals, load_splits, pick_device
 
 
-def eval_splits(run, data_dir=None, binarize_test: bool | None = None):
+def eval_splits(run, data_dir=None, binarize_test: bool | None = None, data=None):
     """The splits `zoo eval` measures a run on: the run's subset, and the test split binarized as the
-    run was trained (or as asked)."""
+    run was trained (or as asked). ``data``: another path than the run's own data (``--data``),
+    prepared as the run's was."""
     cfg = run.config.training()
     if binarize_test is None:
         binarize_test = cfg.binarize == "dynamic"
+    device = next(run.model.parameters()).device
+    seed = cfg.test_binarization_seed if binarize_test else None
+    request = data_request(run.config, data)
+    if request is not None:
+        splits = load_splits(None, None, cfg.subset, device, binarize_test_seed=seed, request=request,
+                             memory_budget=cfg.memory_budget, progress=True)
+        if list(splits.test.shape[1:]) != list(run.config.data_shape):
+            raise ZooError(f"{request.path}: samples of shape {list(splits.test.shape[1:])}, the run "
+                           f"{run.path} takes {run.config.data_shape}")
+        return splits
     # Without --data-dir, evaluate on the files the run was trained on, if they are still there.
     source = run.config.data_source
     if data_dir is None and source and Path(source).is_dir():
         data_dir = source
-    return load_splits(get_dataset(run.config.dataset), data_dir, cfg.subset, next(run.model.parameters()).device,
-                       binarize_test_seed=cfg.test_binarization_seed if binarize_test else None)
+    return load_splits(get_dataset(run.config.dataset), data_dir, cfg.subset, device, binarize_test_seed=seed,
+                       memory_budget=cfg.memory_budget)
+
+
+def data_request(config, data=None):
+    """What to read for a run trained on data by path: its own data as recorded, or ``data`` prepared
+    the same way (the size and channels applied, not those asked for, so the shapes match)."""
+    from .data.by_path import DataRequest, make_request
+
+    if not config.data:
+        return make_request(data) if data else None
+    if data is None:
+        return DataRequest.from_record(config.data["asked"])
+    applied = {**config.data["asked"], **config.data.get("preprocess", {})}
+    return DataRequest.from_record(applied, path=data)
 
 
 @torch.no_grad()
-def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
+def evaluate(run_dir, data_dir=None, device="cpu", data=None) -> dict:
     flush_denormals()
     run = load_run(run_dir, device=pick_device(device))
-    splits = eval_splits(run, data_dir)
+    splits = eval_splits(run, data_dir, data=data)
     model = run.model
     test = splits.test
     unit_range = test.dtype == torch.uint8 or bool((test.min() >= 0) & (test.max() <= 1))
@@ -52,13 +77,13 @@ def evaluate(run_dir, data_dir=None, device="cpu") -> dict:
         for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + float(value.double().sum())
     metrics = {key: value / len(test) for key, value in totals.items()}
-    metrics.update(model.extra_metrics(as_float(splits.train)))
+    metrics.update(model.extra_metrics(as_float(splits.train[:])))
     metrics.update({"model": run.config.model, "dataset": run.config.dataset, "test_samples": len(test),
                     "binarize": run.config.training().binarize})
     return metrics
 
 
-def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progress=False) -> dict:
+def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progress=False, data=None) -> dict:
     """The importance-weighted NLL of a run on the binarized test split (its first ``images``; 0: all).
 
     The protocol is on binarized data, so a run trained on grey levels is measured on the binarized
@@ -68,7 +93,7 @@ def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progres
     flush_denormals()
     run = load_run(run_dir, device=pick_device(device))
     check_has_likelihood(run.model, run.config.model)  # before any data is loaded
-    splits, cfg = eval_splits(run, data_dir, binarize_test=True), run.config.training()
+    splits, cfg = eval_splits(run, data_dir, binarize_test=True, data=data), run.config.training()
     test = splits.test[:images] if images else splits.test
     report = estimate_nll(run.model, test, k, progress=progress)
     trained, seed = cfg.binarize, cfg.test_binarization_seed

@@ -32,7 +32,10 @@ def _save_figure(fig, path):
 def draw_run(run_dir, model, prior, splits, history) -> None:
     model.eval()
     device = next(model.parameters()).device
-    x = as_float(splits.test[:32]).to(device)
+    # Up to two rows of 16 test images over their reconstructions (fewer for a small test split).
+    columns = min(16, max(1, len(splits.test) // 2))
+    rows = min(2, len(splits.test) // columns)
+    x = as_float(splits.test[: rows * columns]).to(device)
     x_hat = model.reconstruct(x)
     generator = torch.Generator(device="cpu").manual_seed(0)
     eps = torch.randn(N_SAMPLES, model.latent_dim, generator=generator).to(device)
@@ -40,9 +43,8 @@ def draw_run(run_dir, model, prior, splits, history) -> None:
     if len(model.data_shape) == 3:
         from .images import save_grid
 
-        # Rows of 16: originals over their reconstructions.
-        pairs = torch.stack([x.view(2, 16, *x.shape[1:]), x_hat.view(2, 16, *x.shape[1:])], 1).flatten(0, 2)
-        save_grid(run_dir / "recon.png", pairs.float().cpu().numpy(), columns=16)
+        pairs = torch.stack([x.view(rows, columns, *x.shape[1:]), x_hat.view(rows, columns, *x.shape[1:])], 1)
+        save_grid(run_dir / "recon.png", pairs.flatten(0, 2).float().cpu().numpy(), columns=columns)
         save_grid(run_dir / "samples.png", samples.float().cpu().numpy(), columns=8)
     else:
         test = as_float(splits.test).to(device)

@@ -138,6 +138,9 @@ class TrainConfig:
     # and the test split is binarized once with test_binarization_seed; "none": grey levels as they are.
     binarize: str = "none"
     test_binarization_seed: int = TEST_BINARIZATION_SEED  # the protocol's fixed draw; recorded
+    # Bytes a split may take in RAM; a larger one is memory-mapped and batches are gathered from the
+    # file (zoo.data.splits). 0: half of the memory available when the run starts.
+    memory_budget: int = 0
 
 
 @dataclass
@@ -151,6 +154,9 @@ class RunConfig:
     latent_shape: list  # one code's shape
     train_config: dict = field(default_factory=dict)  # a TrainConfig, as a dict
     data_source: str = ""  # the folder the data came from
+    # Data given by path (--data): its path, fingerprint, preprocessing (asked and applied), split,
+    # label names and the files left out (zoo.data.by_path); {} for a registered dataset.
+    data: dict = field(default_factory=dict)
     seed: int = 0
     versions: dict = field(default_factory=dict)  # zoo, torch and python versions that wrote it
     note: str = ""  # e.g. why a run was made without training

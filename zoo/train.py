@@ -20,7 +20,7 @@ import torch
 from . import run_folder
 from .config import make_config, split_overrides
 from .data import as_float
-from .errors import ZooError, ZooUsageError
+from .errors import ZooError, ZooUsageError, first_line
 from .placement import EVAL_BATCH, flush_denormals, load_splits, pick_device
 from .registry import get_dataset, get_spec
 from .run_folder import BINARIZE_CHOICES, TrainConfig
@@ -88,15 +88,16 @@ class Distributed:
             dist.destroy_process_group()
 
 
-def resolve(name, dataset, train_overrides: dict, sets: dict):
+def resolve(name, dataset, train_overrides: dict, sets: dict, by_path: bool = False):
     """Model spec, dataset spec, model config and training config: defaults, then the model's
     ``ModelSpec.train``, then the dataset's ``DatasetSpec.train`` (mnist-binary's binarize), then the
-    command line."""
+    command line. Data given by path has no dataset spec (None)."""
     spec = get_spec(name)
-    data_spec = get_dataset(dataset or spec.default_dataset)
+    data_spec = None if by_path else get_dataset(dataset or spec.default_dataset)
     model_sets, train_sets = split_overrides(sets or {}, spec.config, TrainConfig)
     model_config = make_config(spec.config, model_sets)
-    train_config = make_config(TrainConfig, {**spec.train, **data_spec.train, **train_sets, **train_overrides},
+    dataset_train = data_spec.train if data_spec else {}
+    train_config = make_config(TrainConfig, {**spec.train, **dataset_train, **train_sets, **train_overrides},
                                what="training")
     if train_config.binarize not in BINARIZE_CHOICES:
         raise ZooUsageError(f"binarize must be one of {', '.join(BINARIZE_CHOICES)}, not {train_config.binarize!r}")
@@ -132,13 +133,15 @@ def fit_prior(model, prior, train) -> None:
     model.train()
 
 
-def train(name, out=None, *, dataset=None, data_dir=None, sets=None, resume=None, progress=False, **overrides):
+def train(name, out=None, *, dataset=None, data_dir=None, data=None, sets=None, resume=None, progress=False,
+          **overrides):
     """Train model ``name`` and write a run folder; returns its path.
 
+    ``data``: a ``zoo.data.by_path.DataRequest`` (``--data PATH``) instead of a registered dataset;
     ``overrides`` are TrainConfig fields (epochs, batch_size, lr, seed, device, subset, ...);
     ``sets`` are ``--set`` pairs for the model config or the training config.
     """
-    loop = start(name, out, dataset, data_dir, sets, resume, overrides)
+    loop = start(name, out, dataset, data_dir, sets, resume, overrides, data, progress)
     cfg, dist, steps = loop.cfg, loop.dist, loop.steps_per_epoch
     epoch, bar = loop.start_epoch, None
     try:
@@ -186,16 +189,16 @@ class Loop:
     history: list  # metrics.jsonl's records so far
 
 
-def locate(name, out, dataset, sets, resume, overrides):
-    """The run folder, and the model, dataset and settings to resolve: the caller's for a new run;
-    for a resumed one, those saved in it, where the command line may still change the epoch count
-    (to train longer) or the device."""
+def locate(name, out, dataset, sets, resume, overrides, data=None):
+    """The run folder, and the model, dataset (or data by path) and settings to resolve: the
+    caller's for a new run; for a resumed one, those saved in it, where the command line may still
+    change the epoch count (to train longer) or the device."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if not resume:
         run_dir = Path(out or f"runs/{name}")
         if (run_dir / run_folder.CONFIG).exists():
             raise ZooError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
-        return run_dir, name, dataset, sets, overrides
+        return run_dir, name, dataset, sets, overrides, data
     run_dir = Path(resume)
     saved = run_folder.read_config(run_dir)
     if not (run_dir / run_folder.STATE).is_file():
@@ -203,22 +206,29 @@ def locate(name, out, dataset, sets, resume, overrides):
     # The saved settings win over the model's defaults.
     sets = {**saved.model_config, **(sets or {})}
     overrides = {**{k: v for k, v in saved.train_config.items() if k != "device"}, **overrides}
-    return run_dir, saved.model, saved.dataset, sets, overrides
+    if saved.data:
+        from .data.by_path import DataRequest
+
+        data = DataRequest.from_record(saved.data["asked"])
+    return run_dir, saved.model, saved.dataset, sets, overrides, data
 
 
-def start(name, out, dataset, data_dir, sets, resume, overrides) -> Loop:
+def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, progress=False) -> Loop:
     """Start a run, or resume one: settings, data, model, prior, optimizer and schedule; then the
     resumed run's state, or the new run's config.json. The seed is set before the data is loaded and
     the model built, so keep the order of these steps: it fixes which random numbers each one draws."""
-    run_dir, name, dataset, sets, overrides = locate(name, out, dataset, sets, resume, overrides)
-    spec, data_spec, model_config, cfg = resolve(name, dataset, overrides, sets)
+    run_dir, name, dataset, sets, overrides, data = locate(name, out, dataset, sets, resume, overrides, data)
+    spec, data_spec, model_config, cfg = resolve(name, dataset, overrides, sets, by_path=data is not None)
     flush_denormals()
     dist = Distributed(cfg.device)
     device = dist.device(cfg.device)
     torch.manual_seed(cfg.seed)
     splits = load_splits(data_spec, data_dir, cfg.subset, device,
-                         binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None)
-    model = spec.build(model_config, tuple(data_spec.data_shape)).to(device)
+                         binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None,
+                         request=data, memory_budget=cfg.memory_budget, progress=progress and dist.main)
+    data_name = data_spec.name if data_spec else Path(data.path).name
+    data_shape = tuple(splits.train.shape[1:])
+    model = build_model(spec, model_config, data_shape).to(device)
     prior = model.make_prior().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(splits.train)))) / cfg.batch_size)
@@ -236,9 +246,10 @@ def start(name, out, dataset, data_dir, sets, resume, overrides) -> Loop:
             model=spec.name,
             model_config=asdict(model_config),
             train_config=asdict(cfg),
-            dataset=data_spec.name,
+            dataset=data_name,
             data_source=splits.source,
-            data_shape=list(data_spec.data_shape),
+            data=splits.info,
+            data_shape=list(data_shape),
             latent_shape=list(model.latent_shape),
             seed=cfg.seed,
             versions=versions(),
@@ -247,11 +258,21 @@ def start(name, out, dataset, data_dir, sets, resume, overrides) -> Loop:
     if cfg.compile:
         step_model = torch.compile(step_model)
 
-    dist.say(f"training {spec.name} on {data_spec.name} ({splits.source}): {len(splits.train):,} train / "
+    dist.say(f"training {spec.name} on {data_name} ({splits.source}): {len(splits.train):,} train / "
              f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
              f"lr {cfg.lr:g} -> {run_dir}")
     return Loop(cfg, run_dir, dist, device, splits, model, prior, step_model, optimizer, scheduler, autocast,
                 steps_per_epoch, start_epoch, history)
+
+
+def build_model(spec, model_config, data_shape):
+    """The model for data of ``data_shape``; a shape the architecture cannot take (its ValueError,
+    which names its rule) is one line, before anything is written."""
+    try:
+        return spec.build(model_config, data_shape)
+    except ValueError as exc:
+        shape = "x".join(map(str, data_shape))
+        raise ZooUsageError(f"{spec.name} cannot take data of shape {shape}: {first_line(exc)}") from None
 
 
 def restore(run_dir, device, model, prior, optimizer, scheduler):

@@ -31,9 +31,12 @@ class ResidualBlock(nn.Module):
 class ConvVAE(VariationalAutoEncoder):
     def __init__(self, config, data_shape):
         super().__init__(config, data_shape)
+        # Two stride-2 stages down and two up: the sides come back only when 4 divides them.
+        if len(self.data_shape) != 3:
+            raise ValueError("conv-vae needs images (channels x height x width), not vectors")
         channels, height, width = self.data_shape
         if height % 4 or width % 4:
-            raise ValueError(f"conv-vae needs image sides divisible by 4, not {height}x{width}")
+            raise ValueError(f"conv-vae needs sides divisible by 4, not {height}x{width}")
         c, wide = config.channels, 2 * config.channels
         self.grid = (wide, height // 4, width // 4)
         flat = wide * (height // 4) * (width // 4)

@@ -1,19 +1,17 @@
-"""Datasets: finding IDX files, checking and loading them, and device-resident splits.
+"""IDX datasets (MNIST's format): where their files are looked for, and reading them.
 
 The core knows only the IDX format and the search order; what is particular to a dataset (extra
 folder layouts, how to download it, how to install it) comes from its plugin's ``DatasetSpec``.
-Images are loaded once into one uint8 tensor per split; the training loop moves it to the device and
-takes batches as index slices, so no per-sample Python runs during training.
 """
 
 import gzip
 import math
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ZooError
+from ..errors import ZooError
+from .splits import Splits
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -21,24 +19,6 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
-
-@dataclass
-class Splits:
-    train: object  # uint8 [N, *data_shape] for images, float32 otherwise
-    test: object
-    train_labels: object = None
-    test_labels: object = None
-    source: str = ""  # where the data came from, for messages and config.json
-
-
-def as_float(batch):
-    """A batch as float32 in the model's range: uint8 pixels become [0, 1]."""
-    import torch
-
-    if batch.dtype == torch.uint8:
-        return batch.float().div_(255.0)
-    return batch.float()
 
 
 def cache_home() -> Path:
@@ -80,7 +60,7 @@ def find_idx_files(folder: Path, layouts=()):
 
 def _spec(name_or_spec):
     if isinstance(name_or_spec, str):
-        from .registry import get_dataset
+        from ..registry import get_dataset
 
         return get_dataset(name_or_spec)
     return name_or_spec
@@ -163,15 +143,3 @@ def load_idx_dataset(dataset, data_dir=None, download=True) -> Splits:
         test_labels=test_labels.long(),
         source=str(paths["train_images"].parent.resolve()),
     )
-
-
-def load(spec, data_dir=None) -> Splits:
-    """A dataset's splits: its plugin's own ``load``, or the IDX files the core finds for it."""
-    return spec.load(data_dir) if spec.load else load_idx_dataset(spec, data_dir)
-
-
-def where(spec, data_dir=None) -> str:
-    """Where a dataset's files are, for `zoo datasets`; ZooError saying where it looked if missing."""
-    if spec.load:
-        return "generated in memory" if spec.generated else "loaded by its plugin"
-    return str(locate(spec, data_dir, download=False)["train_images"].parent)
