@@ -11,6 +11,22 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
     { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } \
         >/dev/null 2>&1 || echo "note: could not install chromium; the page test will be skipped" >&2
 fi
+# Triton beside zoo serve, so that the conformance tests run against both: built where its sources
+# can be had (about a minute the first time, a second or two after). Where they cannot, one line says
+# why and those tests skip; in CI (CI=true), where they can, a failed build fails the run.
+if triton_from=$(bash scripts/triton.sh available); then
+    mkdir -p .triton
+    if ! bash scripts/triton.sh build >.triton/build.log 2>&1; then
+        why=$(grep '^Error: ' .triton/build.log | tail -1 | sed 's/^Error: //')
+        if [ "${CI:-}" = "true" ]; then
+            echo "Error: Triton did not build from $triton_from: ${why:-see .triton/build.log}" >&2
+            exit 1
+        fi
+        echo "note: Triton did not build from $triton_from (${why:-see .triton/build.log}); the tests against it will be skipped" >&2
+    fi
+else
+    echo "note: $triton_from; the tests against Triton will be skipped" >&2
+fi
 if [ -z "${ZOO_DATA_DIR:-}" ] && [ -d ../shared/datasets/mnist ]; then
     export ZOO_DATA_DIR=$(cd ../shared/datasets && pwd)
 fi

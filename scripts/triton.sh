@@ -3,6 +3,8 @@
 # `zoo serve` (the conformance tests and the load benchmark's peers use it).
 #
 #   bash scripts/triton.sh build              assemble Triton in .triton/ (idempotent; about a minute)
+#   bash scripts/triton.sh available          where the build would take the sources from, on one line;
+#                                             exit 1, saying why, where they cannot be had
 #   bash scripts/triton.sh serve REPO [--port P] [tritonserver options...]
 #                                             HTTP on 127.0.0.1:P (8000), gRPC on P+1, metrics on P+2
 #
@@ -148,6 +150,23 @@ build() {
     assemble
 }
 
+available() {
+    local given="${ZOO_TRITON_SRC:-}" shared="$ROOT/../shared/triton/triton-src-$BRANCH.tar.gz"
+    if [ -f "$DEST/src/onnxruntime_backend/CMakeLists.txt" ]; then
+        echo "the sources unpacked in $DEST/src"
+    elif [ -n "$given" ]; then
+        echo "ZOO_TRITON_SRC=$given"
+    elif [ -f "$shared" ]; then
+        echo "$shared"
+    elif timeout 15 git ls-remote --exit-code --heads "https://github.com/triton-inference-server/core" "$BRANCH" \
+            >/dev/null 2>&1; then
+        echo "a clone of Triton's repositories at $BRANCH"
+    else
+        echo "no Triton sources: set ZOO_TRITON_SRC, or put triton-src-$BRANCH.tar.gz in ../shared/triton/ (github.com cannot be reached to clone them)"
+        return 1
+    fi
+}
+
 serve() {
     [ $# -ge 1 ] || fail "usage: bash scripts/triton.sh serve REPO [--port P] [tritonserver options...]"
     local repo="$1"; shift
@@ -166,6 +185,7 @@ serve() {
 
 case "${1:-}" in
     build) build ;;
+    available) available ;;
     serve) shift; serve "$@" ;;
-    *) echo "usage: bash scripts/triton.sh build | serve REPO [--port P] [tritonserver options...]" >&2; exit 2 ;;
+    *) echo "usage: bash scripts/triton.sh build | available | serve REPO [--port P] [tritonserver options...]" >&2; exit 2 ;;
 esac
