@@ -211,7 +211,8 @@ def _check_tensors(where: str, kind: str, declared, nodes) -> None:
 
 def _delay_ms(where: str, config) -> float | None:
     """The queue delay in ms; None where the file has no dynamic_batching (Triton then runs each
-    request alone: no delay). proto3 cannot tell an explicit 0 from none in the block: both are 0."""
+    request alone: no delay; zoo serve still merges requests that are queued together, which changes
+    no answer). proto3 cannot tell an explicit 0 from none in the block: both are 0."""
     if not config.HasField("dynamic_batching"):
         return None
     _only(where, config.dynamic_batching, {"max_queue_delay_microseconds"}, "dynamic_batching.")

@@ -55,11 +55,12 @@ SETTINGS = (
     Setting("intra_op_threads", "--threads", "parameters.intra_op_thread_count", 0, 0, 0, MAX_THREADS,
             "onnxruntime threads within one call, per instance (0: onnxruntime's default, one per core).",
             "intra-op threads {auto}"),
-    # No flag: onnxruntime uses these threads only in its parallel execution mode, which neither
-    # Triton's backend (without an execution_mode parameter) nor zoo serve turns on. Read from
-    # config.pbtxt, where Triton reads it, and passed on to onnxruntime as Triton passes it.
+    # No flag, as it changes nothing here: read from config.pbtxt, where Triton reads it, and passed
+    # on to onnxruntime as Triton passes it, for a file written for Triton to be served as it would be.
     Setting("inter_op_threads", None, "parameters.inter_op_thread_count", 0, 0, 0, MAX_THREADS,
-            "onnxruntime threads across operators (0: onnxruntime's default).", "inter-op threads {auto}"),
+            "onnxruntime threads across operators (0: onnxruntime's default), used only in its parallel "
+            "execution mode, which neither Triton's backend (by default) nor zoo serve turns on.",
+            "inter-op threads {auto}"),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
