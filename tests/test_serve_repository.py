@@ -362,6 +362,21 @@ def test_zoo_serve_takes_its_settings_from_config_pbtxt(configured, tmp_path):
         assert server.stop() == 0
 
 
+def test_export_with_a_delay_of_0_is_served_with_a_delay_of_0(tmp_path_factory, tmp_path):
+    """The issue's case: `zoo export --max-delay-ms 0` wrote an empty dynamic_batching block, which
+    Triton reads as 0 and zoo serve read as its 2 ms default."""
+    folder = tmp_path / "models"
+    result = CliRunner().invoke(cli, ["export", str(vae_run(tmp_path_factory)), "--repository", str(folder),
+                                      "--max-delay-ms", "0"])
+    assert result.exit_code == 0, result.output
+    assert "max_queue_delay_microseconds: 0" in (folder / "vae-decoder" / "config.pbtxt").read_text()
+    server = Server(folder, log=tmp_path / "serve.log")
+    try:
+        assert "delay 0 ms [config.pbtxt]" in banner_line(server, "vae-decoder")
+    finally:
+        assert server.stop() == 0
+
+
 def test_flags_override_config_pbtxt_and_the_banner_says_so(configured, tmp_path):
     server = Server(configured, "--max-batch", "16", "--instances", "1", log=tmp_path / "serve.log")
     try:
