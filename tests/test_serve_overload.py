@@ -1,0 +1,227 @@
+"""`zoo serve` under overload, with a model slow enough to be overrun: one bounded count per model
+(a request holds its place in --max-queue from admission until its answer is sent), the inference
+thread spent only on requests still waiting for their answers, a memory budget per worker, and a
+drain on SIGTERM within its deadline.
+
+The slow model is the VAE generator's interface around a loop of matrix products whose length is
+calibrated here to take about CALL_S on this machine; every bound below is a multiple of the call
+it measured, so the tests assert behaviour, not speed."""
+
+import json
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from test_serve_helpers import Server, infer_json, metric, vae_run, wait_until
+
+CALL_S = 0.15
+
+
+def slow_generator(generator, folder, iterations: int):
+    """``folder/generator.onnx``: eps [N, 20] -> x_hat [N, 1, 28, 28] (eps padded with zeros), plus
+    0 times the sum of ``iterations`` products of a 384 x 384 matrix, started from eps so that nothing
+    can be computed ahead of the call."""
+    model = onnx.load(generator)
+    (source,), (target,) = model.graph.input, model.graph.output
+    size = 384
+    # Scaled so that the state stays near 1 under Tanh: shrinking towards 0 it would turn subnormal,
+    # and subnormal products run tens of times slower, which no calibration could follow.
+    weights = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32) * (1.5 / size**0.5)
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["state", "w"], ["product"]), helper.make_node("Tanh", ["product"], ["next"]),
+         helper.make_node("Identity", ["cond"], ["cond_out"])],
+        "spin", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("state", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("next", TensorProto.FLOAT, [size, size])])
+    nodes = [
+        helper.make_node("ReduceMean", [source.name], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["w", "mean"], ["start"]),
+        helper.make_node("Loop", ["trips", "yes", "start"], ["spun"], body=body),
+        helper.make_node("ReduceSum", ["spun"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Pad", [source.name, "pads"], ["padded"]),
+        helper.make_node("Reshape", ["padded", "shape"], ["image"]),
+        helper.make_node("Add", ["image", "nothing"], [target.name]),
+    ]
+    graph = helper.make_graph(nodes, "slow_generator", [source], [target], [
+        helper.make_tensor("w", TensorProto.FLOAT, [size, size], weights.reshape(-1)),
+        helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
+        helper.make_tensor("yes", TensorProto.BOOL, [], [True]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, 784 - 20]),
+        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, 28, 28])])
+    slow = helper.make_model(graph, opset_imports=model.opset_import)
+    slow.metadata_props.extend(model.metadata_props)
+    folder.mkdir(exist_ok=True)
+    onnx.save(slow, folder / "generator.onnx")
+    return folder / "generator.onnx"
+
+
+def seconds_per_call(path) -> float:
+    """The fastest of five calls, at one thread as the server runs it."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    eps = np.ones((1, 20), np.float32)
+    session.run(None, {"eps": eps})
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        session.run(None, {"eps": eps})
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory):
+    """(run folder, seconds per call), the call calibrated to about CALL_S."""
+    generator = vae_run(tmp_path_factory) / "generator.onnx"
+    folder = tmp_path_factory.mktemp("slow") / "slow"
+    iterations = 32
+    for _ in range(2):  # twice: the first measure of a short loop is rough
+        path = slow_generator(generator, folder, iterations)
+        iterations = max(8, round(iterations * CALL_S / seconds_per_call(path)))
+    path = slow_generator(generator, folder, iterations)
+    return folder, seconds_per_call(path)
+
+
+def closed_loop(url: str, clients: int, seconds: float) -> dict:
+    """``clients`` threads each asking again as soon as answered (a short pause after a 503) for
+    ``seconds``: {status: count}."""
+    import httpx
+
+    counts, lock = {}, threading.Lock()
+    body = json.dumps(infer_json(np.ones((1, 20), np.float32), "eps")).encode()
+    deadline = time.monotonic() + seconds
+
+    def client():
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while time.monotonic() < deadline:
+                status = http.post("/v2/models/slow-generator/infer", content=body).status_code
+                with lock:
+                    counts[status] = counts.get(status, 0) + 1
+                if status == 503:
+                    time.sleep(0.05)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return counts
+
+
+def test_overload_refuses_at_once_and_answers_what_it_admits(slow, tmp_path):
+    """With 4 places and a timeout of 8 calls, every admitted request can be answered in time: one
+    runs while at most three wait, with room for calls slowed by the load clients on the same two
+    cores. 8 clients overrun it; the excess gets 503s and nearly every admitted request its 200."""
+    run, call = slow
+    server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{8 * call:.3f}", "--threads", "1",
+                    "--quiet", log=tmp_path / "serve.log")
+    try:
+        counts = closed_loop(server.url, clients=8, seconds=3.0)
+    finally:
+        assert server.stop() == 0
+    answered, timed_out = counts.get(200, 0), counts.get(504, 0)
+    assert set(counts) <= {200, 503, 504}, counts
+    assert counts.get(503, 0) > answered, counts  # most of 8 clients find the 4 places taken
+    assert answered >= 0.75 * (answered + timed_out), (counts, call)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user and system, all threads), from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads a process's CPU time from /proc")
+def test_no_call_runs_for_a_request_that_has_left(slow, tmp_path):
+    """One client asking again as soon as it gets its 504, with a timeout of half a call: every
+    request times out, and a call started for one runs on. A request's timeout does not free the
+    instance its call holds, so the next request queues (counted), times out there and leaves with
+    its work: once the client stops and the running call ends, the server is idle. (Before, each
+    timeout freed the instance early, the next request's call queued unseen behind the running
+    one, and the backlog kept the server busy for seconds after the client had gone.)"""
+    run, call = slow
+    server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{call / 2:.3f}", "--threads", "1",
+                    "--quiet", log=tmp_path / "serve.log")
+    try:
+        counts = closed_loop(server.url, clients=1, seconds=max(2.0, 12 * call))
+        assert set(counts) == {504}, counts
+        time.sleep(2 * call)  # the call running when the last client left ends
+        before = cpu_seconds(server.process.pid)
+        time.sleep(6 * call)
+        busy = cpu_seconds(server.process.pid) - before
+        assert busy < 1.5 * call, (busy, call, counts)  # idle: not one more call's worth of work
+    finally:
+        assert server.stop() == 0
+
+
+def test_sigterm_drains_the_admitted_requests_within_its_deadline(slow, tmp_path):
+    run, call = slow
+    timeout = 20 * call  # room for calls slowed by whatever else the machine runs
+    server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{timeout:.3f}", "--quiet",
+                    log=tmp_path / "serve.log")
+    assert wait_until(lambda: server.client.get("/v2/health/ready").status_code == 200)  # past its warm-up calls
+    results = []
+
+    def ask():
+        import httpx
+
+        body = infer_json(np.ones((1, 20), np.float32), "eps")
+        try:
+            results.append(httpx.post(f"{server.url}/v2/models/slow-generator/infer", json=body, timeout=60).status_code)
+        except httpx.HTTPError as exc:
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(call)  # all four admitted: one running, three queued
+    started = time.monotonic()
+    assert server.stop(timeout=timeout + 20) == 0
+    took = time.monotonic() - started
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 4, results
+    assert took <= timeout + 5 + 2, took  # the drain's deadline: the request timeout and 5 s
+
+
+def connect(server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def test_the_memory_budget_refuses_at_once_and_comes_back(tmp_path_factory, tmp_path):
+    """--max-memory-mb 2: a body of 1.5 MB being received holds 1.5 MB; meanwhile a request of
+    1 MB is a 503 at once, one that could never fit a 413, and once the first has timed out the
+    budget is whole again."""
+    server = Server(vae_run(tmp_path_factory), "--max-memory-mb", "2", "--timeout", "2", "--quiet",
+                    log=tmp_path / "serve.log")
+    head = b"POST /v2/models/vae-encoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"
+    try:
+        with connect(server) as stalled:
+            stalled.sendall(head % 1_500_000)  # then nothing: it holds its share until its 504
+            time.sleep(0.3)
+            busy = server.client.post("/v2/models/vae-encoder/infer", content=b" " * 1_000_000)
+            assert busy.status_code == 503 and "memory budget of 2 MiB" in busy.json()["error"]
+            assert busy.headers["retry-after"] == "1"
+            never = server.client.post("/v2/models/vae-encoder/infer", content=b" " * 3_000_000)
+            assert never.status_code == 413 and "whole budget" in never.json()["error"]
+            assert stalled.recv(65536).startswith(b"HTTP/1.1 504")
+        request = infer_json(np.zeros((1, 1, 28, 28), np.float32), "x")
+        assert server.client.post("/v2/models/vae-encoder/infer", json=request).status_code == 200
+        # A JSON body's parsing counts too: 300 rows of 784 values (1.2 MB) need 10 MB as Python objects.
+        big = server.client.post("/v2/models/vae-encoder/infer", json=infer_json(np.zeros((300, 1, 28, 28), np.float32), "x"))
+        assert big.status_code == 413 and "whole budget" in big.json()["error"]
+    finally:
+        assert server.stop() == 0
