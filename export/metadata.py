@@ -16,6 +16,18 @@ training codes); ``mean`` and ``std`` have one entry per latent dimension; ``sca
 lower Cholesky factor of the covariance. ``zoo.model.GaussianPrior.describe()`` produces the full
 description (the core cannot import this package); everything else about the schema is here.
 
+Optional (files written before it existed lack it): ``zoo.preprocess``, JSON, how an image is
+prepared for the encoder as the training data was, for models of images (C, H, W):
+
+    {"size": [H, W], "channels": 1 or 3, "crop": [h, w] or null,
+     "resize": "bilinear-antialiased", "scale": "x / 255", "layout": "NCHW"}
+
+An image goes to 8 bits and to ``channels`` (1: L, 3: RGB; alpha dropped), is centre-cropped to
+``crop`` (or, when null, to the largest box of ``size``'s aspect), resized to ``size`` with an
+antialiased bilinear filter, and its uint8 pixels divided by 255 into float32 [C, H, W].
+``zoo.data.image_files.prepare`` is the reference implementation; ``runtime.Encoder.encode_images``
+applies it. ``preprocess_for`` makes the entry from what a run recorded.
+
 The exporter writes with ``build``; ``zoo.export.runtime`` and ``zoo serve`` read with ``parse`` and
 ``zoo_entries``, and sample the prior with ``prior_sample``. Plain Python and numpy only: the
 runtime and the server load this module without torch or onnx.
@@ -32,12 +44,13 @@ KEYS = ("zoo.model", "zoo.part", "zoo.data_shape", "zoo.latent_shape", "zoo.prio
         "zoo.dataset", "zoo.version")
 JSON_KEYS = ("zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config")
 SHAPE_KEYS = ("zoo.data_shape", "zoo.latent_shape")
+PREPROCESS = "zoo.preprocess"  # optional: only models of images carry it
 
 
 def build(*, model: str, part: str, data_shape, latent_shape, prior: dict, config: dict, dataset: str,
-          version: str) -> dict:
-    """The ``metadata_props`` of one exported file, ``{key: text}`` in KEYS order; ``prior`` is what
-    this part carries (``prior_for_part``)."""
+          version: str, preprocess: dict | None = None) -> dict:
+    """The ``metadata_props`` of one exported file, ``{key: text}`` in KEYS order (then
+    ``zoo.preprocess`` when given); ``prior`` is what this part carries (``prior_for_part``)."""
     values = {
         "zoo.model": model,
         "zoo.part": part,
@@ -48,7 +61,21 @@ def build(*, model: str, part: str, data_shape, latent_shape, prior: dict, confi
         "zoo.dataset": dataset,
         "zoo.version": version,
     }
-    return {key: json.dumps(value) if key in JSON_KEYS else value for key, value in values.items()}
+    props = {key: json.dumps(value) if key in JSON_KEYS else value for key, value in values.items()}
+    if preprocess is not None:
+        props[PREPROCESS] = json.dumps(preprocess)
+    return props
+
+
+def preprocess_for(data_shape, recorded: dict | None = None) -> dict | None:
+    """``zoo.preprocess`` for a model of ``data_shape``: the size, channels and crop a run recorded
+    for data given by path (config.json's data.preprocess), else those of the shape itself (an IDX
+    dataset's 28x28 grey digits); None for data that is not images."""
+    if len(data_shape) != 3 or data_shape[0] not in (1, 3):
+        return None
+    recorded = recorded or {}
+    return {"size": list(data_shape[1:]), "channels": data_shape[0], "crop": recorded.get("crop"),
+            "resize": "bilinear-antialiased", "scale": "x / 255", "layout": "NCHW"}
 
 
 def prior_for_part(prior: dict, part: str) -> dict:
@@ -70,7 +97,7 @@ def parse(raw: Mapping, where) -> dict:
         raise ZooError(f"{where}: not an autoencoder-zoo artifact (no {missing[0]} metadata); "
                        "write one with `zoo export RUN`")
     meta = dict(raw)
-    for key in JSON_KEYS:
+    for key in JSON_KEYS + ((PREPROCESS,) if PREPROCESS in raw else ()):
         meta[key] = _parse_json(raw[key], key, where)
     for key in SHAPE_KEYS:
         _check_shape(meta[key], key, where)

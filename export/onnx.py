@@ -54,7 +54,8 @@ def _metadata(run, part: Part) -> dict:
     """The zoo.* metadata_props of one part's file (the format is zoo.export.metadata's)."""
     return metadata.build(model=run.config.model, part=part.name, data_shape=run.model.data_shape,
                           latent_shape=run.model.latent_shape, prior=part.prior,
-                          config=run.config.model_config, dataset=run.config.dataset, version=zoo.__version__)
+                          config=run.config.model_config, dataset=run.config.dataset, version=zoo.__version__,
+                          preprocess=metadata.preprocess_for(run.model.data_shape, run.config.data.get("preprocess")))
 
 
 def _to_onnx(part: Part, opset: int) -> onnx.ModelProto:

@@ -171,6 +171,36 @@ class Encoder(Artifact):
         the input ``Decoder.decode`` takes."""
         return self._run(self._check(x, self.data_shape))[0]
 
+    def prepare_images(self, images) -> np.ndarray:
+        """Image files (paths) or PIL images -> float32 [batch, *data_shape], prepared as the model's
+        training data was (the file's ``zoo.preprocess``: channels, centre crop, antialiased resize,
+        pixels / 255)."""
+        from zoo.data.image_files import BadImage, decode_file, prepare
+
+        settings = self.metadata.get(metadata.PREPROCESS)
+        if not settings:
+            raise ZooError(f"{self.path} has no zoo.preprocess metadata (not a model of images, or exported "
+                           "by an older zoo); prepare the arrays yourself and call encode")
+        size, channels, crop = settings["size"], settings["channels"], settings.get("crop")
+        prepared = []
+        for image in images:
+            try:
+                if isinstance(image, (str, Path)):
+                    prepared.append(decode_file(image, size, channels, crop))
+                else:
+                    prepared.append(prepare(image, size, channels, crop))
+            except BadImage as exc:
+                raise ZooError(f"{image}: not a usable image ({exc})") from None
+            except OSError as exc:
+                raise ZooError(f"{image}: cannot read ({exc.strerror or exc})") from None
+        if not prepared:
+            raise ZooError("no images given")
+        return np.stack(prepared).astype(np.float32) / 255.0
+
+    def encode_images(self, images) -> np.ndarray:
+        """The codes of image files or PIL images (``prepare_images``, then ``encode``)."""
+        return self.encode(self.prepare_images(images))
+
 
 class Decoder(Artifact):
     """decoder.onnx: codes [batch, *latent_shape] -> data [batch, *data_shape]."""
