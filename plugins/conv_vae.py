@@ -22,6 +22,9 @@ class ConvVAEConfig:
     hidden: int = 512  # width of the fully connected layer between the 7x7 maps and the latent
     iw_samples: int = 1  # k of the importance-weighted bound (IWAE) trained on; 1: the ELBO
     kl_warmup_epochs: float = 5.0  # the KL weight ramps 0 -> 1 over this many epochs; 0: off
+    # "bernoulli" for binarized digits; "logistic" for 8-bit pixels (photographs): a discretized
+    # logistic per pixel with a learned log-scale (train it with --set binarize=none).
+    likelihood: str = "bernoulli"
 
 
 @zoo.hookimpl

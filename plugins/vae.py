@@ -17,6 +17,9 @@ class VAEConfig:
     # The defaults keep pytorch/examples' objective: the plain ELBO, no warm-up.
     iw_samples: int = 1  # k of the importance-weighted bound (IWAE) trained on; 1: the ELBO
     kl_warmup_epochs: float = 0.0  # the KL weight ramps 0 -> 1 over this many epochs; 0: off
+    # "bernoulli" for binarized digits; "logistic" for 8-bit pixels (photographs): a discretized
+    # logistic per pixel with a learned log-scale (train it with --set binarize=none).
+    likelihood: str = "bernoulli"
 
 
 @zoo.hookimpl

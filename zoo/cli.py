@@ -300,7 +300,8 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
         if as_json:
             return emit_json(report)
         click.echo(f"{report['model']} on {report['dataset']}: NLL {report['nll']:.2f} ± {report['nll_stderr']:.2f} "
-                   f"nats per image (k={report['iw_samples']:,}, {report['test_images']:,} test images)")
+                   f"nats per image, {report['nll_bits_per_dim']:.4f} bits per dimension "
+                   f"(k={report['iw_samples']:,}, {report['test_images']:,} test images)")
         cuda = f", CUDA peak {report['peak_cuda_bytes'] / 2**20:,.0f} MiB" if report["peak_cuda_bytes"] else ""
         click.echo(f"  binarization   {report['binarization']}")
         click.echo(f"  chunks         {report['chunk_images']:,} image(s) x {report['chunk_samples']:,} draws per call "

@@ -4,9 +4,11 @@ Every model gets ``mse`` (per pixel) and, when the data lies in [0, 1], ``bce`` 
 nats); a model adds its own per-sample terms through ``eval_terms`` (a VAE's ``neg_elbo``) and its
 whole-dataset ones through ``extra_metrics`` (``pca-ae``'s ``pca_angle_deg``). A run trained on
 binarized data is evaluated on the binarized test split. ``--nll`` gives the importance-weighted
-negative log-likelihood instead (``zoo.likelihood``), always on the binarized test split.
+negative log-likelihood instead (``zoo.likelihood``), on the binarized test split (on the 8-bit one
+for a likelihood of 8-bit pixels), in nats per image and bits per dimension.
 """
 
+import math
 from pathlib import Path
 
 import torch
@@ -84,16 +86,18 @@ def evaluate(run_dir, data_dir=None, device="cpu", data=None) -> dict:
 
 
 def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progress=False, data=None) -> dict:
-    """The importance-weighted NLL of a run on the binarized test split (its first ``images``; 0: all).
+    """The importance-weighted NLL of a run on the binarized test split (its first ``images``; 0: all),
+    or on the 8-bit test split for a model whose likelihood is of 8-bit pixels.
 
-    The protocol is on binarized data, so a run trained on grey levels is measured on the binarized
-    test split too, and the report says so."""
+    The Bernoulli protocol is on binarized data, so a run trained on grey levels is measured on the
+    binarized test split too, and the report says so."""
     from .likelihood import check_has_likelihood, estimate_nll
 
     flush_denormals()
     run = load_run(run_dir, device=pick_device(device))
     check_has_likelihood(run.model, run.config.model)  # before any data is loaded
-    splits, cfg = eval_splits(run, data_dir, binarize_test=True, data=data), run.config.training()
+    binary = getattr(run.model, "binarized_data", True)  # a likelihood of binary pixels, or of 8-bit ones
+    splits, cfg = eval_splits(run, data_dir, binarize_test=binary, data=data), run.config.training()
     test = splits.test[:images] if images else splits.test
     report = estimate_nll(run.model, test, k, progress=progress)
     trained, seed = cfg.binarize, cfg.test_binarization_seed
@@ -102,14 +106,16 @@ def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progres
         "dataset": run.config.dataset,
         "run": str(run_dir),
         "device": str(next(run.model.parameters()).device),
-        "binarization": f"train: {trained}; test: one fixed Bernoulli draw (seed {seed})",
+        "nll_bits_per_dim": report["nll"] / (math.prod(run.config.data_shape) * math.log(2)),
+        "binarization": (f"train: {trained}; test: one fixed Bernoulli draw (seed {seed})" if binary
+                         else "none: the 8-bit test pixels, as the likelihood models them"),
         "train_binarize": trained,
         "test_binarization_seed": seed,
         # What the run folder says: None for a run whose config.json has no epoch count (one made
         # without training), where TrainConfig's default would claim ten.
         "epochs": cfg.epochs if "epochs" in run.config.train_config else None,
     })
-    if trained != "dynamic":
+    if binary and trained != "dynamic":
         report["note"] = (f"trained with binarize={trained}; the test split was binarized for the NLL "
                           "protocol, so the number is not comparable to a binarized-data run's")
     return report

@@ -229,6 +229,7 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     data_name = data_spec.name if data_spec else Path(data.path).name
     data_shape = tuple(splits.train.shape[1:])
     model = build_model(spec, model_config, data_shape).to(device)
+    check_binarization(model, spec.name, cfg)
     prior = model.make_prior().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(splits.train)))) / cfg.batch_size)
@@ -273,6 +274,14 @@ def build_model(spec, model_config, data_shape):
     except ValueError as exc:
         shape = "x".join(map(str, data_shape))
         raise ZooUsageError(f"{spec.name} cannot take data of shape {shape}: {first_line(exc)}") from None
+
+
+def check_binarization(model, name: str, cfg: TrainConfig) -> None:
+    """A likelihood of 8-bit pixels (``binarized_data`` False) trained on binarized pixels would
+    learn a different distribution than the one it claims to measure."""
+    if cfg.binarize == "dynamic" and not getattr(model, "binarized_data", True):
+        raise ZooUsageError(f"{name}'s likelihood models 8-bit pixels, but the run binarizes them; "
+                            "add --set binarize=none")
 
 
 def restore(run_dir, device, model, prior, optimizer, scheduler):
