@@ -4,6 +4,8 @@ conventions, bad files left out, the decoded cache, and what config.json records
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -164,3 +166,16 @@ def test_a_run_records_its_data_and_eval_uses_it(tmp_path):
     assert evaluate(run)["test_samples"] == 2
     write_images(tmp_path / "other", 5, size=(30, 30), mode="RGB", seed=7)  # prepared as the run's data was
     assert evaluate(run, data=str(tmp_path / "other"))["test_samples"] == 1
+
+
+def test_worker_processes_work_from_a_script_without_a_main_guard(tmp_path):
+    """A user's script that decodes at top level (no ``if __name__ == "__main__"``) must not be run
+    again by each worker process."""
+    write_images(tmp_path / "d", 8)
+    script = tmp_path / "script.py"
+    script.write_text("from zoo.data.decoded_cache import decoded\nfrom zoo.data.folder import list_folder\n"
+                      "from zoo.data.image_files import Preprocess\n"
+                      f"print('ran', len(decoded(list_folder({str(tmp_path / 'd')!r}), Preprocess(), workers=2).usable))\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert result.returncode == 0 and result.stdout.split() == ["ran", "8"], result.stderr[-2000:]

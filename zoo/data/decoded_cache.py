@@ -79,9 +79,12 @@ def _build_entry(listing, preprocess, npy, manifest, key, progress, workers) -> 
     files = listing.files
     workers = workers or (len(os.sched_getaffinity(0)) if len(files) >= PARALLEL_FROM else 1)
     with _Pool(workers) as pool:
-        probed = pool.map(_probe_chunk, listing.root, files, progress and "reading image headers")
-        bad = {row: why for row, why in enumerate(probed) if isinstance(why, str)}
-        target = _settle(listing, preprocess, probed, bad)
+        if preprocess.size and preprocess.channels:  # the target is known: no pass over the headers
+            bad, target = {}, preprocess
+        else:
+            probed = pool.map(_probe_chunk, listing.root, files, progress and "reading image headers")
+            bad = {row: why for row, why in enumerate(probed) if isinstance(why, str)}
+            target = _settle(listing, preprocess, probed, bad)
         shape = (len(files), target.channels, *target.size)
 
         def write(tmp):
@@ -158,8 +161,11 @@ def _decode_chunk(root, items, out_path, target: Preprocess) -> list:
 
 
 class _Pool:
-    """Chunks of work on ``workers`` processes (spawned: they import numpy and Pillow only, never the
-    caller's torch), or in this process for one worker; a progress bar counts the items."""
+    """Chunks of work on ``workers`` processes, or in this process for one worker; a progress bar
+    counts the items. The workers are forked where the platform can (as torch's DataLoader's are):
+    a spawned worker would import the caller's main module again, and a user's script that trains
+    without an ``if __name__ == "__main__"`` guard would run once per worker. They use numpy and
+    Pillow only, never torch."""
 
     def __init__(self, workers: int):
         self.workers, self.executor = workers, None
@@ -169,7 +175,8 @@ class _Pool:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
         return self
 
     def __exit__(self, *exc):
