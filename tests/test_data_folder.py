@@ -109,7 +109,9 @@ def test_symlink_loops_are_not_followed(tmp_path):
     write_images(tmp_path / "d" / "a", 2)
     os.symlink(tmp_path / "d", tmp_path / "d" / "a" / "loop")
     os.symlink(tmp_path / "d" / "a", tmp_path / "d" / "b")  # a second way into a: entered once
-    assert list_folder(tmp_path / "d").files == ["a/img0000.png", "a/img0001.png"]
+    write_images(tmp_path / "elsewhere", 1)
+    os.symlink(tmp_path / "elsewhere", tmp_path / "d" / "c")  # a link out of the folder is followed
+    assert list_folder(tmp_path / "d").files == ["a/img0000.png", "a/img0001.png", "c/img0000.png"]
 
 
 def test_decoded_once_then_read_from_the_cache_a_changed_file_makes_a_new_entry(tmp_path, monkeypatch):
@@ -125,6 +127,10 @@ def test_decoded_once_then_read_from_the_cache_a_changed_file_makes_a_new_entry(
     changed = decoded(list_folder(tmp_path / "d"), Preprocess())
     assert changed.path != first.path and not np.array_equal(changed.images[2], first.images[2])
     assert np.array_equal(changed.images[3], first.images[3])
+    write_images(tmp_path / "d", 1, seed=6, start=6)  # a file added
+    assert decoded(list_folder(tmp_path / "d"), Preprocess()).path not in (first.path, changed.path)
+    (tmp_path / "d" / "img0006.png").unlink()  # and removed again: the entry of the files as they were
+    assert decoded(list_folder(tmp_path / "d"), Preprocess()).path == changed.path
 
 
 def test_a_damaged_cache_entry_is_decoded_again(tmp_path, capsys):
