@@ -73,6 +73,7 @@ class Pending:
     batch: np.ndarray
     future: asyncio.Future
     arrived: float
+    deadline: float  # time.perf_counter() past which its client gets a 504 instead
 
 
 class InferenceThreads:
@@ -155,9 +156,11 @@ class Batcher:
         """An admitted request has been answered (or its client has gone)."""
         self.admitted -= 1
 
-    async def infer(self, batch: np.ndarray) -> dict:
-        """``{output name: rows}`` for this request's rows (the caller has admitted it)."""
-        pending = Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter())
+    async def infer(self, batch: np.ndarray, deadline: float = float("inf")) -> dict:
+        """``{output name: rows}`` for this request's rows (the caller has admitted it); TimeoutError
+        at once, without a call, when it has waited so long that its call could not end by
+        ``deadline`` (a time.perf_counter() value)."""
+        pending = Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter(), deadline)
         if self.busy < self.instances and not self._queue:
             self._dispatch([pending])  # idle: nobody to wait for
         else:
@@ -240,7 +243,12 @@ class Batcher:
                 return
 
     def _take(self) -> list:
-        taken, rows = [], 0
+        """The queued requests for the next call, oldest first, up to max_batch rows. A request
+        whose call would end past its deadline (at the recent seconds per row) is answered with a
+        timeout at once instead: run, it would only delay everyone queued behind it for an answer
+        nobody waits for. (Only queued requests are judged so: an idle model runs a request at
+        once, which keeps the seconds per row up to date.)"""
+        taken, rows, now = [], 0, time.perf_counter()
         while self._queue:
             pending = self._queue[0]
             if pending.future.done():  # its caller gave up
@@ -248,7 +256,11 @@ class Batcher:
                 continue
             if taken and rows + len(pending.batch) > self.max_batch:
                 break
-            taken.append(self._queue.popleft())
+            self._queue.popleft()
+            if now + (rows + len(pending.batch)) * self._seconds_per_row > pending.deadline:
+                pending.future.set_exception(TimeoutError())
+                continue
+            taken.append(pending)
             rows += len(pending.batch)
         self._queue_depth.set(len(self._queue))
         return taken

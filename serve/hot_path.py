@@ -15,6 +15,7 @@ place and its memory are held until its answer has been sent. Whatever happens, 
 
 import asyncio
 import sys
+import time
 
 import orjson
 
@@ -156,6 +157,7 @@ class HotPath:
         that can go wrong is caught here, encoding the answer included, so that no input reaches the
         client as anything but a 4xx or its answer."""
         settings, name, request = self.settings, model.name, None
+        deadline = time.perf_counter() + settings.timeout_s
         try:
             hold.take(size or 0)
             async with asyncio.timeout(settings.timeout_s):
@@ -163,7 +165,7 @@ class HotPath:
                 hold.take(protocol.parse_cost(body, header_length))
                 request = protocol.parse_infer(body, header_length, model, settings.max_response)
                 hold.take(request.answer_bytes)
-                outputs = await batcher.infer(request.batch)
+                outputs = await batcher.infer(request.batch, deadline)
             return (200, *protocol.encode_response(model, request, outputs), request)
         except ClientGone:
             return None, b"", [], None
