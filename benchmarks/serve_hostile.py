@@ -9,8 +9,12 @@ memory (RSS) before, at most and after.
   within 50 MB of the steady state
 - many idle keep-alive connections, clients trickling their headers and bodies stalled after 4
   bytes, all at once, and the latency of a healthy request meanwhile
+- the attempts that once got through, each against a server started with the settings it names
+  (serve_hostile_holes.py): a surrogate id, a body trickled after a 413, clients that never read,
+  urllib's large body, a delay of 0 in a repository, a damaged `zoo info` cache, a slow model
+  under overload, and 200 clients sending 16 MB bodies at once with the server's RSS
 
-    python benchmarks/serve_hostile.py                   # about half a minute
+    python benchmarks/serve_hostile.py                   # about a minute and a half
     python benchmarks/serve_hostile.py --quick --out /tmp/hostile
 
 Writes benchmarks/results/serve_hostile-<machine>-<date>.json and .md.
@@ -30,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402
+from serve_hostile_holes import all_holes  # noqa: E402
 from serve_load import make_run  # noqa: E402
 
 FULL = {"burst": 10, "idle": 1000, "trickling": 300, "stalled": 200, "probes": 20}
@@ -37,9 +42,10 @@ QUICK = {"burst": 2, "idle": 50, "trickling": 20, "stalled": 20, "probes": 5}
 
 
 class Server:
-    def __init__(self, run: Path):
-        self.process = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(run), "--port", "0", "--quiet"],
-                                        stdout=subprocess.PIPE, text=True)
+    def __init__(self, run: Path, *args):
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log")  # stderr: never a pipe that could fill
+        self.process = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(run), "--port", "0", "--quiet",
+                                         *map(str, args)], stdout=subprocess.PIPE, stderr=self.log, text=True)
         for line in self.process.stdout:
             if "serving" in line:
                 self.url = line.split(" on ")[1].split()[0]
@@ -53,6 +59,10 @@ class Server:
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
 
     def stop(self) -> None:
         self.client.close()
@@ -153,7 +163,31 @@ def markdown(result: dict) -> str:
               f"{s['idle']} idle keep-alive connections, {s['trickling']} clients trickling headers and {s['stalled']} "
               f"bodies stalled after 4 bytes, all open: a healthy request answered {s['healthy_statuses']} in "
               f"{s['healthy_ms_median']} ms (median; {s['healthy_ms_max']} ms at most); server RSS {s['rss_mb']} MB.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + holes_markdown(result["holes"]))
+
+
+def holes_markdown(h: dict) -> list:
+    o, m, t, n = h["slow_model_overload"], h["many_large_bodies"], h["trickle_after_413"], h["never_reading_clients"]
+    return ["## The attempts that once got through", "",
+            "| what a client did | what happens now |", "|---|---|",
+            f"| a JSON request whose `id` is `\"\\ud800\"` | {h['surrogate_id']['status']}: "
+            f"`{h['surrogate_id']['answer'][:90]}`; a traceback in the log: {h['surrogate_id']['traceback_in_log']} |",
+            f"| `Content-Length: 10000000`, then a byte every 0.5 s after the 413 (`--timeout 2`) | {t['status']} "
+            f"with `Connection: close` ({t['connection_close']}); the server closed the connection after "
+            f"{t['closed_after_s']} s |",
+            f"| `--max-connections 4`: four clients send three 1024-row requests each and never read (`--timeout 2`) | "
+            f"a new client got {n['first_status']} at first, {n['status']} after {n['served_after_s']} s |",
+            f"| urllib posting a {h['urllib_large_body']['body_bytes'] / 1e6:.0f} MB body, 3 tries | "
+            f"{'; '.join(h['urllib_large_body']['seen'])} |",
+            f"| `zoo export --repository --max-delay-ms 0`, then `zoo serve` of it | config.pbtxt: "
+            f"`{' '.join(h['delay_zero']['config_pbtxt'])}`; served: {', '.join(h['delay_zero']['served'])} |",
+            f"| a `zoo info` cache whose entries have the wrong types | exit code {h['info_cache_wrong_types']['exit_code']} |",
+            f"| a model taking {o['call_s']} s a call, `--max-batch 1 --max-queue 4 --timeout 1.5`, clients in a closed "
+            f"loop | {o['counts']}: {o['answered_of_admitted']:.0%} of admitted requests answered, {o['calls']:.0f} "
+            f"calls run; SIGTERM drained in {o['sigterm_drain_s']} s |",
+            f"| {m['clients']} clients each sending a {m['body_mb']} MB JSON body (1024 rows) at once | {m['statuses']} "
+            f"in {m['seconds']} s; server RSS {m['rss_mb_before']} MB before, {m['rss_mb_peak']} MB at most "
+            f"(the memory budget: 1024 MiB), {m['rss_mb_after']} MB after |", ""]
 
 
 def main(argv=None):
@@ -173,6 +207,7 @@ def main(argv=None):
                       "attempts": attempts, "burst": burst(server, plan), "slow_clients": slow_clients(server, plan)}
         finally:
             server.stop()
+        result["holes"] = all_holes(Server, Path(scratch) / "vae", args.quick)
     text = markdown(result)
     json_path, md_path = machine.write_results("serve_hostile", result, text, args.out)
     print(text)
