@@ -182,7 +182,7 @@ def holes_markdown(h: dict) -> list:
             f"| `zoo export --repository --max-delay-ms 0`, then `zoo serve` of it | config.pbtxt: "
             f"`{' '.join(h['delay_zero']['config_pbtxt'])}`; served: {', '.join(h['delay_zero']['served'])} |",
             f"| a `zoo info` cache whose entries have the wrong types | exit code {h['info_cache_wrong_types']['exit_code']} |",
-            f"| a model taking {o['call_s']} s a call, `--max-batch 1 --max-queue 4 --timeout 1.5`, clients in a closed "
+            f"| a model taking {o['call_s']} s a call, `--max-batch 1 --max-queue 4 --timeout {o['timeout_s']}`, clients in a closed "
             f"loop | {o['counts']}: {o['answered_of_admitted']:.0%} of admitted requests answered, {o['calls']:.0f} "
             f"calls run; SIGTERM drained in {o['sigterm_drain_s']} s |",
             f"| {m['clients']} clients each sending a {m['body_mb']} MB JSON body (1024 rows) at once | {m['statuses']} "

@@ -167,10 +167,12 @@ def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: b
     from slow_model import calibrated
 
     folder = scratch / "slow"
-    _, call = calibrated(generator, folder, 0.37)
-    server = server_factory(folder, "--max-batch", "1", "--max-queue", "4", "--timeout", "1.5", "--threads", "1")
+    _, call = calibrated(generator, folder, 0.1 if quick else 0.37)
+    timeout = call * 1.5 / 0.37  # the measured case: 0.37 s calls and a 1.5 s timeout
+    server = server_factory(folder, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{timeout:.3f}",
+                            "--threads", "1")
     try:
-        counts = _closed_loop(server.url, clients=8 if quick else 24, seconds=3 if quick else 8)
+        counts = _closed_loop(server.url, clients=8 if quick else 24, seconds=1.5 if quick else 8)
         calls = _metric(server.client.get("/metrics").text, "zoo_serve_batch_rows_count")
         held = [threading.Thread(target=_closed_loop, args=(server.url, 4, 0.1))]
         for thread in held:
@@ -183,7 +185,7 @@ def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: b
     for thread in held:
         thread.join()
     admitted = counts.get("200", 0) + counts.get("504", 0)
-    return {"call_s": round(call, 3), "counts": counts, "calls": calls,
+    return {"call_s": round(call, 3), "timeout_s": round(timeout, 3), "counts": counts, "calls": calls,
             "answered_of_admitted": round(counts.get("200", 0) / max(admitted, 1), 3), "sigterm_drain_s": round(drained, 2)}
 
 
@@ -233,7 +235,7 @@ def all_holes(server_factory, run: Path, quick: bool) -> dict:
         plain = server_factory(run)
         try:
             result = {"surrogate_id": surrogate_id(plain), "urllib_large_body": urllib_large_body(plain),
-                      "many_large_bodies": many_large_bodies(plain, 20 if quick else 200)}
+                      "many_large_bodies": many_large_bodies(plain, 6 if quick else 200)}
         finally:
             plain.stop()
         result["surrogate_id"]["traceback_in_log"] = "Traceback" in plain.log_text()

@@ -311,3 +311,14 @@ def test_the_hostile_client_benchmark_runs_and_memory_comes_back(tmp_path):
     assert result["burst"]["rss_mb_above_steady"] < 50
     assert result["slow_clients"]["healthy_statuses"] == [200]
     assert "above the steady state" in result_file.with_suffix(".md").read_text()
+    # The attempts that once got through, each refused or bounded as the README says.
+    holes = result["holes"]
+    assert holes["surrogate_id"]["status"] == 400 and not holes["surrogate_id"]["traceback_in_log"]
+    assert holes["trickle_after_413"]["connection_close"] and holes["trickle_after_413"]["closed_after_s"] < 8
+    assert holes["never_reading_clients"]["status"] == 200
+    assert all(seen.startswith("413: ") for seen in holes["urllib_large_body"]["seen"])
+    assert holes["delay_zero"]["served"] == ["delay 0 ms [config.pbtxt]"]
+    assert holes["info_cache_wrong_types"]["exit_code"] == 0
+    assert set(holes["slow_model_overload"]["counts"]) <= {"200", "503", "504"}
+    assert set(holes["many_large_bodies"]["statuses"]) <= {"200", "503"}
+    assert "## The attempts that once got through" in result_file.with_suffix(".md").read_text()

@@ -1,0 +1,30 @@
+"""Each row of the README's limits table names the tests that hold `zoo serve` to it: every named
+test must exist, so that a claim cannot outlive its test, and every row must name one."""
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def limits_rows() -> list:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Limits: what a client can make the server spend"):]
+    section = section[:section.index("\n### ", 1)]
+    return [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| what |")]
+
+
+def functions_in(path: Path) -> set:
+    tree = ast.parse(path.read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+
+
+def test_every_limit_names_tests_that_exist():
+    rows = limits_rows()
+    assert len(rows) >= 12
+    for row in rows:
+        named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", row.rsplit("|", 2)[-2])
+        assert named, f"this limit names no test: {row[:80]}"
+        for file, function in named:
+            assert function in functions_in(ROOT / "tests" / file), f"{file}::{function} does not exist"
