@@ -76,8 +76,7 @@ class ServePlan:
 @click.option("--token", envvar="ZOO_SERVE_TOKEN", show_envvar=True,
               help="Require 'Authorization: Bearer TOKEN' on every route but /v2/health/* and the page.")
 @click.option("--quiet", is_flag=True, help="No access-log line per request.")
-@click.pass_context
-def serve_cmd(ctx, paths, name, host, port, workers, serving, max_queue, max_body_mb, max_response_mb,
+def serve_cmd(paths, name, host, port, workers, serving, max_queue, max_body_mb, max_response_mb,
               max_connections, max_memory_mb, timeout_s, token, quiet):
     """Serve exported models over HTTP in the Open Inference Protocol (KServe v2), with Triton's
     binary tensors, micro-batching, /metrics and a page at /.
