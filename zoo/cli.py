@@ -227,11 +227,13 @@ def main():
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a model or training setting, e.g. --set latent=8 --set grad_clip=1.")
 @click.option("--subset", type=int, help="Use only the first N samples of each split (smoke tests).")
+@click.option("--labels", multiple=True, metavar="LABEL",
+              help="Train on these labels' samples only (repeat for several), e.g. the normal class of anomaly detection.")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the training step.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (default runs/NAME).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
 def train(name, dataset, data_dir, data, image_size, channels, test_fraction, epochs, batch_size, lr, device, seed,
-          sets, subset, compile_, out, resume):
+          sets, subset, labels, compile_, out, resume):
     """Train model NAME and write a run folder.
 
     \b
@@ -250,6 +252,7 @@ def train(name, dataset, data_dir, data, image_size, channels, test_fraction, ep
         name, out, dataset=dataset, data_dir=data_dir, data=request, sets=parse_sets(sets), resume=resume,
         progress=True,
         epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, subset=subset, compile=compile_,
+        labels=list(labels) or None,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
         click.echo(f"wrote {run_dir}  (next: zoo eval {run_dir}; zoo export {run_dir})")
@@ -318,3 +321,41 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     for key, value in metrics.items():
         if isinstance(value, float):
             click.echo(f"  {key:<14} {value:.6g}")
+
+
+@cli.command("score")
+@click.argument("run", type=click.Path())
+@click.option("--data", type=click.Path(), help="Score this folder or array file, prepared as the run's data was.")
+@click.option("--dataset", help="Score this registered dataset instead of the run's own data.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]), help="Which split to score.")
+@click.option("--top", default=32, show_default=True, type=click.IntRange(0, 1024),
+              help="How many of the most anomalous inputs top.png shows over their reconstructions.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for scores.csv and top.png (default RUN/scores).")
+@click.option("--normal", multiple=True, metavar="LABEL",
+              help="A label that counts as normal (repeat for several): prints the AUROC and average precision.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_json):
+    """Anomaly scores of every input of a split: the model's own score (reconstruction error, or a
+    VAE's negative ELBO at the posterior mean), sorted from the most to the least anomalous into
+    scores.csv, with the top inputs over their reconstructions in top.png."""
+    from .score_run import score_run
+
+    report = score_run(run, data=data, dataset=dataset, data_dir=data_dir, split=split, top=top, out=out,
+                       normal=normal, device=device, progress=True)
+    if as_json:
+        return emit_json(report)
+    click.echo(f"scored {report['samples']:,} {report['split']} samples of {report['data']}: {report['definition']}")
+    if report["threshold"] is not None:
+        click.echo(f"  {report['flagged']:,} above the run's threshold {report['threshold']:.6g}")
+    click.echo(f"  wrote {report['csv']}" + (f" and {report['picture']}" if report["picture"] else ""))
+    if "separation" in report:
+        sep = report["separation"]
+        click.echo(f"normal: {', '.join(sep['normal'])} ({sep['normal_samples']:,} samples); "
+                   f"anomalies: {sep['anomalies']:,}")
+        rows = [[name, f"{v['samples']:,}", f"{v['auroc']:.4f}", f"{v['average_precision']:.4f}"]
+                for name, v in sep["per_label"].items()]
+        rows.append(["overall", f"{sep['anomalies']:,}", f"{sep['auroc']:.4f}", f"{sep['average_precision']:.4f}"])
+        table(rows, ["ANOMALY LABEL", "SAMPLES", "AUROC", "AVERAGE PRECISION"])

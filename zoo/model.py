@@ -100,6 +100,16 @@ class AutoEncoder(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
+    # What ``score`` measures, in words: stored in the run's threshold file and the scorer's metadata.
+    score_definition = "mean squared reconstruction error per element"
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, *data_shape] -> [B] anomaly scores, higher for inputs less like the training data;
+        deterministic, so `zoo score`, the exported scorer and a server give the same numbers. The
+        default is how badly the model reconstructs each input; a model with a likelihood overrides
+        it with its own (a VAE's negative ELBO)."""
+        return (self.reconstruct(x).float() - x.float()).pow(2).flatten(1).mean(1)
+
     def encoder_outputs(self, x: torch.Tensor) -> dict:
         """Named outputs of the exported encoder graph; the first is the code, equal to encode(x)."""
         return {"z": self.encode(x)}

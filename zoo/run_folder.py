@@ -17,6 +17,7 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 STATE = "state.safetensors"
 METRICS = "metrics.jsonl"
+THRESHOLD = "threshold.json"  # the anomaly threshold set at the end of training (zoo.scoring)
 PRIOR_PREFIX = "prior."  # the latent prior's buffers live in the weights file under this prefix
 
 
@@ -68,6 +69,27 @@ def load_weights(path, model, prior) -> None:
         prior.load_state_dict(prior_state, strict=True)
     except RuntimeError as exc:
         raise ZooError(f"{path} does not fit the model in config.json: {first_line(exc, 160)}") from None
+
+
+def write_threshold(run_dir, record: dict) -> Path:
+    """threshold.json: the score's definition, the threshold, the false-positive rate it was set at
+    and the held-out samples it was set on (``zoo.scoring.fit_threshold`` makes the record)."""
+    return write_json(Path(run_dir) / THRESHOLD, record)
+
+
+def read_threshold(run_dir) -> dict | None:
+    """The run's threshold record, or None for a run without one (made before thresholds, or
+    without held-out samples)."""
+    path = Path(run_dir) / THRESHOLD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("threshold"), (int, float)) or not isinstance(record.get("definition"), str):
+            raise ValueError("needs a numeric threshold and a definition")
+    except (ValueError, AttributeError) as exc:
+        raise ZooError(f"{path} is corrupt ({exc}); train the run again or delete the file") from None
+    return record
 
 
 # Loop state (optimizer moments, RNG states, epoch counters) is a nested structure of tensors and
@@ -141,6 +163,12 @@ class TrainConfig:
     # Bytes a split may take in RAM; a larger one is memory-mapped and batches are gathered from the
     # file (zoo.data.splits). 0: half of the memory available when the run starts.
     memory_budget: int = 0
+    # Train on these labels' samples only (--labels; names as `zoo score` lists them); []: all of them.
+    labels: list = field(default_factory=list)
+    # The anomaly threshold (zoo.scoring): this fraction of the training split is held out from
+    # training, and the threshold is put where a fraction score_fpr of its scores lie above it.
+    score_holdout: float = 0.05
+    score_fpr: float = 0.01
 
 
 @dataclass

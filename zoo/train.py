@@ -165,6 +165,11 @@ def train(name, out=None, *, dataset=None, data_dir=None, data=None, sets=None, 
         from .pictures import draw_run
 
         draw_run(loop.run_dir, loop.model, loop.prior, loop.splits, loop.history)
+        if loop.held_out is not None:
+            from .scoring import fit_threshold
+
+            run_folder.write_threshold(loop.run_dir, fit_threshold(loop.model, loop.held_out, cfg.score_fpr,
+                                                                   cfg.score_holdout))
     dist.close()
     return loop.run_dir
 
@@ -187,6 +192,7 @@ class Loop:
     steps_per_epoch: int
     start_epoch: int  # epochs already done (a resumed run's)
     history: list  # metrics.jsonl's records so far
+    held_out: object = None  # normal training samples kept out of training, for the anomaly threshold
 
 
 def locate(name, out, dataset, sets, resume, overrides, data=None):
@@ -227,6 +233,7 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
                          binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None,
                          request=data, memory_budget=cfg.memory_budget, progress=progress and dist.main)
     data_name = data_spec.name if data_spec else Path(data.path).name
+    splits, held_out = normal_part(splits, cfg, data_name)
     data_shape = tuple(splits.train.shape[1:])
     model = build_model(spec, model_config, data_shape).to(device)
     check_binarization(model, spec.name, cfg)
@@ -263,7 +270,19 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
              f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
              f"lr {cfg.lr:g} -> {run_dir}")
     return Loop(cfg, run_dir, dist, device, splits, model, prior, step_model, optimizer, scheduler, autocast,
-                steps_per_epoch, start_epoch, history)
+                steps_per_epoch, start_epoch, history, held_out)
+
+
+def normal_part(splits, cfg: TrainConfig, where: str):
+    """(the splits restricted to ``cfg.labels``, minus the held-out samples; those samples or None)."""
+    from .normal_data import hold_out, keep_labels
+
+    if not 0 <= cfg.score_fpr < 1:
+        raise ZooUsageError(f"score_fpr must lie in [0, 1), not {cfg.score_fpr}")
+    if cfg.labels:
+        cfg.labels = [str(label) for label in cfg.labels]
+        splits = keep_labels(splits, cfg.labels, where)
+    return hold_out(splits, cfg.score_holdout)
 
 
 def build_model(spec, model_config, data_shape):
