@@ -10,6 +10,7 @@ import torch
 from .data import as_float
 
 N_SAMPLES = 64
+MAX_NAMED_LABELS = 20  # more labels than this get a colour bar instead of a legend
 
 
 def _pyplot():
@@ -78,10 +79,19 @@ def _draw_latents(path, model, splits, device):
     fig, ax = plt.subplots(figsize=(5, 4.5))
     labels = splits.test_labels
     colour = labels[: len(z)].cpu().numpy() if labels is not None else None
-    points = ax.scatter(z[:, 0], z[:, 1] if z.shape[1] > 1 else np.zeros(len(z)), c=colour, s=4,
-                        cmap="tab10" if colour is not None else None)
-    if colour is not None:
-        fig.colorbar(points, ax=ax, label="label")
+    y = z[:, 1] if z.shape[1] > 1 else np.zeros(len(z))
+    names = (splits.info or {}).get("label_names") or []
+    if colour is not None and 0 < len(names) <= MAX_NAMED_LABELS:
+        # A folder's labels: one colour per subfolder, named in a legend (-1: images with no folder).
+        for index, name in [(-1, "(no label)"), *enumerate(names)]:
+            chosen = colour == index
+            if chosen.any():
+                ax.scatter(z[chosen, 0], y[chosen], s=4, label=name)
+        ax.legend(markerscale=3, fontsize="small")
+    else:
+        points = ax.scatter(z[:, 0], y, c=colour, s=4, cmap="tab10" if colour is not None else None)
+        if colour is not None:
+            fig.colorbar(points, ax=ax, label="label")
     ax.set(title="test latents" + (" (top-2 principal directions)" if model.latent_dim > 2 else ""))
     _save_figure(fig, path)
 
