@@ -288,7 +288,8 @@ def data_options(data, dataset, data_dir, image_size, channels, test_fraction, r
               help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--nll", is_flag=True,
-              help="Importance-weighted negative log-likelihood on the binarized test split instead.")
+              help="Importance-weighted negative log-likelihood on the binarized test split instead (the 8-bit "
+                   "one for likelihood=logistic), in nats per image and bits per dimension.")
 @click.option("--iw-samples", type=click.IntRange(min=1), default=5000, show_default=True, help="k, the samples per image of --nll.")
 @click.option("--nll-images", type=click.IntRange(min=0), default=0, help="--nll on the first N test images only (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
