@@ -185,3 +185,15 @@ def test_worker_processes_work_from_a_script_without_a_main_guard(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert result.returncode == 0 and result.stdout.split() == ["ran", "8"], result.stderr[-2000:]
+
+
+def test_eval_on_other_data_prepares_it_to_the_runs_shape(tmp_path):
+    """A run trained on MNIST's IDX files, evaluated on a folder of larger colour images and on an
+    array: the folder's images are cropped, resized and made grey to 1x28x28."""
+    from zoo.evaluate import evaluate
+
+    run = train("deep-ae", tmp_path / "run", epochs=1, subset=64, sets={"hidden": (8,)})
+    write_images(tmp_path / "colour", 10, size=(40, 50), seed=4)
+    assert evaluate(run, data=str(tmp_path / "colour"))["test_samples"] == 1
+    np.save(tmp_path / "x.npy", np.zeros((20, 28, 28), np.uint8))
+    assert evaluate(run, data=str(tmp_path / "x.npy"))["test_samples"] == 2

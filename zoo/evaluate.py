@@ -46,16 +46,20 @@ def eval_splits(run, data_dir=None, binarize_test: bool | None = None, data=None
 
 
 def data_request(config, data=None):
-    """What to read for a run trained on data by path: its own data as recorded, or ``data`` prepared
-    the same way (the size and channels applied, not those asked for, so the shapes match)."""
-    from .data.by_path import DataRequest, make_request
+    """What to read: for a run trained on data by path, its own data as recorded; for ``data``
+    (``--data``), a folder's images prepared to the run's shape (its size and channels, the crop it
+    was trained with), or an array file as it is."""
+    from .data.by_path import DataRequest, TEST_FRACTION
+    from .data.image_files import Preprocess
 
-    if not config.data:
-        return make_request(data) if data else None
     if data is None:
-        return DataRequest.from_record(config.data["asked"])
-    applied = {**config.data["asked"], **config.data.get("preprocess", {})}
-    return DataRequest.from_record(applied, path=data)
+        return DataRequest.from_record(config.data["asked"]) if config.data else None
+    fraction = config.data.get("asked", {}).get("test_fraction", TEST_FRACTION)
+    shape = config.data_shape
+    if not Path(data).is_dir() or len(shape) != 3 or shape[0] not in (1, 3):
+        return DataRequest(str(data), test_fraction=fraction)
+    crop = config.data.get("preprocess", {}).get("crop")
+    return DataRequest(str(data), Preprocess(tuple(shape[1:]), shape[0], tuple(crop) if crop else None), fraction)
 
 
 @torch.no_grad()
