@@ -141,30 +141,8 @@ def info_cache_wrong_types(scratch: Path) -> dict:
     return {"exit_code": again.returncode, "stderr": again.stderr.strip()[-200:]}
 
 
-def _closed_loop(url: str, clients: int, seconds: float) -> dict:
-    import httpx
-
-    counts, lock = {}, threading.Lock()
-    body = _infer_body("eps", np.ones((1, 20), np.float32))
-    deadline = time.monotonic() + seconds
-
-    def client():
-        with httpx.Client(base_url=url, timeout=60) as http:
-            while time.monotonic() < deadline:
-                status = http.post("/v2/models/slow-generator/infer", content=body).status_code
-                with lock:
-                    counts[str(status)] = counts.get(str(status), 0) + 1
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return counts
-
-
 def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: bool) -> dict:
-    from slow_model import calibrated
+    from slow_model import calibrated, overrun
 
     folder = scratch / "slow"
     _, call = calibrated(generator, folder, 0.1 if quick else 0.37)
@@ -172,7 +150,7 @@ def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: b
     server = server_factory(folder, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{timeout:.3f}",
                             "--threads", "1")
     try:
-        counts = _closed_loop(server.url, clients=8 if quick else 24, seconds=1.5 if quick else 8)
+        counts = overrun(server.url, clients=8 if quick else 24, seconds=1.5 if quick else 8)
         calls = _metric(server.client.get("/metrics").text, "zoo_serve_batch_rows_count")
         held = [threading.Thread(target=_closed_loop, args=(server.url, 4, 0.1))]
         for thread in held:

@@ -3,6 +3,8 @@
 to a wanted number of seconds per call on this machine. The overload tests and serve_hostile.py
 serve it."""
 
+import json
+import threading
 import time
 
 import numpy as np
@@ -76,3 +78,29 @@ def calibrated(generator, folder, seconds: float) -> tuple:
         iterations = max(8, round(iterations * seconds / seconds_per_call(path)))
     path = slow_generator(generator, folder, iterations)
     return path, seconds_per_call(path)
+
+
+def overrun(url: str, clients: int, seconds: float, pause_after_503: float = 0.0) -> dict:
+    """``clients`` threads each asking the slow generator again as soon as answered (after a 503,
+    once ``pause_after_503`` s have passed) for ``seconds``: {status as text: count}."""
+    import httpx
+
+    counts, lock = {}, threading.Lock()
+    body = json.dumps({"inputs": [{"name": "eps", "shape": [1, 20], "datatype": "FP32", "data": [1.0] * 20}]})
+    deadline = time.monotonic() + seconds
+
+    def client():
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while time.monotonic() < deadline:
+                status = http.post("/v2/models/slow-generator/infer", content=body).status_code
+                with lock:
+                    counts[str(status)] = counts.get(str(status), 0) + 1
+                if status == 503:
+                    time.sleep(pause_after_503)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return counts

@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from test_serve_helpers import Server, infer_json, vae_run, wait_until
+from test_serve_helpers import Server, infer_json, raw_connection, read_response, vae_run, wait_until
 
 TIMEOUT = 2.0
 
@@ -28,31 +28,6 @@ def server(vae, tmp_path_factory):
     yield server
     assert "Traceback" not in server.log_text()
     assert server.stop() == 0
-
-
-def connect(server) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def read_head(sock) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def read_response(sock) -> bytes:
-    """One whole response: its head and its Content-Length of body."""
-    data = read_head(sock)
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = int(next(line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head
 
 
 def seconds_until_the_server_closes(sock, every: float = 0.25, limit: float = 12.0) -> float:
@@ -105,9 +80,9 @@ def test_an_error_quoting_a_surrogate_is_valid_json(server):
 
 
 def test_after_an_early_413_a_trickled_body_loses_the_connection_within_the_timeout(server):
-    with connect(server) as sock:
+    with raw_connection(server) as sock:
         sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
-        head = read_head(sock)
+        head = read_response(sock)
         assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower()
         took = seconds_until_the_server_closes(sock, every=0.25)
     # It lingers (reading and discarding) for the timeout, then closes: never for ever.
@@ -116,15 +91,15 @@ def test_after_an_early_413_a_trickled_body_loses_the_connection_within_the_time
 
 def test_an_early_answer_on_other_routes_closes_the_connection_too(server):
     for path in (b"/v2/models/nothing/infer", b"/v2/repository/index"):
-        with connect(server) as sock:
+        with raw_connection(server) as sock:
             sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
-            head = read_head(sock)
+            head = read_response(sock)
             assert b"connection: close" in head.lower(), head
             assert seconds_until_the_server_closes(sock) <= TIMEOUT + 4
 
 
 def test_a_body_read_in_full_keeps_the_connection_alive(server):
-    with connect(server) as sock:
+    with raw_connection(server) as sock:
         body = json.dumps(infer_json(np.zeros((1, 20), np.float32), "z")).encode()
         request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         for _ in range(2):
@@ -156,16 +131,16 @@ def test_clients_that_never_read_lose_their_slots(vae, tmp_path):
     try:
         server.client.close()  # its keep-alive connection would take a fifth of the slots
         for _ in range(4):
-            sock = connect(server)
+            sock = raw_connection(server)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(request * 3)
             stuck.append(sock)
         started = time.monotonic()
 
         def served() -> bool:
-            with connect(server) as probe:
+            with raw_connection(server) as probe:
                 probe.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                return read_head(probe).startswith(b"HTTP/1.1 200")
+                return read_response(probe).startswith(b"HTTP/1.1 200")
 
         time.sleep(0.5)
         assert not served()  # all four slots are held while the answers back up

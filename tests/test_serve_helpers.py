@@ -4,6 +4,7 @@ without any dataset, and a real `zoo serve` subprocess on a free port, run with 
 
 import os
 import re
+import socket
 import signal
 import subprocess
 import sys
@@ -115,3 +116,27 @@ def wait_until(condition, timeout: float = 10, every: float = 0.02) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+def raw_connection(server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def read_response(sock) -> bytes:
+    """One whole HTTP response (head and its Content-Length of body), however the bytes arrive."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536) or b"\r\n\r\n"
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def read_all(sock) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

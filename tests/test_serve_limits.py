@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from test_serve_helpers import Server, infer_json, metric, vae_run, wait_until
+from test_serve_helpers import Server, infer_json, metric, raw_connection, read_all, read_response, vae_run, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -73,30 +73,6 @@ def test_deeply_nested_json_is_400_without_a_traceback(server, depth):
     response = server.client.post("/v2/models/vae-encoder/infer", content=b"[" * depth + b"]" * depth)
     assert response.status_code == 400 and "nested deeper" in response.json()["error"]
     assert "Traceback" not in server.log_text()
-
-
-def raw_connection(server) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def read_response(sock) -> bytes:
-    """One whole HTTP response (head and its Content-Length of body), however the bytes arrive."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536) or b"\r\n\r\n"
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
-
-
-def read_all(sock) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def test_a_stalled_body_is_answered_504_and_dropped(server):

@@ -7,7 +7,6 @@ The slow model (benchmarks/slow_model.py) is the VAE generator's interface aroun
 products whose length is calibrated here to take about CALL_S on this machine; every bound below is
 a multiple of the call it measured, so the tests assert behaviour, not speed."""
 
-import json
 import os
 import socket
 import threading
@@ -22,7 +21,7 @@ import pytest
 from test_serve_helpers import Server, infer_json, metric, vae_run, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from slow_model import calibrated  # noqa: E402  (the benchmark serves the same model)
+from slow_model import calibrated, overrun  # noqa: E402  (the benchmark serves the same model)
 
 CALL_S = 0.15
 
@@ -35,32 +34,6 @@ def slow(tmp_path_factory):
     return folder, call
 
 
-def closed_loop(url: str, clients: int, seconds: float) -> dict:
-    """``clients`` threads each asking again as soon as answered (a short pause after a 503) for
-    ``seconds``: {status: count}."""
-    import httpx
-
-    counts, lock = {}, threading.Lock()
-    body = json.dumps(infer_json(np.ones((1, 20), np.float32), "eps")).encode()
-    deadline = time.monotonic() + seconds
-
-    def client():
-        with httpx.Client(base_url=url, timeout=60) as http:
-            while time.monotonic() < deadline:
-                status = http.post("/v2/models/slow-generator/infer", content=body).status_code
-                with lock:
-                    counts[status] = counts.get(status, 0) + 1
-                if status == 503:
-                    time.sleep(0.05)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return counts
-
-
 def test_overload_refuses_at_once_and_answers_what_it_admits(slow, tmp_path):
     """With 4 places and a timeout of 8 calls, every admitted request can be answered in time: one
     runs while at most three wait, with room for calls slowed by the load clients on the same two
@@ -69,12 +42,12 @@ def test_overload_refuses_at_once_and_answers_what_it_admits(slow, tmp_path):
     server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{8 * call:.3f}", "--threads", "1",
                     "--quiet", log=tmp_path / "serve.log")
     try:
-        counts = closed_loop(server.url, clients=8, seconds=3.0)
+        counts = overrun(server.url, clients=8, seconds=3.0, pause_after_503=0.05)
     finally:
         assert server.stop() == 0
-    answered, timed_out = counts.get(200, 0), counts.get(504, 0)
-    assert set(counts) <= {200, 503, 504}, counts
-    assert counts.get(503, 0) > answered, counts  # most of 8 clients find the 4 places taken
+    answered, timed_out = counts.get("200", 0), counts.get("504", 0)
+    assert set(counts) <= {"200", "503", "504"}, counts
+    assert counts.get("503", 0) > answered, counts  # most of 8 clients find the 4 places taken
     assert answered >= 0.75 * (answered + timed_out), (counts, call)
 
 
@@ -96,8 +69,8 @@ def test_no_call_runs_for_a_request_that_has_left(slow, tmp_path):
     server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{call / 2:.3f}", "--threads", "1",
                     "--quiet", log=tmp_path / "serve.log")
     try:
-        counts = closed_loop(server.url, clients=1, seconds=max(2.0, 12 * call))
-        assert set(counts) == {504}, counts
+        counts = overrun(server.url, clients=1, seconds=max(2.0, 12 * call))
+        assert set(counts) == {"504"}, counts
         time.sleep(2 * call)  # the call running when the last client left ends
         before = cpu_seconds(server.process.pid)
         time.sleep(6 * call)
