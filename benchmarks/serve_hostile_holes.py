@@ -152,7 +152,7 @@ def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: b
     try:
         counts = overrun(server.url, clients=8 if quick else 24, seconds=1.5 if quick else 8)
         calls = _metric(server.client.get("/metrics").text, "zoo_serve_batch_rows_count")
-        held = [threading.Thread(target=_closed_loop, args=(server.url, 4, 0.1))]
+        held = [threading.Thread(target=overrun, args=(server.url, 4, 0.1))]
         for thread in held:
             thread.start()
         time.sleep(0.2)
