@@ -15,6 +15,8 @@ from zoo.plugins.networks.vae import VAE
 from zoo.plugins.vae import VAEConfig
 from zoo.train import train
 
+from interrupted import train_until_interrupted
+
 
 def test_the_test_split_is_binarized_once_with_a_fixed_seed():
     spec = zoo.get_dataset("mnist")
@@ -51,18 +53,7 @@ def test_resume_with_dynamic_binarization_and_warmup_is_bit_identical(tmp_path, 
                    sets={"binarize": "dynamic", "iw_samples": 2, "kl_warmup_epochs": 2.0})
     whole = train("vae", tmp_path / "whole", **options)
 
-    import zoo.train as loop
-
-    real_save = loop.save_checkpoint
-
-    def save_then_interrupt(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_interrupt)
-    with pytest.raises(zoo.ZooError, match="resume"):
-        train("vae", tmp_path / "split", **options)
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    train_until_interrupted(monkeypatch, "vae", tmp_path / "split", **options)
     train(None, resume=tmp_path / "split")
     a, b = load_file(whole / "model.safetensors"), load_file(tmp_path / "split" / "model.safetensors")
     assert all(torch.equal(a[key], b[key]) for key in a)
