@@ -47,7 +47,8 @@ def test_nested_folders_take_their_top_folders_label_and_root_images_none(tmp_pa
         "b/img0001.png": 1, "img0000.png": -1}
 
 
-def test_train_and_test_folders_are_the_splits(tmp_path):
+def test_train_and_test_folders_are_the_splits(tmp_path, capsys):
+    write_images(tmp_path / "d" / "other", 2, seed=4)  # beside train/ and test/: named, not used
     write_images(tmp_path / "d" / "train" / "x", 6, seed=1)
     write_images(tmp_path / "d" / "train" / "y", 4, seed=2)
     test_images = write_images(tmp_path / "d" / "test" / "y", 3, seed=3)
@@ -55,6 +56,8 @@ def test_train_and_test_folders_are_the_splits(tmp_path):
     assert (len(splits.train), len(splits.test), splits.info["split"]) == (10, 3, "train/ and test/")
     assert splits.info["label_names"] == ["x", "y"] and splits.test_labels.tolist() == [1, 1, 1]
     assert np.array_equal(splits.test[:].numpy(), np.stack(test_images).transpose(0, 3, 1, 2))
+    note = capsys.readouterr().err
+    assert "2 file(s)" in note and "outside train/ and test/ and are not used: other/img0000.png" in note
 
 
 @pytest.mark.parametrize("mode, channels", [("L", 1), ("RGB", 3), ("RGBA", 3), ("P", 3), ("I;16", 1)])

@@ -93,6 +93,10 @@ def _open_folder(path: Path, request: DataRequest, progress) -> Splits:
         train_rows, test_rows, split = usable[train_at], usable[test_at], "seeded fraction"
     labels = np.array(listing.labels, dtype=np.int64) if listing.label_names else None
     _warn_left_out(request.path, images.left_out, len(listing.files))
+    if listing.outside_splits:
+        named = ", ".join(listing.outside_splits[:LEFT_OUT_SHOWN])
+        print(f"note: {len(listing.outside_splits):,} file(s) in {request.path} lie outside train/ and test/ and "
+              f"are not used: {named}", file=sys.stderr)
     info = {
         "kind": "folder", "fingerprint": listing.fingerprint, "cache": str(images.path),
         "files": len(listing.files), "left_out": {"count": len(images.left_out),

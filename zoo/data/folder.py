@@ -25,6 +25,7 @@ class FolderListing:
     label_names: list  # sorted, as ImageFolder's classes
     splits: list | None  # one per file, "train" or "test", when the folder has train/ and test/
     fingerprint: str  # changes when a file is added, removed, renamed, resized or touched
+    outside_splits: list  # with train/ and test/: the files beside them, which neither split uses
 
 
 def walk_files(root: Path) -> list:
@@ -57,9 +58,10 @@ def list_folder(root) -> FolderListing:
     root = Path(root)
     files = walk_files(root)
     top = {name.split("/", 1)[0] for name in files if "/" in name}
-    splits = None
+    splits, outside = None, []
     if set(SPLIT_FOLDERS) <= top:
-        files = [name for name in files if name.split("/", 1)[0] in SPLIT_FOLDERS]
+        outside = [name for name in files if name.split("/", 1)[0] not in SPLIT_FOLDERS or "/" not in name]
+        files = [name for name in files if name not in set(outside)]
         splits = [name.split("/", 1)[0] for name in files]
         inner = [name.split("/", 1)[1] for name in files]
     else:
@@ -68,4 +70,4 @@ def list_folder(root) -> FolderListing:
     label_names = sorted({name for name in names if name is not None})
     index = {name: i for i, name in enumerate(label_names)}
     labels = [index[name] if name is not None else -1 for name in names]
-    return FolderListing(root, files, labels, label_names, splits, fingerprint(root, files))
+    return FolderListing(root, files, labels, label_names, splits, fingerprint(root, files), outside)
