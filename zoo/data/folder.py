@@ -61,7 +61,8 @@ def list_folder(root) -> FolderListing:
     splits, outside = None, []
     if set(SPLIT_FOLDERS) <= top:
         outside = [name for name in files if name.split("/", 1)[0] not in SPLIT_FOLDERS or "/" not in name]
-        files = [name for name in files if name not in set(outside)]
+        unused = set(outside)
+        files = [name for name in files if name not in unused]
         splits = [name.split("/", 1)[0] for name in files]
         inner = [name.split("/", 1)[1] for name in files]
     else:
