@@ -35,12 +35,14 @@ def _size(n: int) -> str:
                    "Triton and KServe serve): DIR/<run name>-<part>/config.pbtxt and 1/model.onnx.")
 @serving_settings.options(lambda setting: f"Written to config.pbtxt ({setting.field}) for Triton and `zoo serve`.")
 def export_cmd(run, out_dir, opset, repository, serving):
-    """Export run folder RUN to encoder.onnx, decoder.onnx and generator.onnx.
+    """Export run folder RUN to encoder.onnx, decoder.onnx, generator.onnx and scorer.onnx.
 
     \b
     encoder.onnx    x [batch, *data_shape] -> z (or mu, logvar for a VAE)
     decoder.onnx    z [batch, *latent_shape] -> x_hat
     generator.onnx  eps [batch, latent_dim] ~ N(0, I) -> x_hat (the latent prior is in the graph)
+    scorer.onnx     x [batch, *data_shape] -> score [batch], anomalous [batch] (bool: above the
+                    threshold training set; only for a run that has one, threshold.json)
 
     Each file is self-contained, has a dynamic batch dimension and carries zoo.* metadata
     (shapes, prior, config). Every file is checked with onnx.checker and against PyTorch in

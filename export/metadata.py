@@ -2,7 +2,7 @@
 
 Every file ``zoo export`` writes carries these string entries in its ``metadata_props``:
 
-- ``zoo.model``, ``zoo.part`` ("encoder", "decoder" or "generator"), ``zoo.dataset``, ``zoo.version``:
+- ``zoo.model``, ``zoo.part`` ("encoder", "decoder", "generator" or "scorer"), ``zoo.dataset``, ``zoo.version``:
   plain text;
 - ``zoo.data_shape``, ``zoo.latent_shape``: JSON lists of positive ints, without the batch;
 - ``zoo.config``: JSON, the model's settings;
@@ -28,6 +28,16 @@ antialiased bilinear filter, and its uint8 pixels divided by 255 into float32 [C
 ``zoo.data.image_files.prepare`` is the reference implementation; ``runtime.Encoder.encode_images``
 applies it. ``preprocess_for`` makes the entry from what a run recorded.
 
+Optional, in ``scorer.onnx`` only: ``zoo.score``, JSON, what its outputs mean:
+
+    {"definition": "mean squared reconstruction error per element", "threshold": 0.0123,
+     "fpr": 0.01, "held_out_samples": 2850}
+
+``score`` [batch] is the model's anomaly score (higher: less like the training data) as
+``definition`` says; ``anomalous`` [batch] is ``score > threshold``, the threshold that a fraction
+``fpr`` of ``held_out_samples`` normal training samples, never trained on, scored above.
+``score_for`` makes the entry from a run's threshold.json record.
+
 The exporter writes with ``build``; ``zoo.export.runtime`` and ``zoo serve`` read with ``parse`` and
 ``zoo_entries``, and sample the prior with ``prior_sample``. Plain Python and numpy only: the
 runtime and the server load this module without torch or onnx.
@@ -45,10 +55,12 @@ KEYS = ("zoo.model", "zoo.part", "zoo.data_shape", "zoo.latent_shape", "zoo.prio
 JSON_KEYS = ("zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config")
 SHAPE_KEYS = ("zoo.data_shape", "zoo.latent_shape")
 PREPROCESS = "zoo.preprocess"  # optional: only models of images carry it
+SCORE = "zoo.score"  # optional: only the scorer carries it
+SCORE_KEYS = ("definition", "threshold", "fpr", "held_out_samples")
 
 
 def build(*, model: str, part: str, data_shape, latent_shape, prior: dict, config: dict, dataset: str,
-          version: str, preprocess: dict | None = None) -> dict:
+          version: str, preprocess: dict | None = None, score: dict | None = None) -> dict:
     """The ``metadata_props`` of one exported file, ``{key: text}`` in KEYS order (then
     ``zoo.preprocess`` when given); ``prior`` is what this part carries (``prior_for_part``)."""
     values = {
@@ -64,7 +76,14 @@ def build(*, model: str, part: str, data_shape, latent_shape, prior: dict, confi
     props = {key: json.dumps(value) if key in JSON_KEYS else value for key, value in values.items()}
     if preprocess is not None:
         props[PREPROCESS] = json.dumps(preprocess)
+    if score is not None:
+        props[SCORE] = json.dumps(score)
     return props
+
+
+def score_for(record: dict) -> dict:
+    """``zoo.score`` from a run's threshold record (``zoo.run_folder.read_threshold``)."""
+    return {key: record[key] for key in SCORE_KEYS if key in record}
 
 
 def preprocess_for(data_shape, recorded: dict | None = None) -> dict | None:
@@ -97,7 +116,7 @@ def parse(raw: Mapping, where) -> dict:
         raise ZooError(f"{where}: not an autoencoder-zoo artifact (no {missing[0]} metadata); "
                        "write one with `zoo export RUN`")
     meta = dict(raw)
-    for key in JSON_KEYS + ((PREPROCESS,) if PREPROCESS in raw else ()):
+    for key in JSON_KEYS + tuple(key for key in (PREPROCESS, SCORE) if key in raw):
         meta[key] = _parse_json(raw[key], key, where)
     for key in SHAPE_KEYS:
         _check_shape(meta[key], key, where)

@@ -1,11 +1,12 @@
-"""``zoo export``: a run folder -> encoder.onnx, decoder.onnx and generator.onnx, validated.
+"""``zoo export``: a run folder -> encoder.onnx, decoder.onnx and generator.onnx, validated, and
+scorer.onnx when the run has an anomaly threshold (threshold.json).
 
 Each part is a small ``nn.Module`` around the model that talks only to the ``AutoEncoder``
 interface (``encoder_outputs``, ``decode``, ``latent_shape``, ``data_shape``) and the run's prior,
 exported with torch's dynamo-based exporter with a dynamic batch dimension. Before any file lands
-in the output folder all three are checked: ``onnx.checker`` (full check), no random nodes, no
+in the output folder all of them are checked: ``onnx.checker`` (full check), no random nodes, no
 external data, and onnxruntime against PyTorch at several batch sizes. The files are written under
-temporary names and renamed into place only when all three pass, so a failed export leaves the
+temporary names and renamed into place only when all of them pass, so a failed export leaves the
 folder as it was.
 """
 
@@ -24,8 +25,8 @@ import zoo
 from zoo.atomic import temp_beside
 from zoo.errors import ZooError, first_line
 from zoo.export import metadata
-from zoo.export.parts import Part, make_parts
-from zoo.run_folder import load_run
+from zoo.export.parts import Part, make_parts, make_scorer_part
+from zoo.run_folder import load_run, read_threshold
 
 MIN_OPSET = 18  # the opset torch's exporter implements natively; older ones need lossy conversion
 CHECK_BATCHES = (1, 2, 37)
@@ -43,16 +44,20 @@ class ExportedFile:
     max_abs_error: float  # onnxruntime vs PyTorch, worst over CHECK_BATCHES and outputs
 
 
-def _parts(run) -> list:
+def _parts(run, threshold: dict | None) -> list:
     try:
-        return make_parts(run.model, run.prior)
+        parts = make_parts(run.model, run.prior)
     except ValueError as exc:  # the runtime's Encoder.encode returns the first output as "the code"
         raise ZooError(f"{run.config.model}: {exc}") from None
+    if threshold is not None:
+        parts.append(make_scorer_part(run.model, run.prior, threshold["threshold"]))
+    return parts
 
 
-def _metadata(run, part: Part) -> dict:
+def _metadata(run, part: Part, threshold: dict | None) -> dict:
     """The zoo.* metadata_props of one part's file (the format is zoo.export.metadata's)."""
-    return metadata.build(model=run.config.model, part=part.name, data_shape=run.model.data_shape,
+    score = metadata.score_for(threshold) if part.name == "scorer" else None
+    return metadata.build(score=score, model=run.config.model, part=part.name, data_shape=run.model.data_shape,
                           latent_shape=run.model.latent_shape, prior=part.prior,
                           config=run.config.model_config, dataset=run.config.dataset, version=zoo.__version__,
                           preprocess=metadata.preprocess_for(run.model.data_shape, run.config.data.get("preprocess")))
@@ -154,7 +159,8 @@ def _stage(proto: onnx.ModelProto, out_dir: Path, part: Part) -> tuple[Path, flo
 
 
 def export_artifacts(run_dir, out_dir=None, opset: int = MIN_OPSET) -> list:
-    """Export and validate all three parts; returns one ``ExportedFile`` per file written."""
+    """Export and validate all the parts (the scorer too when the run has a threshold); returns one
+    ``ExportedFile`` per file written."""
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ZooError(f"opset must be between {MIN_OPSET} and {onnx.defs.onnx_opset_version()} "
                        f"(the newest this onnx knows), got {opset}")
@@ -169,9 +175,10 @@ def export_artifacts(run_dir, out_dir=None, opset: int = MIN_OPSET) -> list:
     staged = []  # (part, tmp path, error): nothing is renamed until every part has passed
     renamed = False
     try:
-        for part in _parts(run):
+        threshold = read_threshold(run_dir)
+        for part in _parts(run, threshold):
             proto = _to_onnx(part, opset)
-            onnx.helper.set_model_props(proto, _metadata(run, part))
+            onnx.helper.set_model_props(proto, _metadata(run, part, threshold))
             proto.doc_string = f"autoencoder-zoo {run.config.model} {part.name}"
             _check_structure(proto, f"{part.name}.onnx")
             staged.append((part.name, *_stage(proto, out_dir, part)))
@@ -191,7 +198,8 @@ def export_artifacts(run_dir, out_dir=None, opset: int = MIN_OPSET) -> list:
 
 
 def export_run(run_dir, out_dir=None, opset: int = MIN_OPSET) -> dict:
-    """Export a run folder to ONNX; returns ``{"encoder": path, "decoder": path, "generator": path}``.
+    """Export a run folder to ONNX; returns ``{"encoder": path, "decoder": path, "generator": path}``
+    (and ``"scorer"`` for a run with an anomaly threshold).
 
     ``out_dir`` defaults to the run folder. Raises ``zoo.ZooError`` (and writes nothing) when the
     run cannot be loaded or any file fails validation.

@@ -1,6 +1,6 @@
-"""The exported parts, defined once: for each of encoder, decoder and generator, the module that is
-exported, its input and output names, and how to make a valid input batch. The exporter, the
-benchmark and the tests all take their parts from here.
+"""The exported parts, defined once: for each of encoder, decoder and generator (and the scorer of
+a run with an anomaly threshold), the module that is exported, its input and output names, and how
+to make a valid input batch. The exporter, the benchmark and the tests all take their parts from here.
 """
 
 import math
@@ -50,9 +50,24 @@ class GeneratorGraph(nn.Module):
         return self.model.decode(self.prior(eps).view(-1, *self.model.latent_shape))
 
 
+class ScorerGraph(nn.Module):
+    """x -> (score [batch], anomalous [batch]): the model's own anomaly score (``AutoEncoder.score``)
+    and whether it lies above the threshold the run set on held-out normal samples, a constant of
+    the graph."""
+
+    def __init__(self, model, threshold: float):
+        super().__init__()
+        self.model = model
+        self.register_buffer("threshold", torch.tensor(float(threshold), dtype=torch.float32))
+
+    def forward(self, x):
+        score = self.model.score(x).float()
+        return score, score > self.threshold
+
+
 @dataclass
 class Part:
-    name: str  # "encoder", "decoder" or "generator"
+    name: str  # "encoder", "decoder", "generator" or "scorer"
     module: nn.Module
     input_name: str
     output_names: list
@@ -61,12 +76,15 @@ class Part:
     prior: dict  # what zoo.prior holds in this file (zoo.export.metadata.prior_for_part)
 
 
+def random_data(model):
+    """make_input of the parts that take data: uniform [0, 1) batches of the model's data shape."""
+    return lambda batch, gen: torch.rand(batch, *model.data_shape, generator=gen)
+
+
 def make_parts(model, prior) -> list:
     """The three parts of a model and its latent prior, in PART_NAMES order."""
     latent_dim = math.prod(model.latent_shape)
-
-    def data(batch, gen):
-        return torch.rand(batch, *model.data_shape, generator=gen)
+    data = random_data(model)
 
     def eps(batch, gen):
         return torch.randn(batch, latent_dim, generator=gen)
@@ -93,3 +111,11 @@ def make_parts(model, prior) -> list:
         Part("generator", GeneratorGraph(model, prior), "eps", ["x_hat"], eps(EXAMPLE_BATCH, gen), eps,
              prior_for_part(described, "generator")),
     ]
+
+
+def make_scorer_part(model, prior, threshold: float) -> Part:
+    """The scorer of a model whose run set an anomaly threshold; checked on data as the encoder is."""
+    data = random_data(model)
+    x = data(EXAMPLE_BATCH, torch.Generator().manual_seed(0))
+    return Part("scorer", ScorerGraph(model, threshold), "x", ["score", "anomalous"], x, data,
+                prior_for_part(prior.describe(), "scorer"))

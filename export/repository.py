@@ -37,7 +37,7 @@ MAX_INSTANCES = BY_NAME["instances"].high
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # safe as a folder name and in a URL path
 # onnxruntime's type names -> the protocol's datatypes (what /v2 metadata says), and Triton's config
 # enum for each (what config.pbtxt says).
-ONNX_TO_V2 = {"tensor(float)": "FP32"}
+ONNX_TO_V2 = {"tensor(float)": "FP32", "tensor(bool)": "BOOL"}  # BOOL: a scorer's anomalous flags
 ONNX_TO_TRITON = {onnx_type: f"TYPE_{v2}" for onnx_type, v2 in ONNX_TO_V2.items()}
 PLATFORM, BACKEND = "onnxruntime_onnx", "onnxruntime"
 # The keys Triton's onnxruntime backend reads for the session's thread pools -> the settings' names.
@@ -61,8 +61,15 @@ def check_name(name: str, what: str = "model name") -> str:
 
 
 def _dims(shape) -> list:
-    # The batch dimension is left out (max_batch_size > 0 implies it); a named dimension is -1.
-    return [d if isinstance(d, int) and d >= 0 else -1 for d in shape[1:]]
+    # The batch dimension is left out (max_batch_size > 0 implies it); a named dimension is -1. A
+    # tensor of the batch alone (a scorer's score) is [1] to clients: Triton refuses empty dims and
+    # reshapes [batch, 1] to the model's [batch] (config.pbtxt's reshape { shape: [] }).
+    return [d if isinstance(d, int) and d >= 0 else -1 for d in shape[1:]] or [1]
+
+
+def _per_row(node) -> bool:
+    """Whether a tensor is the batch alone ([batch]): config.pbtxt then reshapes dims [1] to it."""
+    return len(node.shape) == 1
 
 
 def _check_range(setting, value) -> None:
@@ -77,7 +84,10 @@ def _add_tensors(declared, kind: str, nodes) -> None:
         if node.type not in ONNX_TO_TRITON:
             raise ZooError(f"{kind} {node.name!r} has type {node.type}; the repository supports "
                            f"{', '.join(ONNX_TO_TRITON)}")
-        declared.add(name=node.name, data_type=pb2.DataType.Value(ONNX_TO_TRITON[node.type]), dims=_dims(node.shape))
+        tensor = declared.add(name=node.name, data_type=pb2.DataType.Value(ONNX_TO_TRITON[node.type]),
+                              dims=_dims(node.shape))
+        if _per_row(node):
+            tensor.reshape.SetInParent()  # reshape { } : the model's own shape is the batch alone
 
 
 def model_config(name: str, session, **given) -> str:
@@ -198,8 +208,11 @@ def _check_tensors(where: str, kind: str, declared, nodes) -> None:
     if sorted(names) != sorted(expected):
         raise ZooError(f"{where}: {kind} names {names}; model.onnx has {sorted(expected)}")
     for tensor in declared:
-        _only(where, tensor, {"name", "data_type", "dims"}, f"{kind}.")
         node = expected[tensor.name]
+        _only(where, tensor, {"name", "data_type", "dims"} | ({"reshape"} if _per_row(node) else set()), f"{kind}.")
+        if _per_row(node) and (not tensor.HasField("reshape") or list(tensor.reshape.shape)):
+            raise ZooError(f"{where}: {kind} {tensor.name} is [batch] in model.onnx; declare it as dims: [1] with "
+                           "reshape: { shape: [] }, as Triton needs")
         model_type = ONNX_TO_TRITON.get(node.type, node.type)
         if _pb2().DataType.Name(tensor.data_type) != model_type:
             raise ZooError(f"{where}: {kind} {tensor.name} has data_type {_pb2().DataType.Name(tensor.data_type)}; "

@@ -1,6 +1,6 @@
 """Run exported zoo models with onnxruntime and numpy only: no torch, no model code.
 
-    from zoo.export.runtime import Generator, Encoder, Decoder, save_grid
+    from zoo.export.runtime import Generator, Encoder, Decoder, Scorer, save_grid
 
     gen = Generator("runs/vae/generator.onnx")
     images = gen.sample(64, seed=0)              # float32 [64, *data_shape]
@@ -8,6 +8,9 @@
 
     z = Encoder("runs/vae/encoder.onnx").encode(images)        # the code: z, or a VAE's mean mu
     x_hat = Decoder("runs/vae/decoder.onnx").decode(z)
+
+    scorer = Scorer("runs/vae/scorer.onnx")                     # a run with an anomaly threshold
+    flags = scorer.score_images(["a.png", "b.png"])["anomalous"]
 
 Each class opens its file once (one onnxruntime session, reused for every call), checks that the
 file is a zoo artifact of the right part, and reads the shapes and the latent prior from its
@@ -62,6 +65,7 @@ PART_SHAPES = {
     "encoder": ("zoo.data_shape", "zoo.latent_shape"),
     "decoder": ("zoo.latent_shape", "zoo.data_shape"),
     "generator": ("latent_dim", "zoo.data_shape"),
+    "scorer": ("zoo.data_shape", "per_row"),
 }
 
 
@@ -75,7 +79,7 @@ def _check_against_graph(path, session, meta: dict) -> None:
     if len(inputs) != 1 or not outputs:
         raise ZooError(f"{path}: the graph has {len(inputs)} inputs and {len(outputs)} outputs; "
                        "a zoo artifact has one input and at least one output")
-    meta_shapes = {**meta, "latent_dim": [math.prod(meta["zoo.latent_shape"])]}
+    meta_shapes = {**meta, "latent_dim": [math.prod(meta["zoo.latent_shape"])], "per_row": []}
     for tensor, key in zip((inputs[0], outputs[0]), PART_SHAPES[meta["zoo.part"]]):
         want = meta_shapes[key]
         declared = list(tensor.shape[1:])
@@ -107,7 +111,7 @@ def standard_normal(n: int, dim: int, seed: int = 0) -> np.ndarray:
 class Artifact:
     """One exported file: an onnxruntime session opened once, plus what its metadata says."""
 
-    part = ""  # "encoder", "decoder" or "generator" in the subclasses
+    part = ""  # "encoder", "decoder", "generator" or "scorer" in the subclasses
 
     def __init__(self, path, intra_op_num_threads: int | None = None):
         """``intra_op_num_threads``: onnxruntime's thread pool size (None or 0: its default)."""
@@ -157,19 +161,14 @@ class Artifact:
         return [np.concatenate(outs) for outs in zip(*chunks)]
 
 
-class Encoder(Artifact):
-    """encoder.onnx: data [batch, *data_shape] -> the code."""
-
-    part = "encoder"
+class TakesData(Artifact):
+    """A part whose input is the data itself (the encoder, the scorer): arrays, or image files and
+    PIL images prepared as the training data was."""
 
     def run(self, x: np.ndarray) -> dict:
-        """Every named output of the encoder: ``{"z": ...}``, or a VAE's ``{"mu": ..., "logvar": ...}``."""
+        """Every named output: ``{"z": ...}`` (a VAE's ``{"mu": ..., "logvar": ...}``), or the
+        scorer's ``{"score": ..., "anomalous": ...}``."""
         return dict(zip(self.output_names, self._run(self._check(x, self.data_shape))))
-
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        """The code [batch, *latent_shape]: the first output (z, or a VAE's posterior mean mu),
-        the input ``Decoder.decode`` takes."""
-        return self._run(self._check(x, self.data_shape))[0]
 
     def prepare_images(self, images) -> np.ndarray:
         """Image files (paths) or PIL images -> float32 [batch, *data_shape], prepared as the model's
@@ -197,9 +196,48 @@ class Encoder(Artifact):
             raise ZooError("no images given")
         return np.stack(prepared).astype(np.float32) / 255.0
 
+
+
+class Encoder(TakesData):
+    """encoder.onnx: data [batch, *data_shape] -> the code."""
+
+    part = "encoder"
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """The code [batch, *latent_shape]: the first output (z, or a VAE's posterior mean mu),
+        the input ``Decoder.decode`` takes."""
+        return self._run(self._check(x, self.data_shape))[0]
+
     def encode_images(self, images) -> np.ndarray:
         """The codes of image files or PIL images (``prepare_images``, then ``encode``)."""
         return self.encode(self.prepare_images(images))
+
+
+class Scorer(TakesData):
+    """scorer.onnx: data [batch, *data_shape] -> ``score`` [batch] (the model's anomaly score: higher
+    is less like the training data) and ``anomalous`` [batch] (bool: score above ``threshold``).
+    ``definition`` says what the score is; ``fpr`` is the false-positive rate the threshold was set
+    at on held-out normal training samples."""
+
+    part = "scorer"
+
+    def _setup(self, path, session, meta) -> None:
+        super()._setup(path, session, meta)
+        score = meta.get(metadata.SCORE) or {}
+        if not isinstance(score.get("threshold"), (int, float)):
+            raise ZooError(f"{path}: no usable zoo.score metadata (the threshold); export it again with `zoo export RUN`")
+        self.threshold = float(score["threshold"])
+        self.definition = str(score.get("definition", ""))
+        self.fpr = score.get("fpr")
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """float32 [batch]: the anomaly score of each row."""
+        return self.run(x)["score"]
+
+    def score_images(self, images) -> dict:
+        """``{"score": ..., "anomalous": ...}`` of image files or PIL images, prepared as the training
+        data was."""
+        return self.run(self.prepare_images(images))
 
 
 class Decoder(Artifact):
@@ -232,7 +270,7 @@ class Generator(Artifact):
         return self.generate(standard_normal(n, self.latent_dim, seed))
 
 
-PART_CLASSES = {cls.part: cls for cls in (Encoder, Decoder, Generator)}
+PART_CLASSES = {cls.part: cls for cls in (Encoder, Decoder, Generator, Scorer)}
 
 
 def load(path, intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,

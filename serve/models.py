@@ -126,7 +126,9 @@ def _tensor(node, where: Path) -> Tensor:
     dims = node.shape[1:]
     if not all(isinstance(d, int) and d > 0 for d in dims):
         raise ZooError(f"{where}: {node.name!r} has shape {node.shape}; only the batch may vary")
-    return Tensor(node.name, repository.ONNX_TO_V2[node.type], tuple(dims))
+    # A tensor of the batch alone (a scorer's score) is served as [batch, 1], as Triton serves it
+    # from the repository zoo export writes (Triton refuses a config.pbtxt with empty dims).
+    return Tensor(node.name, repository.ONNX_TO_V2[node.type], tuple(dims) or (1,))
 
 
 def open_model(name: str, path: Path, flags: dict, folder: Path | None = None) -> Model:
@@ -145,6 +147,8 @@ def open_model(name: str, path: Path, flags: dict, folder: Path | None = None) -
     artifacts = [runtime.load(path, **options) for _ in range(serving.instances)]
     session = artifacts[0].session
     (input_node,) = session.get_inputs()  # runtime.load has checked it is a zoo artifact: one input
+    if repository.ONNX_TO_V2.get(input_node.type) != "FP32":  # BOOL is an output type only (a scorer's flags)
+        raise ZooError(f"{path}: input {input_node.name!r} has type {input_node.type}; zoo serve takes FP32 inputs")
     return Model(name, artifacts[0], _tensor(input_node, path), [_tensor(o, path) for o in session.get_outputs()],
                  serving, sources, [a.session for a in artifacts],
                  version=path.parent.name if folder is not None else repository.VERSION)

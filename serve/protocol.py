@@ -30,6 +30,9 @@ import orjson
 HEADER_LENGTH = "inference-header-content-length"
 HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 FLOAT32_LE = np.dtype("<f4")
+# How each output datatype travels, in JSON (orjson writes the array) and in binary: FP32 as 4 bytes
+# little-endian, BOOL (a scorer's ``anomalous``) as one byte each, 0 or 1, as Triton sends it.
+OUTPUT_DTYPES = {"FP32": FLOAT32_LE, "BOOL": np.dtype(np.bool_)}
 JSON_BYTES_PER_VALUE = 16  # "-1.2345678e-38," is 15: the longest float32 orjson writes, with its comma
 MAX_DEPTH = 1024  # orjson's nesting limit
 # A client may write float64s: Python's repr takes up to 24 characters ("-2.2250738585072014e-308"),
@@ -303,8 +306,8 @@ def _first_surrogate(value) -> str | None:
 
 
 def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
-    """(body bytes, ASGI headers) for the answer: outputs is ``{name: float32 array}``; the model's
-    served version goes in ``model_version``, as Triton answers.
+    """(body bytes, ASGI headers) for the answer: outputs is ``{name: array}`` (float32, or bool for a
+    BOOL output); the model's served version goes in ``model_version``, as Triton answers.
 
     orjson writes a float32 array in Rust with the shortest digits that give back the same float32,
     about seven times faster than formatting it in Python: a 784-pixel answer in JSON is most of
@@ -315,13 +318,15 @@ def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
     tensors, chunks = [], []
     for name, binary in request.outputs:
         array = outputs[name]
-        tensor = {"name": name, "datatype": model.output(name).datatype, "shape": list(array.shape)}
+        declared = model.output(name)  # its shape: a scorer's [batch] answers as [batch, 1]
+        tensor = {"name": name, "datatype": declared.datatype, "shape": [len(array), *declared.shape]}
+        values = np.ascontiguousarray(array, dtype=OUTPUT_DTYPES[declared.datatype])
         if binary:
-            chunk = np.ascontiguousarray(array, dtype=FLOAT32_LE).tobytes()
+            chunk = values.tobytes()
             tensor["parameters"] = {"binary_data_size": len(chunk)}
             chunks.append(chunk)
         else:
-            tensor["data"] = np.ascontiguousarray(array, dtype=np.float32).reshape(-1)
+            tensor["data"] = values.reshape(-1)
         tensors.append(tensor)
     answer["outputs"] = tensors
     header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)

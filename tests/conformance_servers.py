@@ -23,6 +23,7 @@ TRITON_START_S = 60  # Triton loads the seven models in about a second; this onl
 PARTS = ("encoder", "decoder", "generator")
 ROWS = 3  # rows per request: a batch, not one row
 SMALL = "small-generator"  # vae's generator again, with a max batch of SMALL_MAX_BATCH, as version 2
+SCORER = "vae-scorer"  # the vae's scorer: a [batch] FP32 score and a [batch] BOOL flag, served as [batch, 1]
 SMALL_MAX_BATCH = 4
 SMALL_VERSION = "2"
 ATOL = 1e-5  # against in-process onnxruntime (Triton's backend runs another onnxruntime build)
@@ -108,8 +109,35 @@ class Reference:
         return np.random.default_rng(seed).standard_normal((n, *self.input(model)[1]), dtype=np.float32)
 
     def outputs(self, model: str, rows: np.ndarray) -> dict:
+        """Each output as the protocol serves it: a tensor of the batch alone (a scorer's) as [batch, 1]."""
         session = self.session(model)
-        return dict(zip([o.name for o in session.get_outputs()], session.run(None, {self.input(model)[0]: rows})))
+        answers = session.run(None, {self.input(model)[0]: rows})
+        return {o.name: a.reshape(len(rows), 1) if a.ndim == 1 else a for o, a in zip(session.get_outputs(), answers)}
+
+    def served_shape(self, model: str, output) -> list:
+        return [-1, *output.shape[1:]] if len(output.shape) > 1 else [-1, 1]
+
+
+def write_scorer(vae_run: Path, folder: Path) -> Path:
+    """scorer.onnx of ``vae_run`` (seeded, untrained) with a threshold at the median score of
+    Reference.rows-like inputs, so that the flags of a request come out both ways."""
+    import shutil
+
+    import torch
+
+    from zoo.export.onnx import export_run
+    from zoo.run_folder import CONFIG, WEIGHTS, load_run, write_threshold
+
+    folder.mkdir(parents=True)
+    for name in (CONFIG, WEIGHTS):
+        shutil.copyfile(vae_run / name, folder / name)
+    model = load_run(folder).model
+    rows = torch.from_numpy(np.random.default_rng(0).standard_normal((64, *model.data_shape), dtype=np.float32))
+    with torch.no_grad():
+        threshold = float(model.score(rows).median())
+    write_threshold(folder, {"definition": model.score_definition, "threshold": threshold, "fpr": 0.5,
+                             "held_out_samples": 64})
+    return export_run(folder)["scorer"]
 
 
 def free_port_run(count: int = 3) -> int:
@@ -197,19 +225,22 @@ def binary_request(rows: np.ndarray, name: str, datatype: str = "FP32", **reques
 
 
 def answer_of(response) -> tuple:
-    """(the JSON answer, {output name: float32 array}), whether each output came as JSON or binary."""
+    """(the JSON answer, {output name: float32 or bool array}), whether each output came as JSON or binary."""
     assert response.status_code == 200, response.text
     length = response.headers.get("inference-header-content-length")
     header = response.content if length is None else response.content[:int(length)]
     answer, tail, arrays = json.loads(header), memoryview(response.content)[len(header):], {}
     for output in answer["outputs"]:
-        assert output["datatype"] == "FP32"
+        assert output["datatype"] in ("FP32", "BOOL")
+        dtype = np.dtype("<f4") if output["datatype"] == "FP32" else np.dtype(np.bool_)  # BOOL: one byte each
         if "binary_data_size" in output.get("parameters", {}):
             size = output["parameters"]["binary_data_size"]
-            arrays[output["name"]] = np.frombuffer(tail[:size], "<f4").reshape(output["shape"])
+            arrays[output["name"]] = np.frombuffer(tail[:size], dtype).reshape(output["shape"])
             tail = tail[size:]
         else:
-            arrays[output["name"]] = np.asarray(output["data"], np.float32).reshape(output["shape"])
+            values = output["data"]
+            assert all(isinstance(v, bool) for v in values) == (dtype == np.bool_)  # JSON true/false, not 0/1
+            arrays[output["name"]] = np.asarray(values, dtype).reshape(output["shape"])
     assert len(tail) == 0  # every byte after the header belongs to an output
     return answer, arrays
 
@@ -217,7 +248,11 @@ def answer_of(response) -> tuple:
 def assert_matches(actual: dict, expected: dict) -> None:
     assert sorted(actual) == sorted(expected)  # the same outputs (their order: see "output order")
     for name in expected:
-        np.testing.assert_allclose(actual[name], expected[name], rtol=0, atol=ATOL, err_msg=name)
+        assert actual[name].dtype == expected[name].dtype, name
+        if expected[name].dtype == np.bool_:
+            np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(actual[name], expected[name], rtol=0, atol=ATOL, err_msg=name)
 
 
 def assert_error(response, status: int) -> None:

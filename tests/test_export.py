@@ -149,8 +149,10 @@ def test_cli_export_prints_what_it_wrote(tmp_path, tmp_path_factory, capfd):
     assert result.exit_code == 0, result.output
     assert capfd.readouterr() == ("", ""), "the exporter printed around CliRunner's capture"
     lines = result.output.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith("wrote ") and "B," in line for line in lines), result.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.onnx", "encoder.onnx", "generator.onnx"]
+    # A trained run has an anomaly threshold, so its scorer is the fourth file.
+    assert len(lines) == 4 and all(line.startswith("wrote ") and "B," in line for line in lines), result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.onnx", "encoder.onnx", "generator.onnx",
+                                                                    "scorer.onnx"]
     assert onnx.load(str(tmp_path / "out" / "generator.onnx")).opset_import[0].version == 20
 
 

@@ -24,9 +24,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
-from conformance_servers import (PARTS, ROWS, SMALL, SMALL_MAX_BATCH, SMALL_VERSION, TRITON_BACKEND, Reference,
-                                 Served, Triton, answer_of, assert_error, assert_matches, binary_request, infer,
-                                 per_server, version_of)
+from conformance_servers import (PARTS, ROWS, SCORER, SMALL, SMALL_MAX_BATCH, SMALL_VERSION, TRITON_BACKEND,
+                                 Reference, Served, Triton, answer_of, assert_error, assert_matches, binary_request,
+                                 infer, per_server, version_of, write_scorer)
 from test_serve_helpers import Server, conv_run, infer_json, vae_run
 from zoo.export.repository import write_model
 
@@ -35,13 +35,14 @@ from zoo.export.repository import write_model
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """Both seeded, untrained runs' parts, plus SMALL: one folder both servers serve."""
+    """Both seeded, untrained runs' parts, plus SMALL and SCORER: one folder both servers serve."""
     folder = tmp_path_factory.mktemp("conformance") / "models"
     vae = vae_run(tmp_path_factory)
     for run in (vae, conv_run(tmp_path_factory)):
         for part in PARTS:
             write_model(folder, f"{run.name}-{part}", run / f"{part}.onnx")
     write_model(folder, SMALL, vae / "generator.onnx", max_batch=SMALL_MAX_BATCH)
+    write_model(folder, SCORER, write_scorer(vae, tmp_path_factory.mktemp("scorer") / "vae"))
     # zoo export writes version 1; a repository may hold another, which both servers must name.
     (folder / SMALL / "1").rename(folder / SMALL / SMALL_VERSION)
     return folder
@@ -118,7 +119,9 @@ def test_metadata_of_every_model_has_the_batch_as_minus_one(served, reference, r
         name, shape = reference.input(folder.name)
         assert meta["inputs"] == [{"name": name, "datatype": "FP32", "shape": [-1, *shape]}]
         outputs = reference.session(folder.name).get_outputs()
-        assert meta["outputs"] == [{"name": o.name, "datatype": "FP32", "shape": [-1, *o.shape[1:]]} for o in outputs]
+        datatypes = {"tensor(float)": "FP32", "tensor(bool)": "BOOL"}
+        assert meta["outputs"] == [{"name": o.name, "datatype": datatypes[o.type], "shape": reference.served_shape(
+            folder.name, o)} for o in outputs]
 
 
 @pytest.mark.parametrize("path", ["/v2/models/vae-decoder/ready", "/v2/models/vae-decoder/versions/1/ready"])
@@ -158,8 +161,8 @@ def test_model_config_is_a_triton_extension(served):
 
 # -- inference --------------------------------------------------------------------------------------
 
-# A model of each part, of both runs: a 4-d input, two outputs, a 4-d output.
-MODELS = ["vae-encoder", "vae-decoder", "conv-ae-generator", "conv-ae-encoder"]
+# A model of each part, of both runs: a 4-d input, two outputs, a 4-d output; a BOOL output of the batch alone.
+MODELS = ["vae-encoder", "vae-decoder", "conv-ae-generator", "conv-ae-encoder", SCORER]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -348,6 +351,18 @@ def tritonclient_status(call) -> int:
     with pytest.raises(InferenceServerException) as raised:
         call()
     return int(raised.value.status())
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_tritonclient_reads_the_scorers_scores_and_bool_flags(served, reference, binary):
+    x = reference.rows(SCORER, n=8, seed=7)
+    expected = reference.outputs(SCORER, x)
+    assert 0 < expected["anomalous"].sum() < 8  # flags both ways
+    tensor = triton_http.InferInput("x", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=binary)
+    wanted = [triton_http.InferRequestedOutput(name, binary_data=binary) for name in ("score", "anomalous")]
+    result = served.client.infer(SCORER, [tensor], outputs=wanted)
+    assert_matches({name: result.as_numpy(name) for name in ("score", "anomalous")}, expected)
 
 
 def test_tritonclient_errors(served, reference):
