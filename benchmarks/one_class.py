@@ -173,22 +173,25 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    started, data = time.perf_counter(), Data()
-    with tempfile.TemporaryDirectory(prefix="one-class-") as tmp:
-        models = [run_model(Path(tmp), data, model, args, log) for model in args.models]
+    started, data, models = time.perf_counter(), Data(), []
     result = {
         "benchmark": "one_class",
         "machine": describe(args.threads),
         "quick": args.quick,
         "protocol": {"classes": args.classes, "datasets": args.datasets, "select_classes": args.select_classes,
-                     "validation_holdout": VALIDATION_HOLDOUT, "validation_anomalies": VALIDATION_ANOMALIES,
-                     "fashion_subset": args.fashion_subset, "seed": 0},
+                     "select_epochs": args.select_epochs, "validation_holdout": VALIDATION_HOLDOUT,
+                     "validation_anomalies": VALIDATION_ANOMALIES, "fashion_subset": args.fashion_subset, "seed": 0},
+        "models_asked": args.models,
         "models": models,
         "anchors": [dict(zip(("method", "mnist", "fashion_mnist", "source"), a)) for a in ANCHORS],
-        "seconds": time.perf_counter() - started,
     }
-    json_path, md_path = write_results("one_class", result, markdown(result), args.out)
-    picture = plot(result, json_path.with_suffix(".png"))
+    with tempfile.TemporaryDirectory(prefix="one-class-") as tmp:
+        for model in args.models:
+            models.append(run_model(Path(tmp), data, model, args, log))
+            # Written after each model, so a run stopped part of the way keeps what it finished.
+            result["seconds"] = time.perf_counter() - started
+            json_path, md_path = write_results("one_class", result, markdown(result), args.out)
+            picture = plot(result, json_path.with_suffix(".png"))
     print(f"wrote {json_path}, {md_path.name} and {picture.name} in {result['seconds']:.0f} s")
 
 

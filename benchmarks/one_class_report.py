@@ -67,7 +67,11 @@ def markdown(result: dict) -> str:
         + ", its test images normal, MNIST's test images the anomalies. Settings chosen on MNIST classes "
         f"{', '.join(map(str, p['select_classes']))} only, on held-out training data: {100 * p['validation_holdout']:.0f}% "
         f"of the class's training images (never trained on) against {p['validation_anomalies']:,} training images of "
-        "the other classes. The test split is never used to choose anything.",
+        "the other classes"
+        + (f", each candidate trained {p['select_epochs']} epoch(s)" if p.get("select_epochs") else "")
+        + ". The test split is never used to choose anything.",
+        "",
+        f"Models run: {', '.join(m['model'] for m in result['models'])} (asked: {', '.join(result['models_asked'])}).",
         "",
     ]
     return "\n".join(header + _summary(result) + _per_class(result) + _selection(result)) + "\n"
