@@ -33,6 +33,7 @@ def test_the_command_reference_has_the_plugins_commands(site):
     html = (site / "reference" / "cli" / "index.html").read_text()
     for command in ("train", "eval", "export", "sample", "bench", "serve"):
         assert f'id="zoo-{command}"' in html, f"zoo {command} is missing from the command-line reference"
+    assert "Sentinel." not in html, "an option's default shows as click's internal 'unset' value"
 
 
 def test_the_api_reference_documents_the_runtime_and_the_contract(site):
