@@ -116,3 +116,30 @@ def test_score_and_labels_errors_are_one_line(tmp_path):
     unlabelled = tmp_path / "digits.npy"
     np.save(unlabelled, np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8))
     assert_one_line_error(run_zoo("score", run, "--data", unlabelled, "--normal", "0"), "--normal", "has no labels")
+
+
+def test_a_folders_scores_name_each_file(tmp_path):
+    from PIL import Image
+
+    from zoo.run_folder import load_run
+    from zoo.score_run import score_run
+
+    rng = np.random.default_rng(0)
+    for label, spread, count in (("good", 60, 30), ("bad", 255, 10)):
+        (tmp_path / "parts" / label).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray((rng.random((16, 16)) * spread).astype(np.uint8)).save(tmp_path / "parts" / label / f"{i}.png")
+    from zoo.data.by_path import make_request
+    from zoo.train import train
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        run = train("deep-ae", tmp_path / "run", data=make_request(tmp_path / "parts"), labels=["good"], epochs=1,
+                    device="cpu")
+    report = score_run(run, data=tmp_path / "parts", split="train", top=0)
+    rows = list(csv.DictReader(open(report["csv"])))
+    assert len(rows) == 36 and all(r["file"].split("/")[0] == r["label"] for r in rows)  # 10% is the test split
+    model = load_run(run).model
+    for row in rows[:3] + rows[-3:]:  # each row's score is that file's
+        pixels = np.asarray(Image.open(tmp_path / "parts" / row["file"]), np.float32)[None, None] / 255
+        with torch.no_grad():
+            assert float(model.score(torch.from_numpy(pixels))) == pytest.approx(float(row["score"]), rel=1e-5)

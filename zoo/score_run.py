@@ -45,7 +45,7 @@ def score_run(run_dir, *, data=None, dataset=None, data_dir=None, split="test", 
     threshold = read_threshold(run.path)
     out = Path(out) if out is not None else run.path / "scores"
     order = np.argsort(-scores, kind="stable")
-    csv_path = _write_csv(out / SCORES_CSV, order, scores, labels, names, threshold)
+    csv_path = _write_csv(out / SCORES_CSV, order, scores, labels, names, threshold, _file_names(run, data, dataset, split, len(scores)))
     picture = _draw_top(out / TOP_PNG, run.model, samples, order[:top]) if top > 0 else None
     report = {"model": run.config.model, "data": where, "split": split, "samples": len(scores),
               "definition": run.model.score_definition, "csv": str(csv_path),
@@ -94,14 +94,37 @@ def separation(scores, labels, normal_values, names, where) -> dict:
             "average_precision": average_precision(scores, ~is_normal), "per_label": per_label}
 
 
-def _write_csv(path: Path, order, scores, labels, names, threshold) -> Path:
-    """rank, index (in the split), label (when known), score, anomalous (when the run has a threshold)."""
+def _file_names(run, data, dataset, split: str, count: int) -> list | None:
+    """Each scored sample's file (relative to the folder) for data that is a folder of images: the
+    rows of the split as stored (before it was loaded into memory) index a fresh listing of the
+    folder, when it is still the one that was decoded; else None."""
+    from .data.by_path import open_path
+    from .data.folder import list_folder
+    from .data.splits import MappedSplit
+    from .evaluate import data_request
+
+    request = None if dataset else data_request(run.config, data)
+    if request is None or not Path(request.path).is_dir():
+        return None
+    stored = open_path(request)
+    rows = getattr(stored, split)
+    if not isinstance(rows, MappedSplit) or stored.info.get("kind") != "folder":
+        return None
+    listing = list_folder(Path(stored.info["path"]))
+    if listing.fingerprint != stored.info.get("fingerprint"):
+        return None  # the folder changed since: the rows no longer name its files
+    return [listing.files[row] for row in rows.rows[:count]]
+
+
+def _write_csv(path: Path, order, scores, labels, names, threshold, files=None) -> Path:
+    """rank, index (in the split), file (for a folder), label (when known), score, anomalous (when
+    the run has a threshold)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["rank", "index"] + (["label"] if labels is not None else []) + ["score"]
-                    + (["anomalous"] if threshold else []))
+    writer.writerow(["rank", "index"] + (["file"] if files else []) + (["label"] if labels is not None else [])
+                    + ["score"] + (["anomalous"] if threshold else []))
     for rank, index in enumerate(order, 1):
-        row = [rank, int(index)]
+        row = [rank, int(index)] + ([files[index]] if files else [])
         if labels is not None:
             row.append(names.get(int(labels[index]), str(labels[index])))
         row.append(repr(float(scores[index])))

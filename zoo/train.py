@@ -266,7 +266,9 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     if cfg.compile:
         step_model = torch.compile(step_model)
 
-    dist.say(f"training {spec.name} on {data_name} ({splits.source}): {len(splits.train):,} train / "
+    held = f" ({len(held_out):,} more held out for the anomaly threshold)" if held_out is not None else ""
+    labels = f", labels {' '.join(cfg.labels)}" if cfg.labels else ""
+    dist.say(f"training {spec.name} on {data_name}{labels} ({splits.source}): {len(splits.train):,} train{held} / "
              f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
              f"lr {cfg.lr:g} -> {run_dir}")
     return Loop(cfg, run_dir, dist, device, splits, model, prior, step_model, optimizer, scheduler, autocast,
