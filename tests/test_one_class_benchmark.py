@@ -18,11 +18,11 @@ def test_quick_one_class_run_writes_every_result(tmp_path):
     result = json.loads(result_file.read_text())
     assert result["quick"] and result["machine"]["threads"] >= 1 and result["seconds"] > 0
     (model,) = result["models"]
-    assert model["model"] == "deep-ae" and model["epochs"] == 1
+    assert model["model"] == "deep-ae" and model["epochs"] == 1 and model["settings"]["batch_size"] == "64"
     selection = model["selection"]
     assert [t["settings"] for t in selection["candidates"]] == [{"latent": "4"}, {"latent": "16"}]
     assert selection["chosen"] in [t["settings"] for t in selection["candidates"]]
-    assert model["settings"] == selection["chosen"]  # the test protocol runs what selection chose
+    assert model["settings"] == {"batch_size": "64", **selection["chosen"]}  # the test protocol runs what selection chose
     for dataset in ("mnist", "fashion-mnist"):
         per_class = model["datasets"][dataset]["per_class"]
         assert list(per_class) == ["0"] and 0 <= per_class["0"]["auroc"] <= 1
