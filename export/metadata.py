@@ -138,8 +138,9 @@ def _check_shape(shape, key: str, where) -> None:
 
 
 def zoo_entries(raw: Mapping) -> dict:
-    """The ``zoo.*`` entries of a metadata map as the text they are in the file (JSON unparsed)."""
-    return {key: raw[key] for key in KEYS if key in raw}
+    """The ``zoo.*`` entries of a metadata map as the text they are in the file (JSON unparsed): the
+    required ones, then a scorer's ``zoo.score`` (so a client of the server sees the threshold)."""
+    return {key: raw[key] for key in (*KEYS, SCORE) if key in raw}
 
 
 def prior_sample(prior: dict, eps: np.ndarray) -> np.ndarray:

@@ -80,6 +80,8 @@ def test_zoo_score_onnxruntime_and_the_server_give_the_same_scores(scored_run, t
         np.testing.assert_array_equal(np.frombuffer(tail[sizes[0]:], np.bool_), local["anomalous"])
         described = server.client.get("/v2/models/vae-scorer").json()
         assert {"name": "anomalous", "datatype": "BOOL", "shape": [-1, 1]} in described["outputs"]
+        score = json.loads(described["parameters"]["zoo.score"])  # what the flags mean, for a client
+        assert score["threshold"] == runtime.Scorer(files["scorer"]).threshold and score["fpr"] == 0.01
     finally:
         assert server.stop() == 0
 
