@@ -5,8 +5,9 @@ A block runs unless a comment on the lines just before its fence says otherwise:
     <!-- not run: the reason, e.g. a full training run of about 45 minutes -->
     <!-- background: the server the blocks below talk to -->
 
-``not run`` needs a reason. ``background`` starts a shell block and leaves it running until the
-page's last block has run (a server that later blocks call). Which languages run, and how:
+``not run`` needs a reason. ``background`` starts a bash block, or a console block of one command,
+and leaves it running until the page's last block has run (a server that later blocks call); a
+console block's output is checked once the server answers (as how its output starts). Which languages run, and how:
 
 - ``python``: a script; it must exit 0.
 - ``pycon``: a doctest (``>>>`` lines and the output they show, checked with ELLIPSIS).

@@ -67,7 +67,7 @@ class Session:
     def run(self, block):
         text = with_port(block.text, self.port)
         if block.background:
-            return self.start(text)
+            return self.start(text, block.language)
         if block.language == "python":
             return self.finished(self.sh([sys.executable, "-c", text]))
         if block.language == "pycon":
@@ -105,22 +105,32 @@ class Session:
             return f"exit status {result.returncode}\n{(result.stderr or '')[-3000:]}{result.stdout[-1000:]}"
         return None
 
-    def start(self, text: str):
-        """Start a background block (a server) and wait until it answers on the port."""
-        log = open(self.cwd / f"background-{len(self.background)}.log", "w")
-        process = subprocess.Popen(["bash", "-c", text], cwd=self.cwd, env=self.env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    def start(self, block_text: str, language: str):
+        """Start a background block (a server), wait until it answers on the port, and for a console
+        block check what it printed by then against what the block shows."""
+        commands = console_commands(block_text) if language == "console" else []
+        log_path = self.cwd / f"background-{len(self.background)}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(["bash", "-c", commands[0].command if commands else block_text],
+                                       cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
         self.background.append(process)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                return f"the background block exited ({process.returncode}):\n{log.name and open(log.name).read()[-2000:]}"
+                return f"the background block exited ({process.returncode}):\n{log_path.read_text()[-2000:]}"
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/health/ready", timeout=1)
-                return None
+                break
             except OSError:
                 time.sleep(0.2)
-        return "the background block did not answer within 60 s"
+        else:
+            return "the background block did not answer within 60 s"
+        # What it shows is how it starts; its log goes on (an access line per request).
+        if commands and not output_matches([*commands[0].shown, "..."], log_path.read_text().splitlines()):
+            return ("its output differs from what the block shows\n--- shown\n" + "\n".join(commands[0].shown)
+                    + "\n--- actual\n" + log_path.read_text()[-3000:])
+        return None
 
     def stop(self):
         for process in self.background:
@@ -163,4 +173,6 @@ def test_page_blocks_run(page, started, tmp_path):
 def test_every_block_not_run_says_why(page):
     for block in blocks(page):
         assert block.not_run is None or len(block.not_run) > 10, f"{block.where()}: 'not run' without a reason"
-        assert not block.background or block.language == "bash", f"{block.where()}: only a bash block runs in the background"
+        if block.background:
+            assert block.language == "bash" or (block.language == "console" and len(console_commands(block.text)) == 1), \
+                f"{block.where()}: a background block is a bash block or a console block of one command"
