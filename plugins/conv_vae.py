@@ -25,6 +25,9 @@ class ConvVAEConfig:
     # "bernoulli" for binarized digits; "logistic" for 8-bit pixels (photographs): a discretized
     # logistic per pixel with a learned log-scale (train it with --set binarize=none).
     likelihood: str = "bernoulli"
+    # The anomaly score (zoo score, scorer.onnx): "neg_elbo", the negative ELBO with the code at the
+    # posterior mean, or "mse", the mean squared reconstruction error from that code.
+    score: str = "neg_elbo"
 
 
 @zoo.hookimpl

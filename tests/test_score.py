@@ -105,6 +105,11 @@ def test_a_vae_scores_its_negative_elbo_at_the_posterior_mean():
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
     assert torch.equal(first, again)  # deterministic
     torch.testing.assert_close(first, (recon + kl) / 784)
+    mse_model = create_model("vae", score="mse").eval()
+    mse_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(mse_model.score(x), (model.decode(mu) - x).pow(2).flatten(1).mean(1))
+    assert "reconstruction error" in mse_model.score_definition and "ELBO" in model.score_definition
 
 
 def test_score_and_labels_errors_are_one_line(tmp_path):

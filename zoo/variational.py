@@ -12,6 +12,8 @@ Config fields read here (each optional; a config without them trains the plain B
   the decoder's mean and a learned log-scale, its mass split into the 256 bins k/255 (the bins at 0
   and 255 take the tails), as in PixelCNN++ and IAF's VAEs. Right for photographs, where a
   Bernoulli's "probability of a grey level" is no likelihood at all.
+- ``score``: the anomaly score, "neg_elbo" (the negative ELBO at the posterior mean) or "mse" (the
+  reconstruction error from the posterior mean).
 """
 
 import math
@@ -35,6 +37,7 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 LIKELIHOODS = ("bernoulli", "logistic")
+SCORES = ("neg_elbo", "mse")  # the anomaly scores a VAE offers (``score``)
 HALF_BIN = 0.5 / 255  # 8-bit pixels k/255: each bin is k/255 +- HALF_BIN
 MIN_LOG_SCALE = -7.0  # below this a bin's mass is all-or-nothing and its gradient vanishes
 INITIAL_LOG_SCALE = -2.0  # a spread of about a tenth of the pixel range to begin with
@@ -75,6 +78,9 @@ class VariationalAutoEncoder(AutoEncoder):
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, not {self.likelihood!r}")
         if self.likelihood == "logistic":
             self.log_scale = nn.Parameter(torch.full(self.data_shape, INITIAL_LOG_SCALE))
+        self.score_kind = getattr(config, "score", "neg_elbo")
+        if self.score_kind not in SCORES:
+            raise ValueError(f"score must be one of {', '.join(SCORES)}, not {self.score_kind!r}")
 
     @property
     def binarized_data(self) -> bool:
@@ -165,14 +171,20 @@ class VariationalAutoEncoder(AutoEncoder):
         return -bound.mean(), {"recon": recon, "kl": kl, "neg_elbo": recon + kl,
                                "bits_per_dim": self.bits_per_dim(recon + kl)}
 
-    # Per dimension, so the numbers stay near 1 and float32 keeps their digits: the score of an image
-    # is its -ELBO in nats over the pixel count, which orders inputs as the -ELBO itself does.
-    score_definition = "negative ELBO at the posterior mean (z = mu, analytic KL), nats per dimension"
+    @property
+    def score_definition(self) -> str:
+        if self.score_kind == "mse":
+            return "mean squared reconstruction error per element (the code at the posterior mean)"
+        return "negative ELBO at the posterior mean (z = mu, analytic KL), nats per dimension"
 
     def score(self, x):
-        """The negative ELBO with z at the posterior mean instead of a draw: deterministic (a drawn z
-        would give each input a different score on every call), and beside the reconstruction term
-        the KL term counts codes far from where the prior puts the training data."""
+        """By default the negative ELBO with z at the posterior mean instead of a draw: deterministic
+        (a drawn z would give each input a different score on every call), and beside the
+        reconstruction term the KL term counts codes far from where the prior puts the training
+        data. Per dimension, so the numbers stay near 1 and float32 keeps their digits; it orders
+        inputs as the -ELBO itself does. ``--set score=mse``: the reconstruction error instead."""
+        if self.score_kind == "mse":
+            return super().score(x)
         mu, logvar = self.gaussian_posterior(x)
         recon = -self.log_px(self.decode_logits(mu).flatten(1), x.flatten(1))
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
