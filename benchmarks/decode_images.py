@@ -45,6 +45,7 @@ def main():
     parser = arguments(__doc__, quick="a tenth of the images")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
         rows = {}
@@ -54,15 +55,17 @@ def main():
                 print(f"{name}: {workers} process(es)", file=sys.stderr)
                 rows[f"{name}/{workers}"] = {"folder": name, "workers": workers, "size": size,
                                              **decode_once(folder, size, workers)}
-    result = {"benchmark": "decode_images", "machine": describe(1), "load_average": os.getloadavg(),
-              "quick": args.quick, "rows": rows}
+    result = {"benchmark": "decode_images", "machine": describe(1), "load_average_before": load_before,
+              "load_average_after": os.getloadavg(), "quick": args.quick, "rows": rows}
     m = result["machine"]
     markdown = "\n".join([
         "# Decoding a folder of images once into the cache",
         "",
-        f"{m['cpu']}, {m['cores']} cores, Pillow {pillow_version()}, {m['date']}; load average before the "
-        f"run {result['load_average'][0]:.2f}. Each decode starts from an empty cache; 'reopen' is a later "
-        "run's listing, fingerprint and opening of the cached array.",
+        f"{m['cpu']}, {m['cores']} cores, Pillow {pillow_version()}, {m['date']}. Load average "
+        f"{result['load_average_before'][0]:.2f} before, {result['load_average_after'][0]:.2f} after (above 0: "
+        "other work shared the cores). Each decode starts from an empty cache and includes listing the folder, "
+        "reading the headers and starting the worker processes; 'reopen' is a later run's listing, "
+        "fingerprint and opening of the cached array.",
         "",
         "| folder | images | processes | seconds | images / s | reopen (s) | array MB |",
         "|---|---:|---:|---:|---:|---:|---:|",
