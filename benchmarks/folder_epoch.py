@@ -67,8 +67,9 @@ def zoo_epoch(name, folder: Path, out: Path) -> float:
     from zoo.run_folder import read_metrics
     from zoo.train import train
 
-    run = train(name, out, data=make_request(folder, test_fraction=0.01), sets=MODELS[name], epochs=1,
-                batch_size=BATCH, lr=LR, schedule="constant", device="cpu")
+    # score_holdout=0: train on every training image, as the other loops do (no anomaly threshold).
+    run = train(name, out, data=make_request(folder, test_fraction=0.01), sets={"score_holdout": 0.0, **MODELS[name]},
+                epochs=1, batch_size=BATCH, lr=LR, schedule="constant", device="cpu")
     return read_metrics(run)[0]["epoch_seconds"]
 
 
@@ -86,10 +87,11 @@ def main():
         times = {name: {loop: [] for loop in ("zoo", "torchvision-0", "torchvision-2", "bare")} for name in MODELS}
         decoded = run_rounds(folder, Path(tmp), rounds, times)
     median = {name: {loop: statistics.median(t) for loop, t in loops.items()} for name, loops in times.items()}
+    fastest = {name: {loop: min(t) for loop, t in loops.items()} for name, loops in times.items()}
     result = {"benchmark": "folder_epoch", "machine": describe(THREADS), "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "settings": {"images": images, "batch": BATCH, "lr": LR,
               "rounds": rounds, "torch_threads": THREADS, "zoo_train_images": decoded},
-              "epoch_seconds": times, "median_epoch_seconds": median}
+              "epoch_seconds": times, "median_epoch_seconds": median, "fastest_epoch_seconds": fastest}
     json_path, md_path = write_results("folder_epoch", result, markdown(result), args.out)
     print(markdown(result))
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
@@ -112,22 +114,27 @@ def run_rounds(folder: Path, tmp: Path, rounds: int, times: dict) -> int:
 
 
 def markdown(result) -> str:
-    m, s, median = result["machine"], result["settings"], result["median_epoch_seconds"]
+    m, s = result["machine"], result["settings"]
+    median, fastest = result["median_epoch_seconds"], result["fastest_epoch_seconds"]
     rows = []
     for name, loops in median.items():
+        quickest = fastest[name]
         for loop, seconds in loops.items():
-            rows.append(f"| {name} | {loop} | {seconds:.2f} | {s['zoo_train_images'] / seconds:,.0f} | "
-                        f"{seconds / loops['bare']:.2f}x | {loops['torchvision-2'] / seconds:.2f}x |")
+            rows.append(f"| {name} | {loop} | {seconds:.2f} | {seconds / loops['bare']:.2f}x | "
+                        f"{loops['torchvision-2'] / seconds:.2f}x | {quickest[loop]:.2f} | "
+                        f"{quickest[loop] / quickest['bare']:.2f}x | {quickest['torchvision-2'] / quickest[loop]:.2f}x |")
     return "\n".join([
         "# One epoch on a folder of 3x32x32 PNGs",
         "",
         f"{m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, {s['torch_threads']} torch threads, "
         f"{m['date']}; {s['zoo_train_images']:,} training images, batch {s['batch']}, Adam {s['lr']}, median of "
         f"{s['rounds']} round(s). Load average {result['load_average_before'][0]:.2f} before, "
-        f"{result['load_average_after'][0]:.2f} after (other work shared the machine when it is above 0).",
+        f"{result['load_average_after'][0]:.2f} after (other work shared the machine when it is above 0; the "
+        "fastest round is then the steadier figure).",
         "",
-        "| model | loop | s / epoch | images / s | vs bare floor | speed-up over ImageFolder, 2 workers |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | loop | median s / epoch | vs bare floor | speed-up over ImageFolder, 2 workers | "
+        "fastest s / epoch | vs bare floor | speed-up over ImageFolder, 2 workers |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
     ])
