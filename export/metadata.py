@@ -139,8 +139,9 @@ def _check_shape(shape, key: str, where) -> None:
 
 def zoo_entries(raw: Mapping) -> dict:
     """The ``zoo.*`` entries of a metadata map as the text they are in the file (JSON unparsed): the
-    required ones, then a scorer's ``zoo.score`` (so a client of the server sees the threshold)."""
-    return {key: raw[key] for key in (*KEYS, SCORE) if key in raw}
+    required ones, then the optional ``zoo.preprocess`` (so that a client of the server knows how to
+    prepare an image) and a scorer's ``zoo.score`` (so that it sees the threshold)."""
+    return {key: raw[key] for key in (*KEYS, PREPROCESS, SCORE) if key in raw}
 
 
 def prior_sample(prior: dict, eps: np.ndarray) -> np.ndarray:

@@ -29,8 +29,10 @@ def test_what_is_written_is_read_back(part):
     assert meta == {"zoo.model": "vae", "zoo.part": part, "zoo.data_shape": [1, 28, 28], "zoo.latent_shape": [2],
                     "zoo.prior": metadata.prior_for_part(PRIOR, part), "zoo.config": VALUES["config"],
                     "zoo.dataset": "mnist", "zoo.version": "1.2.3"}
-    # The server hands out the entries as the exact text in the file.
+    # The server hands out the entries as the exact text in the file, the optional ones included.
     assert metadata.zoo_entries({**props, "producer": "other"}) == props
+    optional = {metadata.PREPROCESS: '{"size": [28, 28]}', metadata.SCORE: '{"threshold": 1.0}'}
+    assert metadata.zoo_entries({**props, **optional, "producer": "other"}) == {**props, **optional}
 
 
 def test_only_the_decoder_carries_the_covariance_factor():
