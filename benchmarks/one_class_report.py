@@ -86,7 +86,7 @@ def plot(result: dict, path: Path) -> Path:
     from zoo.atomic import atomic_write
 
     datasets = result["protocol"]["datasets"]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.2), squeeze=False)
     classes = [str(c) for c in result["protocol"]["classes"]]
     width = 0.8 / max(1, len(result["models"]))
     for ax, d in zip(axes[0], datasets):
@@ -95,11 +95,12 @@ def plot(result: dict, path: Path) -> Path:
             ax.bar([k + i * width for k in range(len(classes))], values, width,
                    label=f"{m['model']} (mean {100 * m['datasets'][d]['mean_auroc']:.1f})")
         ax.set_xticks([k + width * (len(result["models"]) - 1) / 2 for k in range(len(classes))], classes)
-        ax.set_ylim(40, 100)
+        ax.set_ylim(0, 100)
+        ax.axhline(50, color="grey", linestyle="--", linewidth=0.8)  # chance
         ax.set_xlabel("normal class")
         ax.set_ylabel("AUROC (%)")
         ax.set_title(f"{NAMES[d]}: one class normal, the rest anomalies")
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
