@@ -26,7 +26,7 @@ from tiny_data import write_tiny_idx
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 FIRST = DOCS / "getting-started.md"
-PAGES = sorted(DOCS.rglob("*.md"))  # README.md joins when it is rewritten
+PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 BLOCK_TIMEOUT = 120
 
 

@@ -137,17 +137,17 @@ def test_an_import_path_without_a_colon_is_a_registration_error(site):
 
 
 def readme_plugin_files() -> dict:
-    """The README's third-party package, file by file: each ```python block that starts with a
+    """The third-party package of docs/plugins.md, file by file: each ```python block that starts with a
     comment naming its file."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text.split("## Write an architecture as a plugin", 1)[1].split("\n## ", 1)[0]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    section = text.split("## An architecture", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"^```python\n# (\S+)\n(.*?)^```", section, re.S | re.M)
     return {path: body for path, body in blocks}
 
 
 def test_the_readme_plugin_package_works_as_written_and_lists_without_torch(site, tmp_path):
     files = readme_plugin_files()
-    assert set(files) == {"zoo_tiny/__init__.py", "zoo_tiny/model.py"}, "README.md's plugin example changed shape"
+    assert set(files) == {"zoo_tiny/__init__.py", "zoo_tiny/model.py"}, "docs/plugins.md's plugin example changed shape"
     install_distribution(site, "zoo-tiny", "zoo_tiny", files, {"tiny": "zoo_tiny"})
     probe = ("import sys; from zoo import registry; print(registry.get_spec('tiny-ae').summary); "
              "print('torch' in sys.modules)")

@@ -1,4 +1,4 @@
-"""The README's "Use an exported model in your app" example runs as written, against real exported
+"""The app example of docs/export.md ("In your app") runs as written, against real exported
 files, in a Python where neither torch nor zoo can be imported."""
 
 import ast
@@ -12,19 +12,19 @@ sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, whatever p
 from export_helpers import exported  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADING = "## Use an exported model in your app"
+HEADING = "## In your app"
 # Runs the example as __main__ with torch and zoo blocked, as in an app that ships neither.
 RUNNER = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['zoo'] = None; "
           "script = sys.argv[1]; sys.argv = sys.argv[1:]; runpy.run_path(script, run_name='__main__')")
 
 
 def example_source() -> tuple[str, Path]:
-    """The first ```python block after the heading in README.md."""
-    doc = ROOT / "README.md"
+    """The first ```python block after the heading in docs/export.md."""
+    doc = ROOT / "docs" / "export.md"
     text = doc.read_text()
-    assert HEADING in text, f"README.md lost its section {HEADING!r}"
+    assert HEADING in text, f"{doc} lost its section {HEADING!r}"
     match = re.search(r"^```python\n(.*?)^```", text.split(HEADING, 1)[1], re.S | re.M)
-    assert match, f"README.md: no ```python block after {HEADING!r}"
+    assert match, f"{doc}: no ```python block after {HEADING!r}"
     return match.group(1), doc
 
 

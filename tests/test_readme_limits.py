@@ -1,5 +1,5 @@
-"""Each row of the README's limits table names the tests that hold `zoo serve` to it: every named
-test must exist, so that a claim cannot outlive its test, and every row must name one."""
+"""Each row of the limits table (docs/serving-limits.md) names the tests that hold `zoo serve` to it:
+every named test must exist, so that a claim cannot outlive its test, and every row must name one."""
 
 import ast
 import re
@@ -9,9 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def limits_rows() -> list:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Limits: what a client can make the server spend"):]
-    section = section[:section.index("\n### ", 1)]
+    text = (ROOT / "docs" / "serving-limits.md").read_text()
+    section = text[text.index("# Limits: what a client can make the server spend"):]
     return [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| what |")]
 
 

@@ -1,4 +1,4 @@
-"""The README's "Train on your own data" example runs as written on a folder of photos of mixed
+"""The "Train on your own data" example (docs/own-data.md) runs as written on a folder of photos of mixed
 sizes with a bad file among them, and does what the section says."""
 
 import json
@@ -13,13 +13,13 @@ from zoo.export.runtime import Encoder
 
 from image_folders import write_images
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-HEADING = "## Train on your own data"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "own-data.md"
+HEADING = "# Train on your own data"
 
 
 def example_commands() -> list:
-    text = README.read_text()
-    assert HEADING in text, f"README.md lost its section {HEADING!r}"
+    text = PAGE.read_text()
+    assert HEADING in text, f"{PAGE} lost its heading {HEADING!r}"
     block = re.search(r"^```console\n(.*?)^```", text.split(HEADING, 1)[1], re.S | re.M).group(1)
     return [shlex.split(line.removeprefix("$ ")) for line in block.splitlines() if line.startswith("$ ")]
 

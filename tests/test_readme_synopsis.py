@@ -1,6 +1,7 @@
-"""The README's command synopsis (the block under "## Command line") names every command `zoo --help`
-lists, every option of each, and no option a command does not have: a new option, or a renamed one,
-cannot leave it stale. And the Python API example's list_models comment is what the call returns."""
+"""The command synopsis of docs/reference/cli.md (the block under "## Synopsis") names every command
+`zoo --help` lists, every option of each, and no option a command does not have: a new option, or a
+renamed one, cannot leave it stale. And the Python example's list_models comment (docs/training.md)
+is what the call returns."""
 
 import ast
 import re
@@ -12,14 +13,16 @@ import pytest
 import zoo
 from zoo.cli import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+SYNOPSIS = DOCS / "reference" / "cli.md"
+PYTHON_EXAMPLE = DOCS / "training.md"
 FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 
 
 def synopsis() -> dict:
-    """{command: the text of its lines}, from the first code block after "## Command line": a line
+    """{command: the text of its lines}, from the first code block after "## Synopsis": a line
     "zoo NAME ..." starts a command's entry (a command may have several), indented lines continue it."""
-    block = README.read_text().split("## Command line", 1)[1].split("```", 2)[1]
+    block = SYNOPSIS.read_text().split("## Synopsis", 1)[1].split("```", 2)[1]
     entries, current = {}, None
     for line in block.splitlines():
         if line.startswith("zoo "):
@@ -53,13 +56,13 @@ def test_every_command_has_an_entry():
 def test_every_option_of_the_command_is_in_its_entry(name):
     shown = flags_in(synopsis().get(name, ""))
     missing = ["/".join(spellings) for spellings in options(commands()[name]) if not shown & set(spellings)]
-    assert not missing, f"README's synopsis of zoo {name} lacks {missing}"
+    assert not missing, f"the synopsis of zoo {name} lacks {missing}"
 
 
 @pytest.mark.parametrize("name", sorted(commands()))
 def test_the_entry_names_no_option_the_command_lacks(name):
     real = {spelling for spellings in options(commands()[name]) for spelling in spellings}
-    assert flags_in(synopsis().get(name, "")) <= real, f"README's synopsis of zoo {name} names options it lacks"
+    assert flags_in(synopsis().get(name, "")) <= real, f"the synopsis of zoo {name} names options it lacks"
 
 
 def test_the_scan_reads_each_spelling():
@@ -68,5 +71,6 @@ def test_the_scan_reads_each_spelling():
 
 
 def test_the_list_models_example_says_what_it_returns():
-    pattern, comment = re.search(r'zoo\.list_models\("([^"]*)"\)\s*#\s*(\[.*?\])', README.read_text()).groups()
+    example = PYTHON_EXAMPLE.read_text()
+    pattern, comment = re.search(r'zoo\.list_models\("([^"]*)"\)\)?\s*#\s*(\[.*?\])', example).groups()
     assert zoo.list_models(pattern) == ast.literal_eval(comment)

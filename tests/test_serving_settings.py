@@ -1,5 +1,6 @@
 """The serving settings are defined once (zoo.export.serving_settings): `zoo export --repository` and
-`zoo serve` build their options from that table, and the README's table of them is that table."""
+`zoo serve` build their options from that table, and the table of them in docs/serving-repository.md is
+that table."""
 
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from zoo.cli import cli
 from zoo.export import serving_settings
 from zoo.export.serving_settings import SETTINGS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "serving-repository.md"
 
 
 def readme_row(setting) -> str:
@@ -22,7 +23,7 @@ def readme_row(setting) -> str:
 
 def test_the_readme_table_is_the_table():
     header = "| flag | config.pbtxt field | default | left out of config.pbtxt | meaning |\n|---|---|---|---|---|\n"
-    assert header + "".join(readme_row(s) + "\n" for s in SETTINGS) in README.read_text()
+    assert header + "".join(readme_row(s) + "\n" for s in SETTINGS) in PAGE.read_text()
 
 
 def option(command_name: str, flag: str) -> click.Option:
