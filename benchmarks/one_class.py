@@ -41,7 +41,8 @@ MODELS = {
     "deep-ae": {"fixed": {"batch_size": "64"}, "candidates": [{"latent": "4"}, {"latent": "16"}], "epochs": 5},
     "conv-vae": {"fixed": {"batch_size": "64", "channels": "16", "hidden": "128", "binarize": "none",
                            "kl_warmup_epochs": "1"},
-                 "candidates": [{"latent": "8"}, {"latent": "32"}, {"latent": "32", "score": "mse"}], "epochs": 2},
+                 "candidates": [{"latent": "8", "score": "neg_elbo"}, {"latent": "32", "score": "neg_elbo"},
+                                {"latent": "32", "score": "mse"}], "epochs": 2},
     "conv-ae": {"fixed": {"batch_size": "64", "hidden": "32"}, "candidates": [{"latent": "1"}, {"latent": "4"}],
                 "epochs": 2},
 }

@@ -91,11 +91,11 @@ def test_labels_train_on_those_labels_and_score_reports_auroc_per_label(tmp_path
     assert Image.open(report["picture"]).size[0] > Image.open(report["picture"]).size[1] > 0
 
 
-def test_a_vae_scores_its_negative_elbo_at_the_posterior_mean():
+def test_a_vae_scores_its_reconstruction_error_or_asked_its_negative_elbo_at_the_posterior_mean():
     from zoo.registry import create_model
 
     torch.manual_seed(0)
-    model = create_model("vae").eval()
+    model = create_model("vae", score="neg_elbo").eval()
     x = torch.rand(5, 1, 28, 28)
     with torch.no_grad():
         first, again = model.score(x), model.score(x)
@@ -105,7 +105,7 @@ def test_a_vae_scores_its_negative_elbo_at_the_posterior_mean():
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
     assert torch.equal(first, again)  # deterministic
     torch.testing.assert_close(first, (recon + kl) / 784)
-    mse_model = create_model("vae", score="mse").eval()
+    mse_model = create_model("vae").eval()  # the default
     mse_model.load_state_dict(model.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(mse_model.score(x), (model.decode(mu) - x).pow(2).flatten(1).mean(1))

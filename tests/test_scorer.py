@@ -18,14 +18,15 @@ ROWS = 40  # test images sent to each scorer
 
 @pytest.fixture(scope="module")
 def scored_run(tmp_path_factory):
-    """A VAE (its score is its own, not the default) trained on the 4s of the small MNIST, exported,
-    and scored by `zoo score` on the test split."""
+    """A VAE scoring by its negative ELBO (a score of its own, not the base class's) trained on the 4s
+    of the small MNIST, exported, and scored by `zoo score` on the test split."""
     from zoo.export.onnx import export_run
     from zoo.score_run import score_run
     from zoo.train import train
 
     with contextlib.redirect_stderr(io.StringIO()):
-        run = train("vae", tmp_path_factory.mktemp("scorer") / "vae", epochs=1, device="cpu", seed=0, labels=["4"])
+        run = train("vae", tmp_path_factory.mktemp("scorer") / "vae", epochs=1, device="cpu", seed=0, labels=["4"],
+                    sets={"score": "neg_elbo"})
     files = export_run(run)
     report = score_run(run, top=0)
     scores = {int(r["index"]): float(r["score"]) for r in csv.DictReader(open(report["csv"]))}

@@ -12,8 +12,8 @@ Config fields read here (each optional; a config without them trains the plain B
   the decoder's mean and a learned log-scale, its mass split into the 256 bins k/255 (the bins at 0
   and 255 take the tails), as in PixelCNN++ and IAF's VAEs. Right for photographs, where a
   Bernoulli's "probability of a grey level" is no likelihood at all.
-- ``score``: the anomaly score, "neg_elbo" (the negative ELBO at the posterior mean) or "mse" (the
-  reconstruction error from the posterior mean).
+- ``score``: the anomaly score, "mse" (the reconstruction error from the posterior mean, the
+  default) or "neg_elbo" (the negative ELBO at the posterior mean).
 """
 
 import math
@@ -78,7 +78,7 @@ class VariationalAutoEncoder(AutoEncoder):
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, not {self.likelihood!r}")
         if self.likelihood == "logistic":
             self.log_scale = nn.Parameter(torch.full(self.data_shape, INITIAL_LOG_SCALE))
-        self.score_kind = getattr(config, "score", "neg_elbo")
+        self.score_kind = getattr(config, "score", "mse")
         if self.score_kind not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, not {self.score_kind!r}")
 
@@ -178,11 +178,12 @@ class VariationalAutoEncoder(AutoEncoder):
         return "negative ELBO at the posterior mean (z = mu, analytic KL), nats per dimension"
 
     def score(self, x):
-        """By default the negative ELBO with z at the posterior mean instead of a draw: deterministic
-        (a drawn z would give each input a different score on every call), and beside the
-        reconstruction term the KL term counts codes far from where the prior puts the training
-        data. Per dimension, so the numbers stay near 1 and float32 keeps their digits; it orders
-        inputs as the -ELBO itself does. ``--set score=mse``: the reconstruction error instead."""
+        """Both scores take the code at the posterior mean instead of a draw, so they are
+        deterministic (a drawn z would give each input a different score on every call).
+        ``score=mse`` (the default): the reconstruction error, which separated held-out normal
+        inputs from the rest best. ``score=neg_elbo``: the negative ELBO, whose KL term also counts
+        codes far from where the prior puts the training data; per dimension, so the numbers stay
+        near 1 and float32 keeps their digits (it orders inputs as the -ELBO itself does)."""
         if self.score_kind == "mse":
             return super().score(x)
         mu, logvar = self.gaussian_posterior(x)
