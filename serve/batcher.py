@@ -58,8 +58,9 @@ class InferenceError(Exception):
 
 class InFlight:
     """Requests this process has received and not yet answered. The connection layer counts each
-    one from the moment its head is parsed, before the app starts on it, so that a burst that has
-    arrived counts in full even while the loop serves its first request."""
+    one in from the moment its head is parsed, before the app starts on it, so that a burst that has
+    arrived counts in full even while the loop serves its first request; the app's outermost layer
+    (middleware.Observe) counts it out when the app is done with it."""
 
     def __init__(self):
         self.count = 0

@@ -23,7 +23,6 @@ The limits travel on the uvicorn ``Config`` (``config.zoo_limits``), which is wh
 process receives.
 """
 
-import functools
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -45,29 +44,23 @@ class ConnectionLimits:
                 b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
 
 
-async def _counted(app, scope, receive, send) -> None:
-    try:
-        await app(scope, receive, send)
-    finally:
-        IN_FLIGHT.count -= 1
+class _CycleTransport:
+    """What each request's cycle sees as its transport: the connection's own ``write`` and
+    ``is_closing`` (bound once: nothing in between on the hot path), and a ``close`` that lingers
+    when the answer went out before the request's body had all arrived."""
 
-
-class _LingerOnClose:
-    """What the request cycle sees as its transport once it has answered early: its ``close()``
-    starts the lingering close instead of dropping the unread body."""
-
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.transport = protocol.transport
-
-    def write(self, data) -> None:
-        self.transport.write(data)
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
+    def __init__(self, protocol, transport):
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self._protocol = protocol
+        self._transport = transport
 
     def close(self) -> None:
-        self.protocol.linger()
+        cycle = self._protocol.cycle
+        if cycle is not None and cycle.more_body:
+            self._protocol.linger()
+        else:
+            self._transport.close()
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -78,6 +71,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.write_deadline = None
         self.lingering = None  # once closing: the timer that ends the lingering close
         self.discarded = 0
+        self.cycle_transport = None
+        self.keep_alive_after_body = True  # the request's own keep-alive, given back once its body is in
+        self.shutting_down = False
 
     def connection_made(self, transport) -> None:
         if len(self.connections) >= self.limits.max_connections:
@@ -86,6 +82,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
+        self.cycle_transport = _CycleTransport(self, transport)
         self._arm_header_deadline()
 
     def connection_lost(self, exc) -> None:
@@ -108,8 +105,22 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_deadline()
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.scope is self.scope:
-            self._close_after_an_early_answer(self.cycle)
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            # Until the body has all arrived, an answer closes the connection: uvicorn then says
+            # Connection: close, and closes through cycle_transport, which lingers.
+            cycle.transport = self.cycle_transport
+            self.keep_alive_after_body, cycle.keep_alive = cycle.keep_alive, False
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not self.shutting_down:
+            cycle.keep_alive = self.keep_alive_after_body
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        super().shutdown()
 
     def _arm_header_deadline(self) -> None:
         if self.header_deadline is None:
@@ -128,24 +139,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     # Counting the requests in flight
 
     def _start_asgi_task(self, cycle, app) -> None:
-        """Count the request from now until the app is done with it (the batchers read the count)."""
+        """Count the request from now, before the app starts on it (the batchers read the count;
+        middleware.Observe, the app's outermost layer, counts it out)."""
         IN_FLIGHT.count += 1
-        super()._start_asgi_task(cycle, functools.partial(_counted, app))
+        super()._start_asgi_task(cycle, app)
 
     # The rest of a body after an early answer
-
-    def _close_after_an_early_answer(self, cycle) -> None:
-        """Wrap the cycle's ``send``: an answer that starts while the body is still arriving closes
-        the connection (uvicorn adds ``Connection: close`` once keep-alive is off) by lingering."""
-        send = cycle.send
-
-        async def send_watching_the_body(message):
-            if cycle.more_body and not cycle.response_started and message["type"] == "http.response.start":
-                cycle.keep_alive = False
-                cycle.transport = _LingerOnClose(self)
-            await send(message)
-
-        cycle.send = send_watching_the_body
 
     def linger(self) -> None:
         """The answer is written: send it, shut our side, and discard what the client still sends."""

@@ -62,10 +62,7 @@ class InProcessServer:
         async def send(message):
             sent.append(message)
 
-        IN_FLIGHT.count += 1  # counted as the connection layer counts a request whose head has arrived
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            IN_FLIGHT.count -= 1
+        IN_FLIGHT.count += 1  # as the connection layer counts a request whose head has arrived (Observe counts it out)
+        await self.app(scope, receive, send)
         start = next(m for m in sent if m["type"] == "http.response.start")
         return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])

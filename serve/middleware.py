@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from zoo.serve.batcher import IN_FLIGHT
 from zoo.serve.protocol import error_body
 
 OPEN_PATHS = ("/", "/favicon.ico")  # the page's HTML asks for the token itself; health probes carry none
@@ -70,6 +71,7 @@ class Observe:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
+            IN_FLIGHT.count -= 1  # counted in when its head arrived (connections.py, inprocess.py)
             seconds = time.perf_counter() - started
             self.metrics.observe_request(model_label(scope["path"], self.model_names), status, seconds)
             if not self.quiet:
