@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from image_folders import write_folder  # noqa: E402
-from machine import arguments, describe, write_results  # noqa: E402
+from machine import arguments, describe, publish  # noqa: E402
 
 FOLDERS = {  # name: (count, height, width, suffix, the size decoded to)
     "png32": (20_000, 32, 32, ".png", None),
@@ -73,9 +73,7 @@ def main():
           f"{r['reopen_seconds']:.3f} | {r['array_bytes'] / 1e6:.1f} |" for r in rows.values()],
         "",
     ])
-    json_path, md_path = write_results("decode_images", result, markdown, args.out)
-    print(markdown)
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    publish("decode_images", result, markdown, args.out)
 
 
 def pillow_version() -> str:

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from image_folders import write_folder  # noqa: E402
-from machine import arguments, describe, write_results  # noqa: E402
+from machine import arguments, describe, publish  # noqa: E402
 
 BATCH, LR, THREADS = 128, 2e-3, 2
 MODELS = {"deep-ae": {}, "conv-ae": {}}  # as they ship
@@ -92,9 +92,7 @@ def main():
               "load_average_after": os.getloadavg(), "settings": {"images": images, "batch": BATCH, "lr": LR,
               "rounds": rounds, "torch_threads": THREADS, "zoo_train_images": decoded},
               "epoch_seconds": times, "median_epoch_seconds": median, "fastest_epoch_seconds": fastest}
-    json_path, md_path = write_results("folder_epoch", result, markdown(result), args.out)
-    print(markdown(result))
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    publish("folder_epoch", result, markdown(result), args.out)
 
 
 def run_rounds(folder: Path, tmp: Path, rounds: int, times: dict) -> int:

@@ -2,6 +2,7 @@
 helpers as `zoo bench`, which keeps them in the installed package (zoo.export.bench.machine)."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from zoo.export.bench import machine as _machine
@@ -14,6 +15,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def write_results(stem: str, result: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:
     """<out_dir>/<stem>-<machine>-<date>.json and .md; out_dir defaults to benchmarks/results."""
     return _machine.write_results(stem, result, markdown, out_dir if out_dir is not None else RESULTS)
+
+
+def publish(stem: str, result: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:
+    """write_results, then the Markdown on stdout and where it went on stderr: how a benchmark ends."""
+    json_path, md_path = write_results(stem, result, markdown, out_dir)
+    print(markdown)
+    print(f"wrote {json_path} and {md_path.name}", file=sys.stderr)
+    return json_path, md_path
 
 
 def arguments(doc: str, quick: str | None = None) -> argparse.ArgumentParser:

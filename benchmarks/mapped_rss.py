@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import arguments, describe, write_results  # noqa: E402
+from machine import arguments, describe, publish  # noqa: E402
 
 BUDGET = 64 << 20  # the mapped run's memory_budget, bytes (a quarter of the split if that is less)
 
@@ -94,9 +94,7 @@ def main():
     result = {"benchmark": "mapped_rss", "machine": describe(2), "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "images": count, "split_file_bytes": split_bytes,
               "mapped_budget_bytes": budget, "runs": rows}
-    json_path, md_path = write_results("mapped_rss", result, markdown(result), args.out)
-    print(markdown(result))
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    publish("mapped_rss", result, markdown(result), args.out)
 
 
 def markdown(result) -> str:

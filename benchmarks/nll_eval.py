@@ -21,7 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, write_results  # noqa: E402
+from machine import describe, publish  # noqa: E402
 
 CEILING_N, CEILING_CALLS = 2048, 5
 
@@ -146,9 +146,7 @@ def main():
         f"first, within the seconds above, and keeps the fastest (images x draws per call: {chunks}).",
         "",
     ])
-    json_path, md_path = write_results("nll_eval", result, markdown)
-    print(markdown)
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    publish("nll_eval", result, markdown)
 
 
 if __name__ == "__main__":

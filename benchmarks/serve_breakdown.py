@@ -179,9 +179,7 @@ def main(argv=None):
     result = {"benchmark": "serve_breakdown", "quick": args.quick, "plan": plan, "machine": machine.describe(),
               "http": http, "in_process": app, "alone": alone, "parts": breakdown(http, app, alone)}
     text = markdown(result)
-    json_path, md_path = machine.write_results("serve_breakdown", result, text, args.out)
-    print(text)
-    print(f"wrote {json_path} and {md_path.name}")
+    machine.publish("serve_breakdown", result, text, args.out)
 
 
 if __name__ == "__main__":

@@ -209,9 +209,7 @@ def main(argv=None):
             server.stop()
         result["holes"] = all_holes(Server, Path(scratch) / "vae", args.quick)
     text = markdown(result)
-    json_path, md_path = machine.write_results("serve_hostile", result, text, args.out)
-    print(text)
-    print(f"wrote {json_path} and {md_path.name}")
+    machine.publish("serve_hostile", result, text, args.out)
 
 
 if __name__ == "__main__":

@@ -105,9 +105,7 @@ def main(argv=None):
               "summary": {"median": statistics.median(every), "min": min(every), "max": max(every), "count": len(every),
                           "hello_min": min(hello), "hello_max": max(hello)}}
     text = markdown(result)
-    json_path, md_path = machine.write_results("serve_load_compare", result, text, args.out)
-    print(text)
-    print(f"wrote {json_path} and {md_path.name}")
+    machine.publish("serve_load_compare", result, text, args.out)
 
 
 if __name__ == "__main__":
