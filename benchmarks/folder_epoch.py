@@ -1,6 +1,6 @@
 """One training epoch on a folder of 3x32x32 PNGs, side by side in one run, for deep-ae and conv-ae:
 
-- zoo: `zoo.train.train` with --data on the folder, its images already in the decoded cache
+- zoo: `zoo.train.loop.train` with --data on the folder, its images already in the decoded cache
   (the epoch time the loop records: batches are index slices of one uint8 array);
 - torchvision: ImageFolder + ToTensor + DataLoader (num_workers 0 and 2), decoding every image every
   epoch, feeding the same model, optimizer and batch size;
@@ -64,8 +64,8 @@ def bare_epoch(name, images: torch.Tensor) -> float:
 
 def zoo_epoch(name, folder: Path, out: Path) -> float:
     from zoo.data.by_path import make_request
-    from zoo.run_folder import read_metrics
-    from zoo.train import train
+    from zoo.train.run_folder import read_metrics
+    from zoo.train.loop import train
 
     # score_holdout=0: train on every training image, as the other loops do (no anomaly threshold).
     run = train(name, out, data=make_request(folder, test_fraction=0.01), sets={"score_holdout": 0.0, **MODELS[name]},

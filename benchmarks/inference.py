@@ -13,7 +13,7 @@ benchmarks/results/inference-<machine>-<date>.json, .md and .png. Run:
 import sys
 
 from zoo.export.commands import bench_cmd
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 
 def main():

@@ -53,8 +53,8 @@ threading.Thread(target=sample, daemon=True).start()
 import torch
 torch.set_num_threads(2)
 from zoo.data.by_path import make_request
-from zoo.run_folder import read_metrics
-from zoo.train import train
+from zoo.train.run_folder import read_metrics
+from zoo.train.loop import train
 
 run = train("deep-ae", Path(sys.argv[2]), data=make_request(sys.argv[1]), epochs=1, batch_size=128,
             memory_budget=int(sys.argv[3]), device="cpu")

@@ -3,7 +3,7 @@
 - the floor: the FLOPs of the evaluation (torch.utils.flop_counter on one chunk, scaled to every
   (image, sample) pair) divided by the fp32 matmul ceiling, a 2048 x 2048 torch.matmul timed as
   `zoo bench` times it (the fastest of several calls, at the same thread count);
-- the measured seconds of the estimate itself (zoo.likelihood.estimate_nll, the code `zoo eval --nll`
+- the measured seconds of the estimate itself (zoo.evaluate.likelihood.estimate_nll, the code `zoo eval --nll`
   runs), on the binarized MNIST test split.
 
 A ratio near 1 means the evaluation runs at the machine's matmul speed. Run:
@@ -53,7 +53,7 @@ def sync(device):
 
 def load_model(args, device):
     import zoo
-    from zoo.run_folder import load_run
+    from zoo.train.run_folder import load_run
 
     if args.run:
         run = load_run(args.run, device=device)
@@ -75,10 +75,11 @@ def main():
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    from zoo.likelihood import estimate_nll, plan_chunks, memory_budget
-    from zoo.placement import flush_denormals, load_splits
-    from zoo.run_folder import TEST_BINARIZATION_SEED
-    from zoo.registry import get_dataset
+    from zoo.evaluate.likelihood import estimate_nll, plan_chunks, memory_budget
+    from zoo.data.loading import load_splits
+    from zoo.train.devices import flush_denormals
+    from zoo.train.run_folder import TEST_BINARIZATION_SEED
+    from zoo.core.registry import get_dataset
     from zoo.data import as_float
 
     flush_denormals()  # as `zoo eval` does

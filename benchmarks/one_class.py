@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import arguments, describe, write_results  # noqa: E402
 from one_class_report import markdown, plot  # noqa: E402
 
-from zoo.anomaly_metrics import auroc  # noqa: E402
+from zoo.anomaly.metrics import auroc  # noqa: E402
 
 DATASETS = ("mnist", "fashion-mnist")
 # Per model: settings every run uses, the candidates selection chooses among, and the epochs (few:
@@ -57,7 +57,7 @@ ANCHORS = [  # (method, MNIST mean AUROC, Fashion-MNIST mean AUROC, source)
 
 
 def train_run(out: Path, model: str, dataset: str, labels, sets: dict, epochs: int, subset: int = 0) -> Path:
-    from zoo.train import train
+    from zoo.train.loop import train
 
     with contextlib.redirect_stderr(io.StringIO()):  # the loop's progress lines
         return train(model, out, dataset=dataset, labels=labels, sets=dict(sets), epochs=epochs, device="cpu",
@@ -65,8 +65,8 @@ def train_run(out: Path, model: str, dataset: str, labels, sets: dict, epochs: i
 
 
 def split_scores(run: Path, split) -> np.ndarray:
-    from zoo.run_folder import load_run
-    from zoo.scoring import score_split
+    from zoo.train.run_folder import load_run
+    from zoo.anomaly.scores import score_split
 
     return score_split(load_run(run).model, split)
 
@@ -78,8 +78,8 @@ class Data:
         self._splits = {}
 
     def __call__(self, name: str):
-        from zoo.placement import load_splits
-        from zoo.registry import get_dataset
+        from zoo.data.loading import load_splits
+        from zoo.core.registry import get_dataset
 
         if name not in self._splits:
             self._splits[name] = load_splits(get_dataset(name), None, 0, "cpu")
@@ -89,7 +89,7 @@ class Data:
 def validation_auroc(run: Path, data: Data, dataset: str, normal: int) -> float:
     """The AUROC of the candidate's score on its held-out fifth of class ``normal`` (the rows the
     training loop held out, found the same way) against other classes' training images."""
-    from zoo.normal_data import hold_out, keep_labels
+    from zoo.anomaly.normal_data import hold_out, keep_labels
 
     splits = dataclasses.replace(data(dataset))
     _, held = hold_out(keep_labels(splits, [str(normal)], dataset), VALIDATION_HOLDOUT)

@@ -83,7 +83,7 @@ def plot(result: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from zoo.atomic import atomic_write
+    from zoo.core.atomic import atomic_write
 
     datasets = result["protocol"]["datasets"]
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.2), squeeze=False)

@@ -84,9 +84,9 @@ async def _callers(server, method: str, path: str, body: bytes, headers: list, s
 
 
 def in_process(run: Path, plan: dict, log) -> dict:
-    from zoo.serve.app import Settings, create_app
-    from zoo.serve.inprocess import InProcessServer
-    from zoo.serve.models import load_models
+    from zoo.serve.http.app import Settings, create_app
+    from zoo.serve.http.inprocess import InProcessServer
+    from zoo.serve.inference.models import load_models
 
     models = load_models([run], flags={"intra_op_threads": 1})
     server = InProcessServer(create_app(models, Settings(quiet=True)))

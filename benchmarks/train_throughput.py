@@ -2,7 +2,7 @@
 
 - seed: the lecture's loop: torchvision MNIST + DataLoader + ToTensor, batch 100, Adam 1e-3,
   the 784-100-784 linear autoencoder;
-- zoo: the shared loop (`zoo.train.train`, pca-ae with latent=100 on mnist, the same settings);
+- zoo: the shared loop (`zoo.train.loop.train`, pca-ae with latent=100 on mnist, the same settings);
 - bare: the same optimizer steps over batches preloaded as float tensors with nothing else: the floor.
 
 Writes the epoch times and the ratios to benchmarks/results/. Run:
@@ -88,11 +88,11 @@ def bare_epochs(train_uint8: torch.Tensor, epochs: int, device) -> list[float]:
 
 
 def zoo_epochs(tmp: Path, epochs: int, device) -> list[float]:
-    from zoo.train import train
+    from zoo.train.loop import train
 
     run = train("pca-ae", tmp / "run", dataset="mnist", sets={"latent": LATENT}, epochs=epochs,
                 batch_size=BATCH, lr=LR, schedule="constant", device=str(device))
-    from zoo.run_folder import read_metrics
+    from zoo.train.run_folder import read_metrics
 
     return [record["epoch_seconds"] for record in read_metrics(run)]
 

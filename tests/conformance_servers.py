@@ -126,7 +126,7 @@ def write_scorer(vae_run: Path, folder: Path) -> Path:
     import torch
 
     from zoo.export.onnx import export_run
-    from zoo.run_folder import CONFIG, WEIGHTS, load_run, write_threshold
+    from zoo.train.run_folder import CONFIG, WEIGHTS, load_run, write_threshold
 
     folder.mkdir(parents=True)
     for name in (CONFIG, WEIGHTS):

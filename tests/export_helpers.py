@@ -30,7 +30,7 @@ def trained_run(name: str, tmp_path_factory) -> Path:
     """A run folder of ``name`` trained for one epoch on SUBSET samples of the small datasets
     conftest writes. They are always there, so data not found is a failure, never a skip."""
     if name not in _runs:
-        from zoo.train import train
+        from zoo.train.loop import train
 
         out = tmp_path_factory.mktemp(f"run-{name}") / name
         with contextlib.redirect_stderr(io.StringIO()):  # the loop's progress lines
@@ -51,7 +51,7 @@ def exported(name: str, tmp_path_factory) -> dict:
 
 def hand_made_run(folder: Path, name: str, model, dataset="") -> Path:
     """A run folder written without training: config.json plus weights, as `zoo train` lays them out."""
-    from zoo.run_folder import write_untrained_run
+    from zoo.train.run_folder import write_untrained_run
 
     return write_untrained_run(folder, name, model, dataset=dataset)
 

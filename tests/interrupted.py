@@ -6,8 +6,8 @@ import zoo
 
 
 def train_until_interrupted(monkeypatch, *args, **kwargs) -> None:
-    """``zoo.train.train(*args, **kwargs)``, stopped by a KeyboardInterrupt right after epoch 1 was saved."""
-    import zoo.train as loop
+    """``zoo.train.loop.train(*args, **kwargs)``, stopped by a KeyboardInterrupt right after epoch 1 was saved."""
+    import zoo.train.loop as loop
 
     real_save = loop.save_checkpoint
 

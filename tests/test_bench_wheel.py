@@ -18,7 +18,7 @@ import pytest
 from zoo.export.bench import machine
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("zoo", "plugins", "export", "serve", "pyproject.toml", "README.md", "MANIFEST.in")
+SOURCES = ("zoo", "pyproject.toml", "README.md")
 
 PROBE = """
 import json, os

@@ -9,11 +9,11 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo import registry
-from zoo.placement import binarize_fixed, load_splits
+from zoo.core import registry
+from zoo.data.loading import binarize_fixed, load_splits
 from zoo.plugins.networks.vae import VAE
 from zoo.plugins.vae import VAEConfig
-from zoo.train import train
+from zoo.train.loop import train
 
 from interrupted import train_until_interrupted
 

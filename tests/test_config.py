@@ -1,9 +1,9 @@
 import pytest
 
 import zoo
-from zoo.config import make_config, parse_sets, split_overrides
+from zoo.core.config import make_config, parse_sets, split_overrides
 from zoo.plugins.deep_ae import DeepAEConfig
-from zoo.train import TrainConfig
+from zoo.train.loop import TrainConfig
 
 
 def test_strings_from_the_command_line_are_converted_by_the_default_type():

@@ -15,7 +15,7 @@ from zoo.data.by_path import make_request, open_path
 from zoo.data.decoded_cache import cache_folder, decoded
 from zoo.data.folder import list_folder
 from zoo.data.image_files import Preprocess, crop_box, decode_file
-from zoo.train import train
+from zoo.train.loop import train
 
 from image_folders import write_bad_files, write_images
 
@@ -170,7 +170,7 @@ def test_a_run_records_its_data_and_eval_uses_it(tmp_path):
     assert data["preprocess"] == {"size": [8, 12], "channels": 1, "crop": None}
     assert data["split"] == "seeded fraction" and data["test_fraction"] == 0.1 and data["label_names"] == ["a", "b"]
     assert (data["train_samples"], data["test_samples"]) == (22, 2)
-    from zoo.evaluate import evaluate
+    from zoo.evaluate.metrics import evaluate
 
     assert evaluate(run)["test_samples"] == 2
     write_images(tmp_path / "other", 5, size=(30, 30), mode="RGB", seed=7)  # prepared as the run's data was
@@ -193,7 +193,7 @@ def test_worker_processes_work_from_a_script_without_a_main_guard(tmp_path):
 def test_eval_on_other_data_prepares_it_to_the_runs_shape(tmp_path):
     """A run trained on MNIST's IDX files, evaluated on a folder of larger colour images and on an
     array: the folder's images are cropped, resized and made grey to 1x28x28."""
-    from zoo.evaluate import evaluate
+    from zoo.evaluate.metrics import evaluate
 
     run = train("deep-ae", tmp_path / "run", epochs=1, subset=64, sets={"hidden": (8,)})
     write_images(tmp_path / "colour", 10, size=(40, 50), seed=4)

@@ -38,8 +38,8 @@ def test_the_command_reference_has_the_plugins_commands(site):
 
 def test_the_api_reference_documents_the_runtime_and_the_contract(site):
     html = (site / "reference" / "api" / "index.html").read_text()
-    for name in ("zoo.export.runtime.Generator", "zoo.specs.ModelSpec", "zoo.specs.DatasetSpec",
-                 "zoo.hookspecs.register_commands", "zoo.list_models"):
+    for name in ("zoo.export.runtime.Generator", "zoo.core.specs.ModelSpec", "zoo.core.specs.DatasetSpec",
+                 "zoo.core.hookspecs.register_commands", "zoo.list_models"):
         assert f'id="{name}"' in html, f"{name} is missing from the Python API reference"
 
 

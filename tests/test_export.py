@@ -21,7 +21,7 @@ from export_helpers import exported, hand_made_run, leftovers  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.export.parts import PART_NAMES as PARTS  # noqa: E402
-from zoo.run_folder import load_run  # noqa: E402
+from zoo.train.run_folder import load_run  # noqa: E402
 from zoo.cli import cli  # noqa: E402
 from zoo.export.onnx import RANDOM_OPS, export_run  # noqa: E402
 
@@ -130,7 +130,7 @@ def test_onnxruntime_matches_pytorch(export):
 def test_encoder_and_decoder_reproduce_zoo_eval(export):
     """encoder.onnx then decoder.onnx in onnxruntime give `zoo eval`'s test-split reconstruction error."""
     from zoo.data import as_float
-    from zoo.evaluate import eval_splits, evaluate
+    from zoo.evaluate.metrics import eval_splits, evaluate
     from zoo.export.runtime import Decoder, Encoder
 
     run = load_run(export["run"])
@@ -254,7 +254,7 @@ class ExportTestPlugin:
 
 @pytest.fixture
 def test_models():
-    from zoo.registry import register_plugin, unregister_plugin
+    from zoo.core.registry import register_plugin, unregister_plugin
 
     register_plugin(ExportTestPlugin(), name="export-test-models")
     yield

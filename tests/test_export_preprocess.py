@@ -13,7 +13,7 @@ from zoo.data.by_path import make_request
 from zoo.export import metadata
 from zoo.export.onnx import export_run
 from zoo.export.runtime import Encoder, read_metadata
-from zoo.train import train
+from zoo.train.loop import train
 
 from image_folders import write_images
 

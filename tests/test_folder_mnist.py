@@ -12,7 +12,7 @@ import numpy as np
 from zoo.data import find_idx_files, read_idx
 from zoo.data.by_path import make_request, open_path
 from zoo.data.decoded_cache import PARALLEL_FROM
-from zoo.evaluate import evaluate
+from zoo.evaluate.metrics import evaluate
 
 from helpers import run_zoo
 from image_folders import write_png_digits

@@ -10,10 +10,10 @@ import torch
 from torch.distributions import MultivariateNormal, Normal
 
 import zoo
-from zoo.likelihood import estimate_nll, fastest_chunks, log_likelihoods, plan_chunks
-from zoo.model import AutoEncoder
-from zoo.train import train
-from zoo.variational import bernoulli_log_prob
+from zoo.evaluate.likelihood import estimate_nll, fastest_chunks, log_likelihoods, plan_chunks
+from zoo.models.base import AutoEncoder
+from zoo.train.loop import train
+from zoo.models.variational import bernoulli_log_prob
 
 from helpers import assert_one_line_error, run_zoo
 
@@ -251,7 +251,7 @@ def test_cli_json_report_has_every_field_and_the_binarization(tmp_path):
 
 
 def test_nll_of_a_run_trained_on_grey_levels_binarizes_the_test_split_and_says_so(tmp_path):
-    from zoo.evaluate import evaluate_nll
+    from zoo.evaluate.metrics import evaluate_nll
 
     run = train("vae", tmp_path / "vae", epochs=1, subset=64, batch_size=64)
     report = evaluate_nll(run, k=4, images=8)

@@ -10,10 +10,10 @@ import torch
 
 import zoo
 from zoo.data.by_path import make_request
-from zoo.evaluate import evaluate, evaluate_nll
-from zoo.likelihood import estimate_nll
-from zoo.train import train
-from zoo.variational import logistic_log_prob
+from zoo.evaluate.metrics import evaluate, evaluate_nll
+from zoo.evaluate.likelihood import estimate_nll
+from zoo.train.loop import train
+from zoo.models.variational import logistic_log_prob
 
 from image_folders import write_images
 

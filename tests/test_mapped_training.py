@@ -5,10 +5,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import zoo.train as loop
+import zoo.train.loop as loop
 from zoo.data.by_path import make_request
 from zoo.data.splits import MappedSplit
-from zoo.train import train
+from zoo.train.loop import train
 
 from image_folders import write_images
 from interrupted import train_until_interrupted

@@ -1,4 +1,4 @@
-"""The `zoo info` cache (zoo/model_facts.py): an entry that is not a well-formed answer is built
+"""The `zoo info` cache (zoo/models/facts.py): an entry that is not a well-formed answer is built
 again, never an error, and the key changes with everything that can change the answer: the build
 reference the spec names and the source of the module that holds it, with what it imports beside it.
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from zoo import model_facts
-from zoo.specs import ImportPath, ModelSpec
+from zoo.models import facts as model_facts
+from zoo.core.specs import ImportPath, ModelSpec
 
 NETWORK = """
     from ..common.sizes import LATENT

@@ -9,7 +9,7 @@ from PIL import Image
 
 import zoo
 from zoo.plugins import celeba, cifar10
-from zoo.train import train
+from zoo.train.loop import train
 
 from helpers import assert_one_line_error
 from test_data_errors import zoo_here

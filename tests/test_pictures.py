@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from zoo.data.by_path import make_request
-from zoo.train import train
+from zoo.train.loop import train
 
 from image_folders import write_images
 

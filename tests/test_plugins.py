@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo import registry
+from zoo.core import registry
 
 from helpers import assert_one_line_error, install_distribution, run_zoo
 
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.model import AutoEncoder
+from zoo.models.base import AutoEncoder
 
 
 @dataclass
@@ -149,7 +149,7 @@ def test_the_readme_plugin_package_works_as_written_and_lists_without_torch(site
     files = readme_plugin_files()
     assert set(files) == {"zoo_tiny/__init__.py", "zoo_tiny/model.py"}, "docs/plugins.md's plugin example changed shape"
     install_distribution(site, "zoo-tiny", "zoo_tiny", files, {"tiny": "zoo_tiny"})
-    probe = ("import sys; from zoo import registry; print(registry.get_spec('tiny-ae').summary); "
+    probe = ("import sys; from zoo.core import registry; print(registry.get_spec('tiny-ae').summary); "
              "print('torch' in sys.modules)")
     listed = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env_with(site)},
                             capture_output=True, text=True, check=True).stdout.splitlines()
@@ -328,7 +328,7 @@ def test_hook_register_datasets_feeds_zoo_train(site, tmp_path):
 
 def test_every_hook_has_a_test():
     """As datasette does: a new hook without a test_hook_<name> test here fails the suite."""
-    hooks = [name for name, fn in inspect.getmembers(zoo.hookspecs, inspect.isfunction)
+    hooks = [name for name, fn in inspect.getmembers(zoo.core.hookspecs, inspect.isfunction)
              if hasattr(fn, "zoo_spec")]
     assert hooks, "no hookspecs found"
     tests = [name for name in dir(sys.modules[__name__]) if name.startswith("test_hook_")]

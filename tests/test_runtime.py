@@ -17,7 +17,7 @@ from export_helpers import exported, run_zoo_without_torch  # noqa: E402
 import zoo  # noqa: E402
 from zoo.cli import cli  # noqa: E402
 from zoo.export import runtime  # noqa: E402
-from zoo.images import grid  # noqa: E402
+from zoo.core.image_grid import grid  # noqa: E402
 from zoo.export.runtime import MAX_SAMPLES, Decoder, Encoder, Generator  # noqa: E402
 
 MODELS = zoo.list_models()

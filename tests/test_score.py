@@ -13,7 +13,7 @@ import torch
 from helpers import assert_one_line_error, run_zoo
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from zoo.anomaly_metrics import auroc, average_precision, threshold_at_fpr
+from zoo.anomaly.metrics import auroc, average_precision, threshold_at_fpr
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -40,17 +40,17 @@ def test_threshold_at_fpr_leaves_that_fraction_above():
 
 
 def _train(tmp_path, name, **overrides):
-    from zoo.train import train
+    from zoo.train.loop import train
 
     with contextlib.redirect_stderr(io.StringIO()):
         return train(name, tmp_path / name, epochs=1, device="cpu", seed=0, **overrides)
 
 
 def test_the_threshold_flags_its_false_positive_rate_of_unseen_normal_data(tmp_path):
-    from zoo.run_folder import load_run, read_threshold
-    from zoo.scoring import score_split
-    from zoo.placement import load_splits
-    from zoo.registry import get_dataset
+    from zoo.train.run_folder import load_run, read_threshold
+    from zoo.anomaly.scores import score_split
+    from zoo.data.loading import load_splits
+    from zoo.core.registry import get_dataset
 
     run = _train(tmp_path, "deep-ae", sets={"score_fpr": "0.1", "score_holdout": "0.25"})
     record = read_threshold(run)
@@ -63,9 +63,9 @@ def test_the_threshold_flags_its_false_positive_rate_of_unseen_normal_data(tmp_p
 
 
 def test_labels_train_on_those_labels_and_score_reports_auroc_per_label(tmp_path):
-    from zoo.placement import load_splits
-    from zoo.registry import get_dataset
-    from zoo.score_run import score_run
+    from zoo.data.loading import load_splits
+    from zoo.core.registry import get_dataset
+    from zoo.evaluate.score import score_run
 
     run = _train(tmp_path, "deep-ae", labels=["3", "7"])
     config = json.loads((run / "config.json").read_text())
@@ -92,7 +92,7 @@ def test_labels_train_on_those_labels_and_score_reports_auroc_per_label(tmp_path
 
 
 def test_a_vae_scores_its_reconstruction_error_or_asked_its_negative_elbo_at_the_posterior_mean():
-    from zoo.registry import create_model
+    from zoo.core.registry import create_model
 
     torch.manual_seed(0)
     model = create_model("vae", score="neg_elbo").eval()
@@ -126,8 +126,8 @@ def test_score_and_labels_errors_are_one_line(tmp_path):
 def test_a_folders_scores_name_each_file(tmp_path):
     from PIL import Image
 
-    from zoo.run_folder import load_run
-    from zoo.score_run import score_run
+    from zoo.train.run_folder import load_run
+    from zoo.evaluate.score import score_run
 
     rng = np.random.default_rng(0)
     for label, spread, count in (("good", 60, 30), ("bad", 255, 10)):
@@ -135,7 +135,7 @@ def test_a_folders_scores_name_each_file(tmp_path):
         for i in range(count):
             Image.fromarray((rng.random((16, 16)) * spread).astype(np.uint8)).save(tmp_path / "parts" / label / f"{i}.png")
     from zoo.data.by_path import make_request
-    from zoo.train import train
+    from zoo.train.loop import train
 
     with contextlib.redirect_stderr(io.StringIO()):
         run = train("deep-ae", tmp_path / "run", data=make_request(tmp_path / "parts"), labels=["good"], epochs=1,

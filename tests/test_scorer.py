@@ -21,8 +21,8 @@ def scored_run(tmp_path_factory):
     """A VAE scoring by its negative ELBO (a score of its own, not the base class's) trained on the 4s
     of the small MNIST, exported, and scored by `zoo score` on the test split."""
     from zoo.export.onnx import export_run
-    from zoo.score_run import score_run
-    from zoo.train import train
+    from zoo.evaluate.score import score_run
+    from zoo.train.loop import train
 
     with contextlib.redirect_stderr(io.StringIO()):
         run = train("vae", tmp_path_factory.mktemp("scorer") / "vae", epochs=1, device="cpu", seed=0, labels=["4"],
@@ -45,8 +45,8 @@ def test_export_writes_a_scorer_with_the_runs_threshold(scored_run):
 
 
 def _test_images(count: int) -> np.ndarray:
-    from zoo.placement import load_splits
-    from zoo.registry import get_dataset
+    from zoo.data.loading import load_splits
+    from zoo.core.registry import get_dataset
 
     return (load_splits(get_dataset("mnist"), None, 0, "cpu").test[:count].numpy() / np.float32(255)).astype(np.float32)
 

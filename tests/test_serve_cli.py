@@ -9,7 +9,7 @@ import pytest
 import zoo
 from export_helpers import run_zoo_without_torch
 from test_serve_helpers import Server, plane_run, vae_run
-from zoo.serve.models import load_models
+from zoo.serve.inference.models import load_models
 
 PARTS = ("decoder", "encoder", "generator")
 

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from test_serve_helpers import Server, vae_run
-from zoo.serve.app import Settings, create_app
-from zoo.serve.inprocess import InProcessServer
-from zoo.serve.models import load_models
+from zoo.serve.http.app import Settings, create_app
+from zoo.serve.http.inprocess import InProcessServer
+from zoo.serve.inference.models import load_models
 from zoo.serve.protocol import HEADER_ALLOWANCE, REQUEST_BYTES_PER_VALUE
 
 MAX_BATCH = 8

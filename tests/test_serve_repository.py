@@ -132,7 +132,7 @@ def test_what_zoo_export_writes_reads_back_as_the_defaults(repo):
 
 
 def test_the_defaults_are_what_zoo_serve_runs_without_a_repository(repo):
-    from zoo.serve.models import Serving, load_models
+    from zoo.serve.inference.models import Serving, load_models
 
     folder = repo / "vae-generator"
     from_repository = load_models([repo])["vae-generator"].serving

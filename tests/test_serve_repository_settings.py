@@ -75,7 +75,7 @@ def test_flags_override_config_pbtxt_and_the_banner_says_so(configured, tmp_path
 
 
 def test_instances_are_parallel_sessions(configured):
-    from zoo.serve.models import load_models
+    from zoo.serve.inference.models import load_models
 
     models = load_models([configured])
     decoder = models["vae-decoder"]

@@ -46,7 +46,7 @@ def test_each_serving_setting_means_in_zoo_serve_what_it_means_in_triton(tmp_pat
     settings Triton reports for it."""
     if not TRITON_BACKEND.exists():
         pytest.skip("Triton is not built here: run bash scripts/triton.sh build")
-    from zoo.serve.models import load_models
+    from zoo.serve.inference.models import load_models
 
     folder = tmp_path / "models"
     generator = vae_run(tmp_path_factory) / "generator.onnx"

@@ -81,7 +81,7 @@ def test_out_of_range_is_a_usage_error(probe, args):
 
 
 def test_the_banner_describes_each_setting_from_the_table():
-    from zoo.serve.models import Serving, describe_serving
+    from zoo.serve.inference.models import Serving, describe_serving
 
     sources = {s.name: "default" for s in SETTINGS}
     assert describe_serving(Serving(), sources) == (

@@ -8,7 +8,7 @@ import pytest
 
 import zoo
 from zoo.data.by_path import make_request
-from zoo.train import train
+from zoo.train.loop import train
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 64), (3, 48, 64), (1, 30, 30), (12,)]
 # Small widths keep the 24+ one-epoch runs quick; a model not listed trains with its defaults.

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo import registry
-from zoo.run_folder import load_run
-from zoo.evaluate import evaluate
+from zoo.core import registry
+from zoo.train.run_folder import load_run
+from zoo.evaluate.metrics import evaluate
 from zoo.plugins.networks.pca_ae import PCAAutoEncoder
-from zoo.train import train
+from zoo.train.loop import train
 
 from helpers import assert_one_line_error, real_data_dir, run_zoo
 from interrupted import train_until_interrupted

@@ -4,10 +4,13 @@ Importing this package stays light (no torch), so that ``zoo.export.runtime`` wo
 environment that only has numpy and onnxruntime. Torch-backed names load on first use.
 """
 
-from .errors import ZooError, ZooUsageError
-from .hookspecs import hookimpl, hookspec
-from .registry import create_model, get_dataset, get_spec, list_datasets, list_models
-from .specs import DatasetSpec, ModelSpec
+from zoo.core.errors import ZooError, ZooUsageError
+from zoo.core.hookspecs import hookimpl, hookspec
+from zoo.core.registry import create_model, get_dataset, get_spec, list_datasets, list_models
+from zoo.core.specs import DatasetSpec, ModelSpec
+from zoo.core import moved
+
+moved.install()  # the import paths from before the folders (zoo.hookspecs, zoo.model, ...)
 
 __version__ = "0.1.0"
 
@@ -30,7 +33,7 @@ __all__ = [
 def __getattr__(name):
     # AutoEncoder subclasses nn.Module, so it is only imported when someone asks for it.
     if name == "AutoEncoder":
-        from .model import AutoEncoder
+        from zoo.models.base import AutoEncoder
 
         return AutoEncoder
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import ZooError, ZooUsageError, first_line
+from zoo.core.errors import ZooError, ZooUsageError, first_line
 
 
 class ZooGroup(click.Group):
@@ -18,7 +18,7 @@ class ZooGroup(click.Group):
     _loaded_for = None  # the registry whose plugins' commands are in self.commands
 
     def _add_plugin_commands(self) -> None:
-        from .registry import current
+        from zoo.core.registry import current
 
         registry = current()
         if self._loaded_for is registry:
@@ -107,7 +107,7 @@ def table(rows: list[list[str]], headers: list[str]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(pattern, as_json):
     """List the registered models (PATTERN filters with wildcards, e.g. '*ae')."""
-    from .registry import current, list_models
+    from zoo.core.registry import current, list_models
 
     models = current().models
     rows = [
@@ -131,9 +131,9 @@ def info(name, dataset, sets, as_json):
 
     The parameter count and latent shape come from building the model once; the answer is cached
     (under ~/.cache/zoo), so asking again is instant."""
-    from .config import make_config, parse_sets, to_dict
-    from .model_facts import model_facts
-    from .registry import current, get_dataset, get_spec
+    from zoo.core.config import make_config, parse_sets, to_dict
+    from zoo.models.facts import model_facts
+    from zoo.core.registry import current, get_dataset, get_spec
 
     spec = get_spec(name)
     data = get_dataset(dataset or spec.default_dataset)
@@ -167,7 +167,7 @@ def plugins(as_json):
     """Loaded plugins, what each registers, and any that failed."""
     from dataclasses import asdict
 
-    from .registry import current
+    from zoo.core.registry import current
 
     registry = current()
     registry.check_model_modules()
@@ -185,8 +185,8 @@ def plugins(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def datasets(data_dir, as_json):
     """Registered datasets and where each was found (or why not)."""
-    from .data import where as find
-    from .registry import current
+    from zoo.data import where as find
+    from zoo.core.registry import current
 
     rows = []
     for name, entry in sorted(current().datasets.items()):
@@ -242,8 +242,8 @@ def train(name, dataset, data_dir, data, image_size, channels, test_fraction, ep
     Defaults come from the model's training defaults (see `zoo info NAME`).
     Several processes: torchrun --nproc_per_node N -m zoo train NAME ...
     """
-    from .config import parse_sets
-    from .train import train as run_training
+    from zoo.core.config import parse_sets
+    from zoo.train.loop import train as run_training
 
     if not name and not resume:
         raise click.UsageError("give a model NAME (see `zoo list`) or --resume RUN")
@@ -261,7 +261,7 @@ def train(name, dataset, data_dir, data, image_size, channels, test_fraction, ep
 def data_options(data, dataset, data_dir, image_size, channels, test_fraction, resume):
     """(a DataRequest or None, the data_dir): ``--data`` is the data itself, or with ``--dataset`` the
     folder holding that dataset's files."""
-    from .data.by_path import make_request
+    from zoo.data.by_path import make_request
 
     shaping = [flag for flag, value in (("--image-size", image_size), ("--channels", channels),
                                          ("--test-fraction", test_fraction)) if value is not None]
@@ -296,7 +296,7 @@ def data_options(data, dataset, data_dir, image_size, channels, test_fraction, r
 def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     """Test-split metrics of the run folder RUN (mse, bce, and each model's own), or with --nll the
     importance-weighted NLL in nats per image (Burda et al.'s protocol: binarized test split, k=5000)."""
-    from .evaluate import evaluate, evaluate_nll
+    from zoo.evaluate.metrics import evaluate, evaluate_nll
 
     if nll:
         report = evaluate_nll(run, k=iw_samples, images=nll_images, data_dir=data_dir, device=device, progress=True,
@@ -342,7 +342,7 @@ def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_
     """Anomaly scores of every input of a split: the model's own score (reconstruction error, or a
     VAE's negative ELBO at the posterior mean), sorted from the most to the least anomalous into
     scores.csv, with the top inputs over their reconstructions in top.png."""
-    from .score_run import score_run
+    from zoo.evaluate.score import score_run
 
     report = score_run(run, data=data, dataset=dataset, data_dir=data_dir, split=split, top=top, out=out,
                        normal=normal, device=device, progress=True)

@@ -14,7 +14,7 @@ Importing this package stays light (no torch, no numpy): plugins that build ``Sp
 `zoo list`.
 """
 
-from .idx import (  # noqa: F401 (the package's interface)
+from zoo.data.idx import (  # noqa: F401 (the package's interface)
     IDX_FILES,
     cache_home,
     candidate_dirs,
@@ -24,7 +24,7 @@ from .idx import (  # noqa: F401 (the package's interface)
     read_idx,
     user_cache,
 )
-from .splits import Splits, as_float  # noqa: F401
+from zoo.data.splits import Splits, as_float  # noqa: F401
 
 
 def load(spec, data_dir=None) -> Splits:

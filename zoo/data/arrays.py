@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ZooUsageError
+from zoo.core.errors import ZooUsageError
 
 CHANNEL_COUNTS = (1, 3)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ZooUsageError
-from .image_files import Preprocess
-from .splits import MappedSplit, Splits, fraction_split
+from zoo.core.errors import ZooUsageError
+from zoo.data.image_files import Preprocess
+from zoo.data.splits import MappedSplit, Splits, fraction_split
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.1
@@ -74,8 +74,8 @@ def open_path(request: DataRequest, progress=False) -> Splits:
 
 
 def _open_folder(path: Path, request: DataRequest, progress) -> Splits:
-    from .decoded_cache import decoded
-    from .folder import list_folder
+    from zoo.data.decoded_cache import decoded
+    from zoo.data.folder import list_folder
 
     listing = list_folder(path)
     if not listing.files:
@@ -108,7 +108,7 @@ def _open_folder(path: Path, request: DataRequest, progress) -> Splits:
 
 
 def _open_arrays(path: Path, request: DataRequest) -> Splits:
-    from .arrays import as_labels, as_samples, file_fingerprint, read_arrays
+    from zoo.data.arrays import as_labels, as_samples, file_fingerprint, read_arrays
 
     if request.preprocess != Preprocess():
         raise ZooUsageError(f"--data {request.path}: --image-size and --channels apply to folders of images; "

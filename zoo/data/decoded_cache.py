@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write, write_json
-from ..errors import ZooError, ZooUsageError
-from .folder import FolderListing
-from .image_files import BadImage, Preprocess, decode_file, is_grey, probe
-from .idx import cache_home
+from zoo.core.atomic import atomic_write, write_json
+from zoo.core.errors import ZooError, ZooUsageError
+from zoo.data.folder import FolderListing
+from zoo.data.image_files import BadImage, Preprocess, decode_file, is_grey, probe
+from zoo.data.idx import cache_home
 
 FORMAT = 1  # bump when the entry's layout or the decoding changes: old entries are then not found
 CHUNK = 64  # files per task handed to a worker process

@@ -10,8 +10,8 @@ import os
 import struct
 from pathlib import Path
 
-from ..errors import ZooError
-from .splits import Splits
+from zoo.core.errors import ZooError
+from zoo.data.splits import Splits
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -60,7 +60,7 @@ def find_idx_files(folder: Path, layouts=()):
 
 def _spec(name_or_spec):
     if isinstance(name_or_spec, str):
-        from ..registry import get_dataset
+        from zoo.core.registry import get_dataset
 
         return get_dataset(name_or_spec)
     return name_or_spec

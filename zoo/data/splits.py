@@ -152,7 +152,7 @@ def fraction_split(count: int, test_fraction: float, seed: int):
     for the test split (at least one, leaving at least one to train on)."""
     import numpy as np
 
-    from ..errors import ZooUsageError
+    from zoo.core.errors import ZooUsageError
 
     if not 0 < test_fraction < 1:
         raise ZooUsageError(f"--test-fraction must lie between 0 and 1, not {test_fraction}")
