@@ -30,4 +30,8 @@ fi
 if [ -z "${ZOO_DATA_DIR:-}" ] && [ -d ../shared/datasets/mnist ]; then
     export ZOO_DATA_DIR=$(cd ../shared/datasets && pwd)
 fi
+# The tree's rules first: the import contracts (pyproject.toml's [tool.importlinter]) and ruff.
+.venv/bin/lint-imports --no-cache >/dev/null || { .venv/bin/lint-imports --no-cache; exit 1; }
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 exec .venv/bin/python -m pytest -q "$@"

@@ -15,7 +15,6 @@ import numpy as np
 import onnxruntime
 import tritonclient.http as triton_http
 
-
 ROOT = Path(__file__).resolve().parents[1]
 TRITON_SCRIPT = ROOT / "scripts" / "triton.sh"
 TRITON_BACKEND = ROOT / ".triton" / "backends" / "onnxruntime" / "libtriton_onnxruntime.so"
@@ -47,7 +46,7 @@ DIFFERENCES = {
     # application/json.
     "error content type": "Triton labels some JSON error bodies text/plain; zoo serve always application/json",
     # Each server words its errors its own way; the tests check the status and {"error": "..."}.
-    "error messages": "the error text differs; both answer {\"error\": \"...\"}",
+    "error messages": 'the error text differs; both answer {"error": "..."}',
     # An extra field of zoo serve's (the zoo.* description that its page reads: model, part, shapes,
     # prior); Triton's metadata has no parameters. Clients ignore fields they do not know.
     "metadata parameters": "zoo serve's model metadata adds parameters (the zoo.* description)",
@@ -135,8 +134,9 @@ def write_scorer(vae_run: Path, folder: Path) -> Path:
     rows = torch.from_numpy(np.random.default_rng(0).standard_normal((64, *model.data_shape), dtype=np.float32))
     with torch.no_grad():
         threshold = float(model.score(rows).median())
-    write_threshold(folder, {"definition": model.score_definition, "threshold": threshold, "fpr": 0.5,
-                             "held_out_samples": 64})
+    write_threshold(
+        folder, {"definition": model.score_definition, "threshold": threshold, "fpr": 0.5, "held_out_samples": 64}
+    )
     return export_run(folder)["scorer"]
 
 
@@ -169,8 +169,11 @@ class Triton:
         for _ in range(attempts):  # a port may be taken between choosing it and Triton binding it
             port = free_port_run()
             with open(log, "w") as out:  # a file, not a pipe: Triton's log must never block it
-                self.process = subprocess.Popen(["bash", str(TRITON_SCRIPT), "serve", str(repo), "--port", str(port)],
-                                                stdout=out, stderr=subprocess.STDOUT)
+                self.process = subprocess.Popen(
+                    ["bash", str(TRITON_SCRIPT), "serve", str(repo), "--port", str(port)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             if self._serving(port):
                 self.url = f"http://127.0.0.1:{port}"
                 return
@@ -218,18 +221,31 @@ class Served:
 
 def binary_request(rows: np.ndarray, name: str, datatype: str = "FP32", **request) -> tuple:
     """(body, headers) with ``rows`` as the input's binary data, after the JSON header."""
-    header = json.dumps({"inputs": [{"name": name, "shape": list(rows.shape), "datatype": datatype,
-                                     "parameters": {"binary_data_size": rows.nbytes}}], **request}).encode()
-    return header + rows.tobytes(), {"Inference-Header-Content-Length": str(len(header)),
-                                     "Content-Type": "application/octet-stream"}
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": list(rows.shape),
+                    "datatype": datatype,
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ],
+            **request,
+        }
+    ).encode()
+    return header + rows.tobytes(), {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
 
 
 def answer_of(response) -> tuple:
     """(the JSON answer, {output name: float32 or bool array}), whether each output came as JSON or binary."""
     assert response.status_code == 200, response.text
     length = response.headers.get("inference-header-content-length")
-    header = response.content if length is None else response.content[:int(length)]
-    answer, tail, arrays = json.loads(header), memoryview(response.content)[len(header):], {}
+    header = response.content if length is None else response.content[: int(length)]
+    answer, tail, arrays = json.loads(header), memoryview(response.content)[len(header) :], {}
     for output in answer["outputs"]:
         assert output["datatype"] in ("FP32", "BOOL")
         dtype = np.dtype("<f4") if output["datatype"] == "FP32" else np.dtype(np.bool_)  # BOOL: one byte each
@@ -268,5 +284,3 @@ def infer(served, model: str, body, headers=None, version: str | None = None):
     if isinstance(body, dict):
         return served.http.post(path, json=body)
     return served.http.post(path, content=body, headers=headers)
-
-

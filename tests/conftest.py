@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from tiny_data import write_tiny_idx
 
 ROOT = Path(__file__).resolve().parents[1]

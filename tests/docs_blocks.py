@@ -15,7 +15,8 @@ console block's output is checked once the server answers (as how its output sta
 - ``console``: ``$ `` lines are commands; the lines under each are the output it shows, checked
   with every measured number (one with a decimal point or an exponent: sizes, timings, errors
   against PyTorch) free to differ, whole numbers (counts, seeds, shapes) as shown, ``...`` in a
-  line standing for any text and a line ``...`` for any lines. A command whose shown output starts with ``Error:`` must fail; any other must succeed.
+  line standing for any text and a line ``...`` for any lines. A command whose shown output starts
+  with ``Error:`` must fail; any other must succeed.
 
 Any other language (toml, js, text, a fence without one) is not run.
 """
@@ -60,7 +61,7 @@ def blocks(path: Path) -> list[Block]:
         end = i + 1
         while end < len(lines) and lines[end].strip() != fence:
             end += 1
-        body = [line[len(indent):] if line.startswith(indent) else line for line in lines[i + 1:end]]
+        body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[i + 1 : end]]
         block = Block(Path(path), i + 1, language, "\n".join(body) + "\n")
         marker = _marker_before(lines, i)
         if marker is not None:

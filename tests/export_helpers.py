@@ -22,8 +22,9 @@ NO_TORCH = "import sys; sys.modules['torch'] = None; sys.argv[0] = 'zoo'; from z
 
 
 def run_zoo_without_torch(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", NO_TORCH, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def trained_run(name: str, tmp_path_factory) -> Path:
@@ -58,5 +59,4 @@ def hand_made_run(folder: Path, name: str, model, dataset="") -> Path:
 
 def leftovers(folder: Path) -> list:
     """Files an export may have left behind: artifacts, temporaries, external weight files."""
-    return sorted(p.name for p in Path(folder).iterdir()
-                  if p.suffix in (".onnx", ".tmp", ".data") or ".onnx" in p.name)
+    return sorted(p.name for p in Path(folder).iterdir() if p.suffix in (".onnx", ".tmp", ".data") or ".onnx" in p.name)

@@ -20,16 +20,24 @@ def real_data_dir(name: str = "mnist") -> Path:
     if not base:
         pytest.skip(f"no real {name} here: set ZOO_DATA_DIR to a folder holding {name}/ to run this test")
     if not find_idx_files(Path(base) / name):
-        pytest.fail(f"the data folder {base} was given (ZOO_DATA_DIR or ../shared/datasets), but the zoo finds no "
-                    f"{name} IDX files in {Path(base) / name}")
+        pytest.fail(
+            f"the data folder {base} was given (ZOO_DATA_DIR or ../shared/datasets), but the zoo finds no "
+            f"{name} IDX files in {Path(base) / name}"
+        )
     return Path(base) / name
 
 
 def run_zoo(*args, env=None, cwd=None, check=False):
     """Run the real CLI in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "zoo", *map(str, args)], capture_output=True, text=True,
-                            env=full_env, cwd=cwd, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=600,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"zoo {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
     return result

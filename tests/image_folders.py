@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 
 
-def write_images(folder, count: int, size=(32, 32), mode: str = "RGB", seed: int = 0, suffix: str = ".png",
-                 start: int = 0) -> list:
+def write_images(
+    folder, count: int, size=(32, 32), mode: str = "RGB", seed: int = 0, suffix: str = ".png", start: int = 0
+) -> list:
     """``count`` images of ``size`` (height, width) in ``mode`` under ``folder``; returns the arrays
     saved (as Pillow reads them back)."""
     folder = Path(folder)
@@ -41,10 +42,15 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def write_bomb_png(path, side: int = 10_000) -> None:
-    """A tiny PNG whose header claims side x side pixels: over Pillow's decompression-bomb warning limit (MAX_IMAGE_PIXELS), under its error limit."""
+    """A tiny PNG whose header claims side x side pixels: over Pillow's decompression-bomb
+    warning limit (MAX_IMAGE_PIXELS), under its error limit."""
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-                           + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+    Path(path).write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def write_bad_files(folder) -> list:

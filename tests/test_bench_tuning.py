@@ -14,23 +14,34 @@ from zoo.export.bench.measuring import plan_rounds, rounds_due
 from zoo.export.bench.preparation import PreparedPart
 from zoo.export.bench.settings import DEFAULT_OPTIONS, KNOBS, Settings
 from zoo.export.bench.timing import quiet_stats
-from zoo.export.bench.tuning import (DEFAULTS, TUNED, TUNED_ONE_THREAD, beats, choose_finalist, finalists,
-                                     knob_winner, search_knobs)
+from zoo.export.bench.tuning import (
+    DEFAULTS,
+    TUNED,
+    TUNED_ONE_THREAD,
+    beats,
+    choose_finalist,
+    finalists,
+    knob_winner,
+    search_knobs,
+)
 
 # --- one knob: which value is kept --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scores, margin, kept", [
-    ([100.0, 96.0], 0.05, 0),  # 4% faster: inside the margin, the incumbent stays
-    ([100.0, 94.0], 0.05, 1),  # 6% faster: switch
-    ([100.0, 75.0], 0.25, 0),  # exactly the margin is not enough (100 * 0.75 == 75.0 exactly)
-    ([100.0, 74.9], 0.25, 1),  # just past it is
-    ([100.0, 90.0, 80.0], 0.05, 2),  # the fastest value wins, not the first that beats the incumbent
-    ([100.0, 80.0, 80.0], 0.05, 1),  # a tie between challengers: the first listed
-    ([80.0, 90.0, 100.0], 0.05, 0),  # the incumbent is fastest
-    ([100.0, float("inf")], 0.05, 0),  # a value this build cannot load is never chosen
-    ([100.0, 99.0], 0.0, 1),  # no margin: any gain switches
-])
+@pytest.mark.parametrize(
+    "scores, margin, kept",
+    [
+        ([100.0, 96.0], 0.05, 0),  # 4% faster: inside the margin, the incumbent stays
+        ([100.0, 94.0], 0.05, 1),  # 6% faster: switch
+        ([100.0, 75.0], 0.25, 0),  # exactly the margin is not enough (100 * 0.75 == 75.0 exactly)
+        ([100.0, 74.9], 0.25, 1),  # just past it is
+        ([100.0, 90.0, 80.0], 0.05, 2),  # the fastest value wins, not the first that beats the incumbent
+        ([100.0, 80.0, 80.0], 0.05, 1),  # a tie between challengers: the first listed
+        ([80.0, 90.0, 100.0], 0.05, 0),  # the incumbent is fastest
+        ([100.0, float("inf")], 0.05, 0),  # a value this build cannot load is never chosen
+        ([100.0, 99.0], 0.0, 1),  # no margin: any gain switches
+    ],
+)
 def test_knob_winner(scores, margin, kept):
     assert knob_winner(scores, margin) == kept
 
@@ -65,11 +76,18 @@ def test_each_knob_starts_from_the_winner_of_the_previous_ones():
     measure, asked = scripted(p50)
     tuning = search_knobs(measure, threads=2, margin=0.05)
 
-    want = {**DEFAULT_OPTIONS, "graph_optimization_level": "ORT_ENABLE_EXTENDED", "denormal_as_zero": True,
-            "allow_spinning": True}
+    want = {
+        **DEFAULT_OPTIONS,
+        "graph_optimization_level": "ORT_ENABLE_EXTENDED",
+        "denormal_as_zero": True,
+        "allow_spinning": True,
+    }
     assert tuning.tuned_options == want
-    assert tuning.changed == {"graph_optimization_level": "ORT_ENABLE_EXTENDED", "denormal_as_zero": True,
-                              "allow_spinning": True}
+    assert tuning.changed == {
+        "graph_optimization_level": "ORT_ENABLE_EXTENDED",
+        "denormal_as_zero": True,
+        "allow_spinning": True,
+    }
     assert [s["knob"] for s in tuning.steps] == [k for k, _ in KNOBS]
     assert [s["chosen"] for s in tuning.steps] == ["ORT_ENABLE_EXTENDED", "ORT_SEQUENTIAL", True, True]
     # The first step tries every level, the defaults first; the second starts from the level kept.
@@ -118,25 +136,32 @@ def test_an_unloadable_value_is_skipped():
 def test_finalists_spell_out_their_threads():
     tuned = {**DEFAULT_OPTIONS, "allow_spinning": True}
     assert finalists(DEFAULT_OPTIONS, 1) == {DEFAULTS: {**DEFAULT_OPTIONS, "intra_op_num_threads": 1}}
-    assert finalists(tuned, 1) == {DEFAULTS: {**DEFAULT_OPTIONS, "intra_op_num_threads": 1},
-                                   TUNED: {**tuned, "intra_op_num_threads": 1}}
+    assert finalists(tuned, 1) == {
+        DEFAULTS: {**DEFAULT_OPTIONS, "intra_op_num_threads": 1},
+        TUNED: {**tuned, "intra_op_num_threads": 1},
+    }
     # Tuning kept the defaults on 2 threads: only the one-thread variant is worth a try.
-    assert finalists(DEFAULT_OPTIONS, 2) == {DEFAULTS: {**DEFAULT_OPTIONS, "intra_op_num_threads": 2},
-                                             TUNED_ONE_THREAD: {**DEFAULT_OPTIONS, "intra_op_num_threads": 1}}
+    assert finalists(DEFAULT_OPTIONS, 2) == {
+        DEFAULTS: {**DEFAULT_OPTIONS, "intra_op_num_threads": 2},
+        TUNED_ONE_THREAD: {**DEFAULT_OPTIONS, "intra_op_num_threads": 1},
+    }
     assert list(finalists(tuned, 4)) == [DEFAULTS, TUNED, TUNED_ONE_THREAD]
     assert [o["intra_op_num_threads"] for o in finalists(tuned, 4).values()] == [4, 4, 1]
 
 
-@pytest.mark.parametrize("p50s, margin, chosen", [
-    ({DEFAULTS: 100.0, TUNED: 96.0, TUNED_ONE_THREAD: 97.0}, 0.05, DEFAULTS),  # nobody beats the margin
-    ({DEFAULTS: 100.0, TUNED: 94.0, TUNED_ONE_THREAD: 97.0}, 0.05, TUNED),
-    ({DEFAULTS: 100.0, TUNED: 94.0, TUNED_ONE_THREAD: 60.0}, 0.05, TUNED_ONE_THREAD),  # the fastest, not the first
-    ({DEFAULTS: 100.0, TUNED: 75.0}, 0.25, DEFAULTS),  # exactly the margin: the defaults stay
-    ({DEFAULTS: 100.0, TUNED: 74.9}, 0.25, TUNED),
-    ({DEFAULTS: 100.0, TUNED: 80.0, TUNED_ONE_THREAD: 80.0}, 0.05, TUNED),  # a tie: the first listed
-    ({DEFAULTS: 50.0, TUNED: 60.0, TUNED_ONE_THREAD: 70.0}, 0.05, DEFAULTS),
-    ({DEFAULTS: 100.0}, 0.05, DEFAULTS),  # tuning off: nothing to choose
-])
+@pytest.mark.parametrize(
+    "p50s, margin, chosen",
+    [
+        ({DEFAULTS: 100.0, TUNED: 96.0, TUNED_ONE_THREAD: 97.0}, 0.05, DEFAULTS),  # nobody beats the margin
+        ({DEFAULTS: 100.0, TUNED: 94.0, TUNED_ONE_THREAD: 97.0}, 0.05, TUNED),
+        ({DEFAULTS: 100.0, TUNED: 94.0, TUNED_ONE_THREAD: 60.0}, 0.05, TUNED_ONE_THREAD),  # the fastest, not the first
+        ({DEFAULTS: 100.0, TUNED: 75.0}, 0.25, DEFAULTS),  # exactly the margin: the defaults stay
+        ({DEFAULTS: 100.0, TUNED: 74.9}, 0.25, TUNED),
+        ({DEFAULTS: 100.0, TUNED: 80.0, TUNED_ONE_THREAD: 80.0}, 0.05, TUNED),  # a tie: the first listed
+        ({DEFAULTS: 50.0, TUNED: 60.0, TUNED_ONE_THREAD: 70.0}, 0.05, DEFAULTS),
+        ({DEFAULTS: 100.0}, 0.05, DEFAULTS),  # tuning off: nothing to choose
+    ],
+)
 def test_choose_finalist(p50s, margin, chosen):
     assert choose_finalist(p50s, margin) == chosen
 
@@ -147,14 +172,31 @@ def rounds(*p50s_us, calls=5):
 
 
 def make_cell(samples: dict, threads=2) -> Cell:
-    artifact = PreparedPart(model="m", part="decoder", run=Path("run"), path=Path("m.onnx"), input=Path("x.npy"),
-                        file_bytes=1, export_max_abs_error=0.0, flops_per_sample=1, input_shape=[1], ops=[])
+    artifact = PreparedPart(
+        model="m",
+        part="decoder",
+        run=Path("run"),
+        path=Path("m.onnx"),
+        input=Path("x.npy"),
+        file_bytes=1,
+        export_max_abs_error=0.0,
+        flops_per_sample=1,
+        input_shape=[1],
+        ops=[],
+    )
     names = [e for e in samples if e != TORCH]
-    loaded = LoadedArtifact(artifact=artifact, threads=threads,
-                            worker_keys={e: f"m/decoder#{e}" for e in samples},
-                            setup_ms={e: 10.0 + i for i, e in enumerate(samples)},
-                            finalists={e: finalists(DEFAULT_OPTIONS, threads)[DEFAULTS] if e == DEFAULTS
-                                       else {**DEFAULT_OPTIONS, "intra_op_num_threads": 1} for e in names})
+    loaded = LoadedArtifact(
+        artifact=artifact,
+        threads=threads,
+        worker_keys={e: f"m/decoder#{e}" for e in samples},
+        setup_ms={e: 10.0 + i for i, e in enumerate(samples)},
+        finalists={
+            e: finalists(DEFAULT_OPTIONS, threads)[DEFAULTS]
+            if e == DEFAULTS
+            else {**DEFAULT_OPTIONS, "intra_op_num_threads": 1}
+            for e in names
+        },
+    )
     cell = Cell(loaded=loaded, batch=1, samples=samples)
     cell.max_abs_diff = {e: 1e-7 * (i + 1) for i, e in enumerate(names)}
     return cell
@@ -163,9 +205,13 @@ def make_cell(samples: dict, threads=2) -> Cell:
 def test_settle_chooses_on_the_odd_rounds_and_reports_the_even_ones():
     # Rounds 0, 2 report; rounds 1, 3 choose. On the choosing rounds one thread is 20% faster; on the
     # reporting rounds only 10%: the figures must be the reporting rounds' own.
-    cell = make_cell({TORCH: rounds(200, 200, 200, 200),
-                      DEFAULTS: rounds(100, 100, 100, 100),
-                      TUNED_ONE_THREAD: rounds(90, 80, 90, 80)})
+    cell = make_cell(
+        {
+            TORCH: rounds(200, 200, 200, 200),
+            DEFAULTS: rounds(100, 100, 100, 100),
+            TUNED_ONE_THREAD: rounds(90, 80, 90, 80),
+        }
+    )
     outcome = settle(cell, quiet_keep=1.2, margin=0.05)
     assert outcome.choice == TUNED_ONE_THREAD
     assert outcome.pick.choice_p50_us == {DEFAULTS: 100.0, TUNED_ONE_THREAD: 80.0}
@@ -211,11 +257,14 @@ def test_quiet_stats_keeps_rounds_within_keep_of_the_best():
 # --- how many rounds a cell gets, and when ------------------------------------------------------
 
 
-@pytest.mark.parametrize("slowest_us, planned", [
-    (5_000.0, 16),  # fast calls: the full 16 rounds
-    (20_000.0, 6),  # 0.12 s of calls at 20 ms a call
-    (1_500_000.0, 3),  # a 1.5 s call is still timed min_rounds times
-])
+@pytest.mark.parametrize(
+    "slowest_us, planned",
+    [
+        (5_000.0, 16),  # fast calls: the full 16 rounds
+        (20_000.0, 6),  # 0.12 s of calls at 20 ms a call
+        (1_500_000.0, 3),  # a 1.5 s call is still timed min_rounds times
+    ],
+)
 def test_plan_rounds(slowest_us, planned):
     assert plan_rounds([1.0, slowest_us], Settings()) == planned
 

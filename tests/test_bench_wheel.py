@@ -78,11 +78,8 @@ def test_results_go_to_the_checkout_only_from_a_checkout(tmp_path):
 
 
 def test_benchmark_scripts_still_find_their_helpers():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import machine as scripts_machine
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import machine as scripts_machine
+
     assert scripts_machine.RESULTS == ROOT / "benchmarks" / "results"
     assert scripts_machine.describe is machine.describe and scripts_machine.slug is machine.slug
     assert callable(scripts_machine.write_results)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from interrupted import train_until_interrupted
 from safetensors.torch import load_file
 
 import zoo
@@ -14,8 +15,6 @@ from zoo.data.loading import binarize_fixed, load_splits
 from zoo.plugins.networks.vae import VAE
 from zoo.plugins.vae import VAEConfig
 from zoo.train.loop import train
-
-from interrupted import train_until_interrupted
 
 
 def test_the_test_split_is_binarized_once_with_a_fixed_seed():
@@ -49,8 +48,13 @@ def test_unknown_binarize_and_non_unit_data_are_one_clear_error(tmp_path):
 
 
 def test_resume_with_dynamic_binarization_and_warmup_is_bit_identical(tmp_path, monkeypatch):
-    options = dict(epochs=2, subset=128, batch_size=64, seed=5,
-                   sets={"binarize": "dynamic", "iw_samples": 2, "kl_warmup_epochs": 2.0})
+    options = dict(
+        epochs=2,
+        subset=128,
+        batch_size=64,
+        seed=5,
+        sets={"binarize": "dynamic", "iw_samples": 2, "kl_warmup_epochs": 2.0},
+    )
     whole = train("vae", tmp_path / "whole", **options)
 
     train_until_interrupted(monkeypatch, "vae", tmp_path / "split", **options)
@@ -77,8 +81,15 @@ class _SpyConfig(VAEConfig):
 class SpyPlugin:
     @zoo.hookimpl
     def register_models(self, register):
-        register(zoo.ModelSpec(name="progress-spy", config=_SpyConfig, build=ProgressSpy,
-                               default_dataset="mnist-binary", summary="records epochs_done"))
+        register(
+            zoo.ModelSpec(
+                name="progress-spy",
+                config=_SpyConfig,
+                build=ProgressSpy,
+                default_dataset="mnist-binary",
+                summary="records epochs_done",
+            )
+        )
 
 
 def test_the_loop_sets_the_training_progress_before_each_step(tmp_path):

@@ -12,11 +12,14 @@ def test_strings_from_the_command_line_are_converted_by_the_default_type():
     assert make_config(TrainConfig, {"lr": "0.01", "compile": "true"}).lr == 0.01
 
 
-@pytest.mark.parametrize("sets, message", [
-    ({"latnet": "8"}, "valid keys: hidden, latent"),
-    ({"latent": "eight"}, "not a valid int"),
-    ({"latent": 2.5}, "must be a int"),
-])
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        ({"latnet": "8"}, "valid keys: hidden, latent"),
+        ({"latent": "eight"}, "not a valid int"),
+        ({"latent": 2.5}, "must be a int"),
+    ],
+)
 def test_bad_settings_are_one_clear_error(sets, message):
     with pytest.raises(zoo.ZooUsageError, match=message):
         make_config(DeepAEConfig, sets)

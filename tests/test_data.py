@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_line_error, run_zoo
+from tiny_data import idx_bytes, write_tiny_idx
 
 import zoo
 from zoo.data import load_idx_dataset, read_idx
-
-from helpers import assert_one_line_error, run_zoo
-from tiny_data import idx_bytes, write_tiny_idx
 
 
 def write_fake_mnist(folder, n_train=12, n_test=5, gz=True, seed=0):

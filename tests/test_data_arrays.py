@@ -14,13 +14,16 @@ def open_array(path, **options):
     return open_path(make_request(path, **options))
 
 
-@pytest.mark.parametrize("shape, layout, sample_shape", [
-    ((20, 3, 8, 6), "NCHW", (3, 8, 6)),
-    ((20, 1, 8, 6), "NCHW", (1, 8, 6)),
-    ((20, 8, 6), "NHW", (1, 8, 6)),
-    ((20, 8, 6, 3), "NHWC", (3, 8, 6)),
-    ((20, 5), "ND", (5,)),
-])
+@pytest.mark.parametrize(
+    "shape, layout, sample_shape",
+    [
+        ((20, 3, 8, 6), "NCHW", (3, 8, 6)),
+        ((20, 1, 8, 6), "NCHW", (1, 8, 6)),
+        ((20, 8, 6), "NHW", (1, 8, 6)),
+        ((20, 8, 6, 3), "NHWC", (3, 8, 6)),
+        ((20, 5), "ND", (5,)),
+    ],
+)
 def test_layouts_become_samples_in_nchw(tmp_path, shape, layout, sample_shape):
     array = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     np.save(tmp_path / "x.npy", array)
@@ -31,8 +34,9 @@ def test_layouts_become_samples_in_nchw(tmp_path, shape, layout, sample_shape):
     assert sorted(map(bytes, every)) == sorted(map(bytes, expected))  # every sample, once, as laid out
 
 
-@pytest.mark.parametrize("shape, words", [((9, 3, 8, 3), "ambiguous"), ((9, 5, 8, 6), "no channel axis"),
-                                          ((9, 2, 3, 4, 5), "is not data")])
+@pytest.mark.parametrize(
+    "shape, words", [((9, 3, 8, 3), "ambiguous"), ((9, 5, 8, 6), "no channel axis"), ((9, 2, 3, 4, 5), "is not data")]
+)
 def test_shapes_the_rule_cannot_place_are_refused(tmp_path, shape, words):
     np.save(tmp_path / "x.npy", np.zeros(shape, np.uint8))
     with pytest.raises(zoo.ZooError, match=words):
@@ -66,11 +70,14 @@ def test_npz_with_named_splits_and_labels(tmp_path):
     assert len(open_array(tmp_path / "one.npz").test) == 1
 
 
-@pytest.mark.parametrize("arrays, words", [
-    ({"images": np.zeros((4, 2)), "targets": np.zeros(4)}, "expected one array, or x_train"),
-    ({"x_train": np.zeros((4, 2)), "y_train": np.zeros((3,), np.int64)}, "labels must be 4 integers"),
-    ({"x_train": np.full((4, 2), np.nan)}, "NaN"),
-])
+@pytest.mark.parametrize(
+    "arrays, words",
+    [
+        ({"images": np.zeros((4, 2)), "targets": np.zeros(4)}, "expected one array, or x_train"),
+        ({"x_train": np.zeros((4, 2)), "y_train": np.zeros((3,), np.int64)}, "labels must be 4 integers"),
+        ({"x_train": np.full((4, 2), np.nan)}, "NaN"),
+    ],
+)
 def test_npz_mistakes_are_named(tmp_path, arrays, words):
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(zoo.ZooError, match=words):

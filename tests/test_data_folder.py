@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from image_folders import write_bad_files, write_images
 from PIL import Image
 
 from zoo.data.by_path import make_request, open_path
@@ -16,8 +17,6 @@ from zoo.data.decoded_cache import cache_folder, decoded
 from zoo.data.folder import list_folder
 from zoo.data.image_files import Preprocess, crop_box, decode_file
 from zoo.train.loop import train
-
-from image_folders import write_bad_files, write_images
 
 
 def folder_splits(path, **options):
@@ -43,8 +42,12 @@ def test_nested_folders_take_their_top_folders_label_and_root_images_none(tmp_pa
     listing = list_folder(tmp_path / "d")
     assert listing.label_names == ["a", "b"]
     assert dict(zip(listing.files, listing.labels)) == {
-        "a/deep/deeper/img0000.png": 0, "a/deep/deeper/img0001.png": 0, "b/img0000.png": 1,
-        "b/img0001.png": 1, "img0000.png": -1}
+        "a/deep/deeper/img0000.png": 0,
+        "a/deep/deeper/img0001.png": 0,
+        "b/img0000.png": 1,
+        "b/img0001.png": 1,
+        "img0000.png": -1,
+    }
 
 
 def test_train_and_test_folders_are_the_splits(tmp_path, capsys):
@@ -64,10 +67,13 @@ def test_train_and_test_folders_are_the_splits(tmp_path, capsys):
 def test_each_mode_decodes_to_its_pixels(tmp_path, mode, channels):
     [saved] = write_images(tmp_path, 1, size=(5, 7), mode=mode)
     with Image.open(tmp_path / "img0000.png") as image:
-        expected = {"L": lambda: saved[None], "RGB": lambda: saved.transpose(2, 0, 1),
-                    "RGBA": lambda: saved[..., :3].transpose(2, 0, 1),  # the alpha channel is dropped
-                    "P": lambda: np.asarray(image.convert("RGB")).transpose(2, 0, 1),
-                    "I;16": lambda: (saved.astype(np.int64) >> 8)[None]}[mode]()  # the top byte, not clipped
+        expected = {
+            "L": lambda: saved[None],
+            "RGB": lambda: saved.transpose(2, 0, 1),
+            "RGBA": lambda: saved[..., :3].transpose(2, 0, 1),  # the alpha channel is dropped
+            "P": lambda: np.asarray(image.convert("RGB")).transpose(2, 0, 1),
+            "I;16": lambda: (saved.astype(np.int64) >> 8)[None],
+        }[mode]()  # the top byte, not clipped
     [pixels] = decoded(list_folder(tmp_path), Preprocess()).images  # channels from the mode: grey or colour
     assert pixels.shape == (channels, 5, 7) and np.array_equal(pixels, expected)
 
@@ -161,8 +167,13 @@ def test_worker_processes_decode_what_one_process_does(tmp_path):
 def test_a_run_records_its_data_and_eval_uses_it(tmp_path):
     write_images(tmp_path / "d" / "a", 12, size=(12, 16), seed=1)
     write_images(tmp_path / "d" / "b", 12, size=(12, 16), seed=2)
-    run = train("deep-ae", tmp_path / "run", data=make_request(tmp_path / "d", image_size="8x12", channels=1),
-                epochs=1, batch_size=8)
+    run = train(
+        "deep-ae",
+        tmp_path / "run",
+        data=make_request(tmp_path / "d", image_size="8x12", channels=1),
+        epochs=1,
+        batch_size=8,
+    )
     config = json.loads((run / "config.json").read_text())
     data = config["data"]
     assert config["data_shape"] == [1, 8, 12] and config["dataset"] == "d"
@@ -182,11 +193,18 @@ def test_worker_processes_work_from_a_script_without_a_main_guard(tmp_path):
     again by each worker process."""
     write_images(tmp_path / "d", 8)
     script = tmp_path / "script.py"
-    script.write_text("from zoo.data.decoded_cache import decoded\nfrom zoo.data.folder import list_folder\n"
-                      "from zoo.data.image_files import Preprocess\n"
-                      f"print('ran', len(decoded(list_folder({str(tmp_path / 'd')!r}), Preprocess(), workers=2).usable))\n")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    script.write_text(
+        "from zoo.data.decoded_cache import decoded\nfrom zoo.data.folder import list_folder\n"
+        "from zoo.data.image_files import Preprocess\n"
+        f"print('ran', len(decoded(list_folder({str(tmp_path / 'd')!r}), Preprocess(), workers=2).usable))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0 and result.stdout.split() == ["ran", "8"], result.stderr[-2000:]
 
 

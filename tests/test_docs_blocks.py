@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from docs_blocks import blocks, console_commands, output_matches
 from tiny_data import write_tiny_idx
 
@@ -48,8 +47,13 @@ class Session:
     def __init__(self, cwd: Path, data: Path):
         self.cwd, self.port, self.background = cwd, free_port(), []
         bin_dir = str(Path(sys.executable).parent)
-        self.env = {**os.environ, "ZOO_DATA_DIR": str(data), "ZOO_OFFLINE": "1",
-                    "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "ZOO_DATA_DIR": str(data),
+            "ZOO_OFFLINE": "1",
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def run_page(self, page: Path) -> list:
         """Failures, one message per failing block (empty when every block ran as shown)."""
@@ -72,8 +76,9 @@ class Session:
             return self.finished(self.sh([sys.executable, "-c", text]))
         if block.language == "pycon":
             (self.cwd / "block.txt").write_text(text)
-            return self.finished(self.sh([sys.executable, "-m", "doctest", "-o", "ELLIPSIS",
-                                          "-o", "NORMALIZE_WHITESPACE", "block.txt"]))
+            return self.finished(
+                self.sh([sys.executable, "-m", "doctest", "-o", "ELLIPSIS", "-o", "NORMALIZE_WHITESPACE", "block.txt"])
+            )
         if block.language == "bash":
             return self.finished(self.sh(["bash", "-euo", "pipefail", "-c", text]))
         for command in console_commands(text):
@@ -81,15 +86,26 @@ class Session:
             if command.should_fail != (result.returncode != 0):
                 return f"$ {command.command}: exit status {result.returncode}\n{result.stdout[-3000:]}"
             if not output_matches(command.shown, result.stdout.splitlines()):
-                return (f"$ {command.command}: the output differs from what the block shows\n--- shown\n"
-                        + "\n".join(command.shown) + "\n--- actual\n" + result.stdout[-3000:])
+                return (
+                    f"$ {command.command}: the output differs from what the block shows\n--- shown\n"
+                    + "\n".join(command.shown)
+                    + "\n--- actual\n"
+                    + result.stdout[-3000:]
+                )
         return None
 
     def sh(self, argv, merge=False):
         """Run a block in a process group of its own, so that a block over its time leaves nothing
         running behind it (a benchmark's workers, a server)."""
-        process = subprocess.Popen(argv, cwd=self.cwd, env=self.env, text=True, start_new_session=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE)
+        process = subprocess.Popen(
+            argv,
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        )
         try:
             stdout, stderr = process.communicate(timeout=BLOCK_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -111,9 +127,14 @@ class Session:
         commands = console_commands(block_text) if language == "console" else []
         log_path = self.cwd / f"background-{len(self.background)}.log"
         with open(log_path, "w") as log:
-            process = subprocess.Popen(["bash", "-c", commands[0].command if commands else block_text],
-                                       cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                ["bash", "-c", commands[0].command if commands else block_text],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.background.append(process)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -128,8 +149,12 @@ class Session:
             return "the background block did not answer within 60 s"
         # What it shows is how it starts; its log goes on (an access line per request).
         if commands and not output_matches([*commands[0].shown, "..."], log_path.read_text().splitlines()):
-            return ("its output differs from what the block shows\n--- shown\n" + "\n".join(commands[0].shown)
-                    + "\n--- actual\n" + log_path.read_text()[-3000:])
+            return (
+                "its output differs from what the block shows\n--- shown\n"
+                + "\n".join(commands[0].shown)
+                + "\n--- actual\n"
+                + log_path.read_text()[-3000:]
+            )
         return None
 
     def stop(self):
@@ -174,5 +199,6 @@ def test_every_block_not_run_says_why(page):
     for block in blocks(page):
         assert block.not_run is None or len(block.not_run) > 10, f"{block.where()}: 'not run' without a reason"
         if block.background:
-            assert block.language == "bash" or (block.language == "console" and len(console_commands(block.text)) == 1), \
-                f"{block.where()}: a background block is a bash block or a console block of one command"
+            assert block.language == "bash" or (
+                block.language == "console" and len(console_commands(block.text)) == 1
+            ), f"{block.where()}: a background block is a bash block or a console block of one command"

@@ -18,8 +18,14 @@ def site(tmp_path_factory):
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e '.[dev]')")
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-5000:]}"
     return out
 
@@ -38,8 +44,13 @@ def test_the_command_reference_has_the_plugins_commands(site):
 
 def test_the_api_reference_documents_the_runtime_and_the_contract(site):
     html = (site / "reference" / "api" / "index.html").read_text()
-    for name in ("zoo.export.runtime.Generator", "zoo.core.specs.ModelSpec", "zoo.core.specs.DatasetSpec",
-                 "zoo.core.hookspecs.register_commands", "zoo.list_models"):
+    for name in (
+        "zoo.export.runtime.Generator",
+        "zoo.core.specs.ModelSpec",
+        "zoo.core.specs.DatasetSpec",
+        "zoo.core.hookspecs.register_commands",
+        "zoo.list_models",
+    ):
         assert f'id="{name}"' in html, f"{name} is missing from the Python API reference"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from docs_blocks import blocks, output_matches
 from test_docs_blocks import Session
 
-PAGE = '''# A page
+PAGE = """# A page
 
 ```python
 print("fine")
@@ -27,7 +27,7 @@ Error: missing.txt not found
 ```text
 not a language that runs
 ```
-'''
+"""
 
 
 def run(tmp_path: Path, text: str) -> list:
@@ -43,7 +43,7 @@ def test_a_page_whose_blocks_work_passes(tmp_path):
 
 
 def test_a_broken_python_block_fails(tmp_path):
-    failures = run(tmp_path, PAGE.replace('print("fine")', 'print(undefined_name)'))
+    failures = run(tmp_path, PAGE.replace('print("fine")', "print(undefined_name)"))
     assert len(failures) == 1 and "page.md:3 (python)" in failures[0] and "NameError" in failures[0]
 
 
@@ -65,8 +65,12 @@ def test_a_command_that_should_fail_but_succeeds_fails(tmp_path):
 def test_markers_are_read(tmp_path):
     (tmp_path / "page.md").write_text(PAGE)
     found = blocks(tmp_path / "page.md")
-    assert [(b.language, b.runs) for b in found] == [("python", True), ("python", False), ("console", True),
-                                                     ("text", False)]
+    assert [(b.language, b.runs) for b in found] == [
+        ("python", True),
+        ("python", False),
+        ("console", True),
+        ("text", False),
+    ]
     assert found[1].not_run == "it would fail, and says why"
 
 

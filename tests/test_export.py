@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers, whatever p
 from export_helpers import exported, hand_made_run, leftovers  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo.export.parts import PART_NAMES as PARTS  # noqa: E402
-from zoo.train.run_folder import load_run  # noqa: E402
 from zoo.cli import cli  # noqa: E402
 from zoo.export.onnx import RANDOM_OPS, export_run  # noqa: E402
+from zoo.export.parts import PART_NAMES as PARTS  # noqa: E402
+from zoo.train.run_folder import load_run  # noqa: E402
 
 MODELS = zoo.list_models()
 BATCHES = (1, 2, 37)
@@ -151,8 +151,12 @@ def test_cli_export_prints_what_it_wrote(tmp_path, tmp_path_factory, capfd):
     lines = result.output.strip().splitlines()
     # A trained run has an anomaly threshold, so its scorer is the fourth file.
     assert len(lines) == 4 and all(line.startswith("wrote ") and "B," in line for line in lines), result.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.onnx", "encoder.onnx", "generator.onnx",
-                                                                    "scorer.onnx"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "decoder.onnx",
+        "encoder.onnx",
+        "generator.onnx",
+        "scorer.onnx",
+    ]
     assert onnx.load(str(tmp_path / "out" / "generator.onnx")).opset_import[0].version == 20
 
 
@@ -179,13 +183,17 @@ def wrong_shape(run: Path) -> None:
     (run / "config.json").write_text(json.dumps(config))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "model.safetensors").unlink(), "missing"),
-    (lambda run: (run / "model.safetensors").write_bytes(b"not safetensors at all"), "corrupt"),
-    (lambda run: truncate(run / "model.safetensors"), "corrupt"),
-    (wrong_shape, "does not fit"),
-    (lambda run: (run / "config.json").write_text("{not json"), "corrupt"),
-], ids=["missing-weights", "garbage-weights", "truncated-weights", "weights-of-another-config", "corrupt-config"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "model.safetensors").unlink(), "missing"),
+        (lambda run: (run / "model.safetensors").write_bytes(b"not safetensors at all"), "corrupt"),
+        (lambda run: truncate(run / "model.safetensors"), "corrupt"),
+        (wrong_shape, "does not fit"),
+        (lambda run: (run / "config.json").write_text("{not json"), "corrupt"),
+    ],
+    ids=["missing-weights", "garbage-weights", "truncated-weights", "weights-of-another-config", "corrupt-config"],
+)
 def test_bad_run_folder_is_one_error_and_no_files(tmp_path, tmp_path_factory, damage, message):
     run = broken_run(tmp_path, tmp_path_factory, damage)
     with pytest.raises(zoo.ZooError, match=message):

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from image_folders import write_images
 from PIL import Image
 
 from zoo.data.by_path import make_request
@@ -15,8 +16,6 @@ from zoo.export.onnx import export_run
 from zoo.export.runtime import Encoder, read_metadata
 from zoo.train.loop import train
 
-from image_folders import write_images
-
 
 @pytest.fixture(scope="module")
 def colour_run(tmp_path_factory):
@@ -24,8 +23,9 @@ def colour_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("images")
     write_images(folder / "a", 6, size=(40, 50), seed=1)
     write_images(folder / "b", 6, size=(40, 50), seed=2)
-    run = train("conv-ae", folder.parent / "run", data=make_request(folder, image_size="16x24"), epochs=1,
-                sets={"hidden": 4})
+    run = train(
+        "conv-ae", folder.parent / "run", data=make_request(folder, image_size="16x24"), epochs=1, sets={"hidden": 4}
+    )
     return folder, run, export_run(run)
 
 
@@ -33,8 +33,13 @@ def test_every_part_carries_the_runs_preprocessing(colour_run):
     _, run, paths = colour_run
     for part in ("encoder", "decoder", "generator"):
         assert read_metadata(paths[part])[metadata.PREPROCESS] == {
-            "size": [16, 24], "channels": 3, "crop": None, "resize": "bilinear-antialiased", "scale": "x / 255",
-            "layout": "NCHW"}
+            "size": [16, 24],
+            "channels": 3,
+            "crop": None,
+            "resize": "bilinear-antialiased",
+            "scale": "x / 255",
+            "layout": "NCHW",
+        }
 
 
 def test_encoder_prepares_files_and_pil_images_as_training_did(colour_run):
@@ -52,11 +57,13 @@ def test_encoder_prepares_files_and_pil_images_as_training_did(colour_run):
 def test_encode_images_runs_without_torch_and_names_a_bad_file(colour_run, tmp_path):
     folder, _, paths = colour_run
     (tmp_path / "bad.png").write_text("not an image")
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from zoo.export.runtime import Encoder\n"
-            f"e = Encoder({str(paths['encoder'])!r})\n"
-            f"print(e.encode_images([{str(sorted(folder.rglob('*.png'))[0])!r}]).shape)\n"
-            f"e.encode_images([{str(tmp_path / 'bad.png')!r}])\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from zoo.export.runtime import Encoder\n"
+        f"e = Encoder({str(paths['encoder'])!r})\n"
+        f"print(e.encode_images([{str(sorted(folder.rglob('*.png'))[0])!r}]).shape)\n"
+        f"e.encode_images([{str(tmp_path / 'bad.png')!r}])\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "(1, 8, 4, 6)", result.stderr
     assert "bad.png: not a usable image" in result.stderr

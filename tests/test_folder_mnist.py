@@ -8,15 +8,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+from helpers import run_zoo
+from image_folders import write_png_digits
 
 from zoo.data import find_idx_files, read_idx
 from zoo.data.by_path import make_request, open_path
 from zoo.data.decoded_cache import PARALLEL_FROM
 from zoo.evaluate.metrics import evaluate
-
-from helpers import run_zoo
-from image_folders import write_png_digits
-
 
 IMAGES = 2_000  # of the real test split: enough for worker processes and for one epoch to learn
 
@@ -45,8 +43,23 @@ def test_the_folder_route_gives_the_idx_routes_bytes_and_trains(tmp_path):
     assert np.array_equal(got, labels[order][rows]) and splits.info["label_names"] == [str(d) for d in range(10)]
 
     run = tmp_path / "run"
-    run_zoo("train", "deep-ae", "--data", tmp_path / "digits", "--epochs", 1, "--batch-size", 8,
-            "--set", "hidden=[128]", "--set", "latent=32", "--out", run, check=True)
+    run_zoo(
+        "train",
+        "deep-ae",
+        "--data",
+        tmp_path / "digits",
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--set",
+        "hidden=[128]",
+        "--set",
+        "latent=32",
+        "--out",
+        run,
+        check=True,
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["data_shape"] == [1, 28, 28] and config["data"]["left_out"]["count"] == 0
     metrics = evaluate(run)

@@ -33,8 +33,19 @@ def test_data_dir_without_the_dataset_is_the_only_place_looked(tmp_path):
 def test_data_dir_holding_the_dataset_is_used(tmp_path):
     write_tiny_idx(tmp_path / "mine" / "mnist", n_train=64, n_test=32, seed=7)
     run = tmp_path / "run"
-    run_zoo("train", "pca-ae", "--dataset", "mnist", "--data-dir", tmp_path / "mine", "--epochs", "1",
-            "--out", run, check=True)
+    run_zoo(
+        "train",
+        "pca-ae",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        tmp_path / "mine",
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        check=True,
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["data_source"] == str((tmp_path / "mine" / "mnist").resolve())
 
@@ -67,10 +78,13 @@ def test_metadata_that_disagrees_with_the_graph_is_refused(tmp_path, tmp_path_fa
     assert_one_line_error(run_zoo_without_torch("sample", not_a_shape, "-o", out), "corrupt zoo.latent_shape")
 
 
-@pytest.mark.parametrize("latent, message", [
-    (10**8, "does not fit the model in config.json"),  # builds on the meta device, then fails the header check
-    (10**12, "cannot build vae from its settings"),  # too big even to describe
-])
+@pytest.mark.parametrize(
+    "latent, message",
+    [
+        (10**8, "does not fit the model in config.json"),  # builds on the meta device, then fails the header check
+        (10**12, "cannot build vae from its settings"),  # too big even to describe
+    ],
+)
 def test_absurd_config_is_refused_before_anything_is_built(tmp_path, tmp_path_factory, latent, message):
     source = exported("vae", tmp_path_factory)["run"]
     run = tmp_path / "run"
@@ -102,8 +116,7 @@ def test_an_exception_escaping_a_command_is_one_line(tmp_path):
     site.mkdir()
     install_distribution(site, "zoo-crash", "zoo_crash", CRASHING_COMMAND, {"crash": "zoo_crash"})
     result = run_zoo("crash", env={"PYTHONPATH": str(site)})
-    assert_one_line_error(result, "zoo crash failed unexpectedly", "RuntimeError: an unexpected failure",
-                          "ZOO_DEBUG=1")
+    assert_one_line_error(result, "zoo crash failed unexpectedly", "RuntimeError: an unexpected failure", "ZOO_DEBUG=1")
     debug = run_zoo("crash", env={"PYTHONPATH": str(site), "ZOO_DEBUG": "1"})
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "with a second line" in debug.stderr
 

@@ -7,15 +7,14 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from helpers import assert_one_line_error, run_zoo
 from torch.distributions import MultivariateNormal, Normal
 
 import zoo
 from zoo.evaluate.likelihood import estimate_nll, fastest_chunks, log_likelihoods, plan_chunks
 from zoo.models.base import AutoEncoder
-from zoo.train.loop import train
 from zoo.models.variational import bernoulli_log_prob
-
-from helpers import assert_one_line_error, run_zoo
+from zoo.train.loop import train
 
 
 @dataclass
@@ -137,11 +136,14 @@ class _ScriptedCost(torch.nn.Module):
         return torch.zeros(len(x), k)
 
 
-@pytest.mark.parametrize("cost, expected", [
-    (lambda pairs: 0.004, (4, 1000)),  # a fixed cost per call: the largest chunk is cheapest per pair
-    (lambda pairs: (pairs / 4000) ** 2 * 0.02, (1, 250)),  # cost growing faster than the work: the smallest
-    (lambda pairs: pairs * (1e-6 + abs(pairs - 1000) * 1e-9), (1, 1000)),  # a sweet spot in between
-])
+@pytest.mark.parametrize(
+    "cost, expected",
+    [
+        (lambda pairs: 0.004, (4, 1000)),  # a fixed cost per call: the largest chunk is cheapest per pair
+        (lambda pairs: (pairs / 4000) ** 2 * 0.02, (1, 250)),  # cost growing faster than the work: the smallest
+        (lambda pairs: pairs * (1e-6 + abs(pairs - 1000) * 1e-9), (1, 1000)),  # a sweet spot in between
+    ],
+)
 def test_the_chunk_search_keeps_the_fastest_size_within_the_budget(cost, expected):
     budget = 4 * 4000  # 4 bytes a pair: chunks of 4000 pairs down to 250
     model = _ScriptedCost(cost)
@@ -182,8 +184,7 @@ def test_bernoulli_log_prob_on_a_whole_image_with_extreme_logits(grad):
     logits = (torch.randn(2, 5, 784) * 20).clamp(-80, 80)
     x = torch.rand(2, 784).bernoulli()
     reference = logits.double().requires_grad_(grad)
-    expected = (torch.einsum("bkd,bd->bk", reference, x.double())
-                - torch.nn.functional.softplus(reference).sum(-1))
+    expected = torch.einsum("bkd,bd->bk", reference, x.double()) - torch.nn.functional.softplus(reference).sum(-1)
     ours = logits.clone().requires_grad_(grad)
     with torch.set_grad_enabled(grad):
         value = bernoulli_log_prob(ours, x)
@@ -228,8 +229,9 @@ def test_iwae_objective_is_at_least_as_tight_as_the_elbo():
 def test_nll_of_a_model_without_a_likelihood_is_one_line(tmp_path):
     run = train("deep-ae", tmp_path / "ae", epochs=1, subset=64, batch_size=64)
     result = run_zoo("eval", run, "--nll", "--iw-samples", "5")
-    assert_one_line_error(result, "deep-ae has no likelihood: --nll needs a model that implements "
-                                  "log_importance_weights")
+    assert_one_line_error(
+        result, "deep-ae has no likelihood: --nll needs a model that implements log_importance_weights"
+    )
 
 
 def test_cli_json_report_has_every_field_and_the_binarization(tmp_path):
@@ -237,9 +239,25 @@ def test_cli_json_report_has_every_field_and_the_binarization(tmp_path):
     assert json.loads((run / "config.json").read_text())["train_config"]["binarize"] == "dynamic"
     result = run_zoo("eval", run, "--nll", "--iw-samples", "20", "--nll-images", "30", "--json", check=True)
     report = json.loads(result.stdout)
-    for key in ("nll", "nll_stderr", "iw_samples", "test_images", "binarization", "train_binarize",
-                "test_binarization_seed", "seconds", "images_per_second", "peak_rss_bytes", "peak_cuda_bytes",
-                "chunk_images", "chunk_samples", "model", "dataset", "device", "epochs"):
+    for key in (
+        "nll",
+        "nll_stderr",
+        "iw_samples",
+        "test_images",
+        "binarization",
+        "train_binarize",
+        "test_binarization_seed",
+        "seconds",
+        "images_per_second",
+        "peak_rss_bytes",
+        "peak_cuda_bytes",
+        "chunk_images",
+        "chunk_samples",
+        "model",
+        "dataset",
+        "device",
+        "epochs",
+    ):
         assert key in report, key
     assert report["iw_samples"] == 20 and report["test_images"] == 30 and report["train_binarize"] == "dynamic"
     assert report["test_binarization_seed"] == 0 and "seed 0" in report["binarization"]

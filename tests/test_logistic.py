@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from image_folders import write_images
 
 import zoo
 from zoo.data.by_path import make_request
-from zoo.evaluate.metrics import evaluate, evaluate_nll
 from zoo.evaluate.likelihood import estimate_nll
-from zoo.train.loop import train
+from zoo.evaluate.metrics import evaluate, evaluate_nll
 from zoo.models.variational import logistic_log_prob
-
-from image_folders import write_images
+from zoo.train.loop import train
 
 PIXELS = torch.arange(256, dtype=torch.float32) / 255
 
@@ -30,8 +29,9 @@ def reference_log_prob(x, mean, log_scale):
     return torch.where(x == 0, cdf(values + h), torch.where(x == 255, survival(values - h), inner)).log()
 
 
-@pytest.mark.parametrize("mean, log_scale", [(0.5, -2.0), (0.0, -5.0), (1.0, 0.5), (-0.3, -1.0), (0.73, -6.5),
-                                             (1.4, -3.0)])
+@pytest.mark.parametrize(
+    "mean, log_scale", [(0.5, -2.0), (0.0, -5.0), (1.0, 0.5), (-0.3, -1.0), (0.73, -6.5), (1.4, -3.0)]
+)
 def test_the_256_probabilities_of_a_pixel_sum_to_one(mean, log_scale):
     log_p = logistic_log_prob(torch.tensor(mean), torch.tensor(log_scale), PIXELS)
     assert abs(float(log_p.double().exp().sum()) - 1) < 1e-5
@@ -61,8 +61,14 @@ def test_the_importance_weighted_estimate_is_exact_when_the_posterior_is_the_pri
 
 def test_a_logistic_vae_trains_on_colour_and_reports_bits_per_dimension(tmp_path):
     write_images(tmp_path / "d", 24, size=(8, 8), seed=3)
-    run = train("vae", tmp_path / "run", data=make_request(tmp_path / "d", test_fraction=0.25), epochs=1,
-                batch_size=6, sets={"likelihood": "logistic", "hidden": 16, "latent": 2})
+    run = train(
+        "vae",
+        tmp_path / "run",
+        data=make_request(tmp_path / "d", test_fraction=0.25),
+        epochs=1,
+        batch_size=6,
+        sets={"likelihood": "logistic", "hidden": 16, "latent": 2},
+    )
     (record,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     dims = 3 * 8 * 8
     assert record["test_bits_per_dim"] == pytest.approx(record["test_neg_elbo"] / (dims * math.log(2)))
@@ -78,8 +84,9 @@ def test_a_logistic_vae_trains_on_colour_and_reports_bits_per_dimension(tmp_path
 def test_logistic_with_binarized_training_or_an_unknown_likelihood_is_refused(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 3, 8, 8), np.uint8))
     with pytest.raises(zoo.ZooUsageError, match="add --set binarize=none"):
-        train("conv-vae", tmp_path / "a", data=make_request(tmp_path / "x.npy"), epochs=1,
-              sets={"likelihood": "logistic"})
+        train(
+            "conv-vae", tmp_path / "a", data=make_request(tmp_path / "x.npy"), epochs=1, sets={"likelihood": "logistic"}
+        )
     with pytest.raises(zoo.ZooUsageError, match="likelihood must be one of bernoulli, logistic, not 'gauss'"):
         train("vae", tmp_path / "b", data=make_request(tmp_path / "x.npy"), epochs=1, sets={"likelihood": "gauss"})
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -3,15 +3,14 @@ from the file, and the run equals one trained from RAM, resumed or not, bit for 
 
 import pytest
 import torch
+from image_folders import write_images
+from interrupted import train_until_interrupted
 from safetensors.torch import load_file
 
 import zoo.train.loop as loop
 from zoo.data.by_path import make_request
 from zoo.data.splits import MappedSplit
 from zoo.train.loop import train
-
-from image_folders import write_images
-from interrupted import train_until_interrupted
 
 # The VAE draws noise every step, so resuming also checks the RNG state.
 OPTIONS = dict(epochs=2, batch_size=8, seed=3, sets={"hidden": 16, "latent": 4})

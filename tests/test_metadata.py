@@ -10,8 +10,14 @@ import zoo
 from zoo.export import metadata
 
 PRIOR = {"kind": "gaussian", "mean": [0.5, -1.0], "std": [2.0, 1.118], "scale_tril": [[2.0, 0.0], [1.0, 0.5]]}
-VALUES = {"model": "vae", "data_shape": (1, 28, 28), "latent_shape": (2,), "config": {"latent": 2, "hidden": 400},
-          "dataset": "mnist", "version": "1.2.3"}
+VALUES = {
+    "model": "vae",
+    "data_shape": (1, 28, 28),
+    "latent_shape": (2,),
+    "config": {"latent": 2, "hidden": 400},
+    "dataset": "mnist",
+    "version": "1.2.3",
+}
 
 
 def written(part: str = "decoder", **changes) -> dict:
@@ -26,9 +32,16 @@ def test_what_is_written_is_read_back(part):
     assert list(props) == list(metadata.KEYS)
     assert all(isinstance(value, str) for value in props.values())  # ONNX metadata holds text only
     meta = metadata.parse(props, "vae.onnx")
-    assert meta == {"zoo.model": "vae", "zoo.part": part, "zoo.data_shape": [1, 28, 28], "zoo.latent_shape": [2],
-                    "zoo.prior": metadata.prior_for_part(PRIOR, part), "zoo.config": VALUES["config"],
-                    "zoo.dataset": "mnist", "zoo.version": "1.2.3"}
+    assert meta == {
+        "zoo.model": "vae",
+        "zoo.part": part,
+        "zoo.data_shape": [1, 28, 28],
+        "zoo.latent_shape": [2],
+        "zoo.prior": metadata.prior_for_part(PRIOR, part),
+        "zoo.config": VALUES["config"],
+        "zoo.dataset": "mnist",
+        "zoo.version": "1.2.3",
+    }
     # The server hands out the entries as the exact text in the file, the optional ones included.
     assert metadata.zoo_entries({**props, "producer": "other"}) == props
     optional = {metadata.PREPROCESS: '{"size": [28, 28]}', metadata.SCORE: '{"threshold": 1.0}'}
@@ -68,5 +81,4 @@ def test_prior_sample_reads_the_prior_written():
     decoder_prior = metadata.parse(written("decoder"), "m.onnx")["zoo.prior"]
     z = metadata.prior_sample(decoder_prior, eps)
     np.testing.assert_allclose(z.mean(0), PRIOR["mean"], atol=0.05)
-    np.testing.assert_allclose(np.cov(z.T), np.array(PRIOR["scale_tril"]) @ np.array(PRIOR["scale_tril"]).T,
-                               atol=0.1)
+    np.testing.assert_allclose(np.cov(z.T), np.array(PRIOR["scale_tril"]) @ np.array(PRIOR["scale_tril"]).T, atol=0.1)

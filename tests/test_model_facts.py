@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from zoo.models import facts as model_facts
 from zoo.core.specs import ImportPath, ModelSpec
+from zoo.models import facts as model_facts
 
 NETWORK = """
     from ..common.sizes import LATENT
@@ -91,19 +91,22 @@ def test_the_second_answer_comes_from_the_cache(package, build):
     assert built() == ["Net"]
 
 
-@pytest.mark.parametrize("entry", [
-    {"latent_shape": ["4"], "parameters": 14},
-    {"latent_shape": "4", "parameters": 14},
-    {"latent_shape": [4], "parameters": "14"},
-    {"latent_shape": [4], "parameters": True},
-    {"latent_shape": [4], "parameters": -1},
-    {"latent_shape": [], "parameters": 14},
-    {"latent_shape": [0], "parameters": 14},
-    {"latent_shape": [4.0], "parameters": 14},
-    {"latent_shape": None, "parameters": None},
-    [4, 14],
-    "14",
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"latent_shape": ["4"], "parameters": 14},
+        {"latent_shape": "4", "parameters": 14},
+        {"latent_shape": [4], "parameters": "14"},
+        {"latent_shape": [4], "parameters": True},
+        {"latent_shape": [4], "parameters": -1},
+        {"latent_shape": [], "parameters": 14},
+        {"latent_shape": [0], "parameters": 14},
+        {"latent_shape": [4.0], "parameters": 14},
+        {"latent_shape": None, "parameters": None},
+        [4, 14],
+        "14",
+    ],
+)
 def test_an_entry_of_the_right_keys_and_wrong_types_is_built_again(package, entry):
     build = ImportPath("netpkg.nets.net:Net")
     first = facts(build)

@@ -5,14 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error
 from PIL import Image
+from test_data_errors import zoo_here
 
 import zoo
 from zoo.plugins import celeba, cifar10
 from zoo.train.loop import train
-
-from helpers import assert_one_line_error
-from test_data_errors import zoo_here
 
 
 def write_cifar_bins(folder, per_file: int = 3, seed: int = 0) -> dict:
@@ -41,8 +40,9 @@ def test_cifar10_records_are_label_then_red_green_blue_planes(tmp_path):
 
 def test_cifar10_trains_from_a_folder_given_with_data(tmp_path):
     write_cifar_bins(tmp_path / "c")
-    run = train("conv-ae", tmp_path / "run", dataset="cifar10", data_dir=str(tmp_path / "c"), epochs=1,
-                sets={"hidden": 4})
+    run = train(
+        "conv-ae", tmp_path / "run", dataset="cifar10", data_dir=str(tmp_path / "c"), epochs=1, sets={"hidden": 4}
+    )
     assert json.loads((run / "config.json").read_text())["data_shape"] == [3, 32, 32]
 
 
@@ -67,7 +67,10 @@ def test_celeba_is_a_folder_cropped_to_148_and_resized_to_64(tmp_path):
         Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(faces / f"{i:06d}.jpg")
     splits = zoo.get_dataset("celeba").load(str(tmp_path))
     assert splits.train.shape == (9, 3, 64, 64) and splits.info["preprocess"] == {
-        "size": [64, 64], "channels": 3, "crop": [148, 148]}
+        "size": [64, 64],
+        "channels": 3,
+        "crop": [148, 148],
+    }
     with Image.open(faces / "000000.jpg") as image:
         expected = np.asarray(image.crop((15, 35, 163, 183)).resize((64, 64), Image.Resampling.BILINEAR))
     assert np.array_equal(splits.train.array[0], expected.transpose(2, 0, 1))  # the decoded file 000000.jpg

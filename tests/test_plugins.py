@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, install_distribution, run_zoo
 
 import zoo
 from zoo.core import registry
 
-from helpers import assert_one_line_error, install_distribution, run_zoo
-
-TINY_PLUGIN = '''
+TINY_PLUGIN = """
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +49,7 @@ class Tiny(AutoEncoder):
 def register_models(register):
     register(zoo.ModelSpec(name="tiny-ae", config=TinyConfig, build=Tiny,
                            default_dataset="mnist", summary="A third-party test autoencoder"))
-'''
+"""
 
 
 @pytest.fixture
@@ -77,8 +76,12 @@ def test_zoo_list_shows_the_five_models_with_dataset_and_plugin():
 def test_hook_register_models_from_a_third_party_distribution(site):
     install_distribution(site, "zoo-tiny", "zoo_tiny", TINY_PLUGIN, {"tiny": "zoo_tiny"})
     listing = json.loads(run_zoo("list", "--json", env=env_with(site), check=True).stdout)
-    assert {"name": "tiny-ae", "summary": "A third-party test autoencoder", "default_dataset": "mnist",
-            "plugin": "tiny"} in listing
+    assert {
+        "name": "tiny-ae",
+        "summary": "A third-party test autoencoder",
+        "default_dataset": "mnist",
+        "plugin": "tiny",
+    } in listing
     info = json.loads(run_zoo("info", "tiny-ae", "--json", env=env_with(site), check=True).stdout)
     assert info["latent_shape"] == [3] and info["parameters"] == 784 * 3 + 3 + 3 * 784 + 784
     plugins = json.loads(run_zoo("plugins", "--json", env=env_with(site), check=True).stdout)
@@ -129,8 +132,13 @@ def test_a_network_module_that_raises_on_import_is_one_line_at_build(site):
 
 
 def test_an_import_path_without_a_colon_is_a_registration_error(site):
-    install_distribution(site, "zoo-lazy", "zoo_lazy", LAZY_PLUGIN.replace("zoo_lazy_net:Tiny", "zoo_lazy_net.Tiny"),
-                         {"lazy": "zoo_lazy"})
+    install_distribution(
+        site,
+        "zoo-lazy",
+        "zoo_lazy",
+        LAZY_PLUGIN.replace("zoo_lazy_net:Tiny", "zoo_lazy_net.Tiny"),
+        {"lazy": "zoo_lazy"},
+    )
     plugins = json.loads(run_zoo("plugins", "--json", env=env_with(site), check=True).stdout)
     assert "'package.module:Name'" in next(p for p in plugins if p["name"] == "lazy")["error"]
     assert "lazy-ae" not in run_zoo("list", env=env_with(site), check=True).stdout
@@ -149,15 +157,19 @@ def test_the_readme_plugin_package_works_as_written_and_lists_without_torch(site
     files = readme_plugin_files()
     assert set(files) == {"zoo_tiny/__init__.py", "zoo_tiny/model.py"}, "docs/plugins.md's plugin example changed shape"
     install_distribution(site, "zoo-tiny", "zoo_tiny", files, {"tiny": "zoo_tiny"})
-    probe = ("import sys; from zoo.core import registry; print(registry.get_spec('tiny-ae').summary); "
-             "print('torch' in sys.modules)")
-    listed = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env_with(site)},
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    probe = (
+        "import sys; from zoo.core import registry; print(registry.get_spec('tiny-ae').summary); "
+        "print('torch' in sys.modules)"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", probe], env={**os.environ, **env_with(site)}, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert listed == ["A tiny linear-sigmoid autoencoder", "False"]
     info = json.loads(run_zoo("info", "tiny-ae", "--json", env=env_with(site), check=True).stdout)
     assert info["latent_shape"] == [3] and info["train_defaults"]["epochs"] == 5
-    run_zoo("train", "tiny-ae", "--epochs", "1", "--subset", "64", "--out", tmp_path / "run", env=env_with(site),
-            check=True)
+    run_zoo(
+        "train", "tiny-ae", "--epochs", "1", "--subset", "64", "--out", tmp_path / "run", env=env_with(site), check=True
+    )
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
@@ -202,15 +214,25 @@ class InCodePlugin:
     def register_models(self, register):
         from zoo.plugins.networks.pca_ae import PCAAutoEncoder
 
-        register(zoo.ModelSpec(name="in-code-ae", config=_Cfg, build=PCAAutoEncoder,
-                               default_dataset="points3d", summary="registered in code"))
+        register(
+            zoo.ModelSpec(
+                name="in-code-ae",
+                config=_Cfg,
+                build=PCAAutoEncoder,
+                default_dataset="points3d",
+                summary="registered in code",
+            )
+        )
 
 
 class RaisingPlugin:
     @zoo.hookimpl
     def register_models(self, register):
-        register(zoo.ModelSpec(name="half-registered", config=_Cfg, build=None, default_dataset="points3d",
-                               summary="never seen"))
+        register(
+            zoo.ModelSpec(
+                name="half-registered", config=_Cfg, build=None, default_dataset="points3d", summary="never seen"
+            )
+        )
         raise ValueError("registration broke")
 
 
@@ -328,8 +350,7 @@ def test_hook_register_datasets_feeds_zoo_train(site, tmp_path):
 
 def test_every_hook_has_a_test():
     """As datasette does: a new hook without a test_hook_<name> test here fails the suite."""
-    hooks = [name for name, fn in inspect.getmembers(zoo.core.hookspecs, inspect.isfunction)
-             if hasattr(fn, "zoo_spec")]
+    hooks = [name for name, fn in inspect.getmembers(zoo.core.hookspecs, inspect.isfunction) if hasattr(fn, "zoo_spec")]
     assert hooks, "no hookspecs found"
     tests = [name for name in dir(sys.modules[__name__]) if name.startswith("test_hook_")]
     untested = [hook for hook in hooks if not any(t.startswith(f"test_hook_{hook}") for t in tests)]

@@ -14,8 +14,10 @@ from export_helpers import exported  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## In your app"
 # Runs the example as __main__ with torch and zoo blocked, as in an app that ships neither.
-RUNNER = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['zoo'] = None; "
-          "script = sys.argv[1]; sys.argv = sys.argv[1:]; runpy.run_path(script, run_name='__main__')")
+RUNNER = (
+    "import runpy, sys; sys.modules['torch'] = None; sys.modules['zoo'] = None; "
+    "script = sys.argv[1]; sys.argv = sys.argv[1:]; runpy.run_path(script, run_name='__main__')"
+)
 
 
 def example_source() -> tuple[str, Path]:
@@ -50,8 +52,13 @@ def test_example_runs_against_an_exported_vae(tmp_path, tmp_path_factory):
         shutil.copy(files[part], app / f"{part}.onnx")
     script = tmp_path / "example.py"
     script.write_text(source)
-    result = subprocess.run([sys.executable, "-c", RUNNER, str(script), str(app / "generator.onnx")],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(script), str(app / "generator.onnx")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 0, f"the example in {doc} fails:\n{result.stderr}"
     lines = result.stdout.splitlines()
     assert lines[0].startswith("vae: 16 samples of shape [1, 28, 28], values in ["), result.stdout

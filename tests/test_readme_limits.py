@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def limits_rows() -> list:
     """The rows of the limits table: from its header to the first line that is not a table row."""
     text = (ROOT / "docs" / "serving-limits.md").read_text()
-    table = text[text.index("| what | limit (flag, default) |"):].split("\n\n", 1)[0]
+    table = text[text.index("| what | limit (flag, default) |") :].split("\n\n", 1)[0]
     return [line for line in table.splitlines()[2:] if line.startswith("| ")]
 
 

@@ -7,11 +7,10 @@ import shlex
 from pathlib import Path
 
 from click.testing import CliRunner
+from image_folders import write_images
 
 from zoo.cli import cli
 from zoo.export.runtime import Encoder
-
-from image_folders import write_images
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "own-data.md"
 HEADING = "# Train on your own data"

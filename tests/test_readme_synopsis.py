@@ -40,8 +40,11 @@ def commands() -> dict:
 
 def options(command: click.Command) -> list:
     """Each visible option's spellings (["-n", "--count"], ["--tune", "--no-tune"]), --help aside."""
-    return [[*p.opts, *p.secondary_opts] for p in command.params
-            if isinstance(p, click.Option) and not p.hidden and p.name != "help"]
+    return [
+        [*p.opts, *p.secondary_opts]
+        for p in command.params
+        if isinstance(p, click.Option) and not p.hidden and p.name != "help"
+    ]
 
 
 def flags_in(text: str) -> set:
@@ -67,7 +70,12 @@ def test_the_entry_names_no_option_the_command_lacks(name):
 
 def test_the_scan_reads_each_spelling():
     assert flags_in("zoo x [-n N] [--tune/--no-tune] [--max-delay-ms T] key=value --set") == {
-        "-n", "--tune", "--no-tune", "--max-delay-ms", "--set"}
+        "-n",
+        "--tune",
+        "--no-tune",
+        "--max-delay-ms",
+        "--set",
+    }
 
 
 def test_the_list_models_example_says_what_it_returns():

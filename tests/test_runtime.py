@@ -16,8 +16,8 @@ from export_helpers import exported, run_zoo_without_torch  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.cli import cli  # noqa: E402
-from zoo.export import runtime  # noqa: E402
 from zoo.core.image_grid import grid  # noqa: E402
+from zoo.export import runtime  # noqa: E402
 from zoo.export.runtime import MAX_SAMPLES, Decoder, Encoder, Generator  # noqa: E402
 
 MODELS = zoo.list_models()
@@ -99,14 +99,17 @@ def test_session_is_created_once_and_threads_are_configurable(vae, monkeypatch):
 # --- bad inputs ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: np.zeros((2, 19), np.float32), r"z must have shape \[batch, 20\] for this vae decoder, got \[2, 19\]"),
-    (lambda: np.zeros((20,), np.float32), r"must have shape \[batch, 20\].*got \[20\]"),
-    (lambda: np.zeros((0, 20), np.float32), r"got \[0, 20\]"),
-    (lambda: np.zeros((2, 20), np.float64), "z must be float32, got float64"),
-    (lambda: np.zeros((2, 20), np.int64), "z must be float32, got int64"),
-    (lambda: [[0.0] * 20], "z must be a numpy array of shape \\[batch, 20\\], got list"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: np.zeros((2, 19), np.float32), r"z must have shape \[batch, 20\] for this vae decoder, got \[2, 19\]"),
+        (lambda: np.zeros((20,), np.float32), r"must have shape \[batch, 20\].*got \[20\]"),
+        (lambda: np.zeros((0, 20), np.float32), r"got \[0, 20\]"),
+        (lambda: np.zeros((2, 20), np.float64), "z must be float32, got float64"),
+        (lambda: np.zeros((2, 20), np.int64), "z must be float32, got int64"),
+        (lambda: [[0.0] * 20], "z must be a numpy array of shape \\[batch, 20\\], got list"),
+    ],
+)
 def test_wrong_input_is_one_clear_error(vae, make, message):
     with pytest.raises(zoo.ZooError, match=message):
         Decoder(vae["decoder"]).decode(make())
@@ -132,9 +135,12 @@ def plain_onnx(path: Path, metadata: dict | None = None) -> Path:
     """A valid ONNX model that is not a zoo artifact: one Identity node."""
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     if metadata:
@@ -160,10 +166,12 @@ def test_files_that_are_not_zoo_artifacts(tmp_path, vae):
 
 
 def test_runtime_imports_without_torch():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "import zoo.export.runtime, zoo.cli\n"
-            "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
-            "assert not [m for m in sys.modules if m.startswith('torch.')], 'a torch submodule was imported'")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import zoo.export.runtime, zoo.cli\n"
+        "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
+        "assert not [m for m in sys.modules if m.startswith('torch.')], 'a torch submodule was imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -189,13 +197,16 @@ def test_zoo_sample_without_torch_draws_64_digits(vae, tmp_path):
     assert Image.open(tmp_path / "d.png").size == picture.size
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-n", "-3"], "-3 is not in the range 1<=x<=4096"),
-    (["-n", "0"], "0 is not in the range"),
-    (["-n", "100000000"], "100000000 is not in the range"),
-    (["--seed", "-1"], "-1 is not in the range x>=0"),
-    (["-o", "out.jpg"], "write a .png picture or a .npy array"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-n", "-3"], "-3 is not in the range 1<=x<=4096"),
+        (["-n", "0"], "0 is not in the range"),
+        (["-n", "100000000"], "100000000 is not in the range"),
+        (["--seed", "-1"], "-1 is not in the range x>=0"),
+        (["-o", "out.jpg"], "write a .png picture or a .npy array"),
+    ],
+)
 def test_zoo_sample_bad_options(vae, tmp_path, args, message):
     result = CliRunner().invoke(cli, ["sample", str(vae["generator"]), *args], catch_exceptions=False)
     assert result.exit_code != 0 and message in result.output, result.output
@@ -203,8 +214,10 @@ def test_zoo_sample_bad_options(vae, tmp_path, args, message):
 
 
 def test_zoo_sample_refuses_encoders_and_foreign_files(vae, tmp_path):
-    for path, message in [(vae["encoder"], "is a zoo encoder; sample from generator.onnx or decoder.onnx"),
-                          (plain_onnx(tmp_path / "plain.onnx"), "not an autoencoder-zoo artifact")]:
+    for path, message in [
+        (vae["encoder"], "is a zoo encoder; sample from generator.onnx or decoder.onnx"),
+        (plain_onnx(tmp_path / "plain.onnx"), "not an autoencoder-zoo artifact"),
+    ]:
         out = tmp_path / "x.png"
         result = CliRunner().invoke(cli, ["sample", str(path), "-o", str(out)])
         assert result.exit_code == 1 and result.output.startswith("Error: ") and message in result.output

@@ -24,7 +24,9 @@ def test_auroc_and_average_precision_agree_with_scikit_learn(seed):
     is_anomaly = rng.random(400) < (0.1 + 0.2 * seed)
     scores[is_anomaly] += 2
     assert auroc(scores, is_anomaly) == pytest.approx(roc_auc_score(is_anomaly, scores), abs=1e-12)
-    assert average_precision(scores, is_anomaly) == pytest.approx(average_precision_score(is_anomaly, scores), abs=1e-12)
+    assert average_precision(scores, is_anomaly) == pytest.approx(
+        average_precision_score(is_anomaly, scores), abs=1e-12
+    )
 
 
 def test_auroc_of_a_fixed_case():
@@ -47,10 +49,10 @@ def _train(tmp_path, name, **overrides):
 
 
 def test_the_threshold_flags_its_false_positive_rate_of_unseen_normal_data(tmp_path):
-    from zoo.train.run_folder import load_run, read_threshold
     from zoo.anomaly.scores import score_split
-    from zoo.data.loading import load_splits
     from zoo.core.registry import get_dataset
+    from zoo.data.loading import load_splits
+    from zoo.train.run_folder import load_run, read_threshold
 
     run = _train(tmp_path, "deep-ae", sets={"score_fpr": "0.1", "score_holdout": "0.25"})
     record = read_threshold(run)
@@ -63,8 +65,8 @@ def test_the_threshold_flags_its_false_positive_rate_of_unseen_normal_data(tmp_p
 
 
 def test_labels_train_on_those_labels_and_score_reports_auroc_per_label(tmp_path):
-    from zoo.data.loading import load_splits
     from zoo.core.registry import get_dataset
+    from zoo.data.loading import load_splits
     from zoo.evaluate.score import score_run
 
     run = _train(tmp_path, "deep-ae", labels=["3", "7"])
@@ -100,8 +102,9 @@ def test_a_vae_scores_its_reconstruction_error_or_asked_its_negative_elbo_at_the
     with torch.no_grad():
         first, again = model.score(x), model.score(x)
         mu, logvar = model.posterior(x)
-        recon = torch.nn.functional.binary_cross_entropy_with_logits(model.decode_logits(mu).flatten(1), x.flatten(1),
-                                                                      reduction="none").sum(1)
+        recon = torch.nn.functional.binary_cross_entropy_with_logits(
+            model.decode_logits(mu).flatten(1), x.flatten(1), reduction="none"
+        ).sum(1)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
     assert torch.equal(first, again)  # deterministic
     torch.testing.assert_close(first, (recon + kl) / 784)
@@ -126,20 +129,23 @@ def test_score_and_labels_errors_are_one_line(tmp_path):
 def test_a_folders_scores_name_each_file(tmp_path):
     from PIL import Image
 
-    from zoo.train.run_folder import load_run
     from zoo.evaluate.score import score_run
+    from zoo.train.run_folder import load_run
 
     rng = np.random.default_rng(0)
     for label, spread, count in (("good", 60, 30), ("bad", 255, 10)):
         (tmp_path / "parts" / label).mkdir(parents=True)
         for i in range(count):
-            Image.fromarray((rng.random((16, 16)) * spread).astype(np.uint8)).save(tmp_path / "parts" / label / f"{i}.png")
+            Image.fromarray((rng.random((16, 16)) * spread).astype(np.uint8)).save(
+                tmp_path / "parts" / label / f"{i}.png"
+            )
     from zoo.data.by_path import make_request
     from zoo.train.loop import train
 
     with contextlib.redirect_stderr(io.StringIO()):
-        run = train("deep-ae", tmp_path / "run", data=make_request(tmp_path / "parts"), labels=["good"], epochs=1,
-                    device="cpu")
+        run = train(
+            "deep-ae", tmp_path / "run", data=make_request(tmp_path / "parts"), labels=["good"], epochs=1, device="cpu"
+        )
     report = score_run(run, data=tmp_path / "parts", split="train", top=0)
     rows = list(csv.DictReader(open(report["csv"])))
     assert len(rows) == 36 and all(r["file"].split("/")[0] == r["label"] for r in rows)  # 10% is the test split

@@ -1,6 +1,7 @@
 """scorer.onnx: the same inputs give the same anomaly scores (within 1e-4) from `zoo score`, from
 the exported file in onnxruntime and from `zoo serve`, whose BOOL output travels in JSON and in
-binary (as [batch, 1], Triton's shape for it); the file's zoo.score metadata holds the run's threshold and the score's definition."""
+binary (as [batch, 1], Triton's shape for it); the file's zoo.score metadata holds the run's threshold
+and the score's definition."""
 
 import contextlib
 import csv
@@ -20,13 +21,20 @@ ROWS = 40  # test images sent to each scorer
 def scored_run(tmp_path_factory):
     """A VAE scoring by its negative ELBO (a score of its own, not the base class's) trained on the 4s
     of the small MNIST, exported, and scored by `zoo score` on the test split."""
-    from zoo.export.onnx import export_run
     from zoo.evaluate.score import score_run
+    from zoo.export.onnx import export_run
     from zoo.train.loop import train
 
     with contextlib.redirect_stderr(io.StringIO()):
-        run = train("vae", tmp_path_factory.mktemp("scorer") / "vae", epochs=1, device="cpu", seed=0, labels=["4"],
-                    sets={"score": "neg_elbo"})
+        run = train(
+            "vae",
+            tmp_path_factory.mktemp("scorer") / "vae",
+            epochs=1,
+            device="cpu",
+            seed=0,
+            labels=["4"],
+            sets={"score": "neg_elbo"},
+        )
     files = export_run(run)
     report = score_run(run, top=0)
     scores = {int(r["index"]): float(r["score"]) for r in csv.DictReader(open(report["csv"]))}
@@ -45,8 +53,8 @@ def test_export_writes_a_scorer_with_the_runs_threshold(scored_run):
 
 
 def _test_images(count: int) -> np.ndarray:
-    from zoo.data.loading import load_splits
     from zoo.core.registry import get_dataset
+    from zoo.data.loading import load_splits
 
     return (load_splits(get_dataset("mnist"), None, 0, "cpu").test[:count].numpy() / np.float32(255)).astype(np.float32)
 
@@ -70,15 +78,16 @@ def test_zoo_score_onnxruntime_and_the_server_give_the_same_scores(scored_run, t
         np.testing.assert_allclose(outputs["score"]["data"], expected, rtol=0, atol=1e-4)
         assert outputs["anomalous"]["data"] == local["anomalous"].tolist()
 
-        request = infer_json(x, "x", outputs=[{"name": n, "parameters": {"binary_data": True}}
-                                              for n in ("score", "anomalous")])
+        request = infer_json(
+            x, "x", outputs=[{"name": n, "parameters": {"binary_data": True}} for n in ("score", "anomalous")]
+        )
         response = server.client.post("/v2/models/vae-scorer/infer", json=request)
         length = int(response.headers["inference-header-content-length"])
         header, tail = json.loads(response.content[:length]), response.content[length:]
         sizes = [o["parameters"]["binary_data_size"] for o in header["outputs"]]
         assert sizes == [4 * ROWS, ROWS]  # FP32 little-endian, then one byte per BOOL
-        np.testing.assert_allclose(np.frombuffer(tail[:sizes[0]], "<f4"), expected, rtol=0, atol=1e-4)
-        np.testing.assert_array_equal(np.frombuffer(tail[sizes[0]:], np.bool_), local["anomalous"])
+        np.testing.assert_allclose(np.frombuffer(tail[: sizes[0]], "<f4"), expected, rtol=0, atol=1e-4)
+        np.testing.assert_array_equal(np.frombuffer(tail[sizes[0] :], np.bool_), local["anomalous"])
         described = server.client.get("/v2/models/vae-scorer").json()
         assert {"name": "anomalous", "datatype": "BOOL", "shape": [-1, 1]} in described["outputs"]
         score = json.loads(described["parameters"]["zoo.score"])  # what the flags mean, for a client
@@ -107,9 +116,16 @@ def test_the_readmes_folder_scoring_example_runs_without_torch(scored_run, tmp_p
         Image.fromarray(image).save(folder / ("more" if i % 3 else ".") / f"scan{i:02d}.png")
     script = tmp_path / "score_folder.py"
     script.write_text(source)
-    blocked = "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
-    result = subprocess.run([sys.executable, "-c", blocked, str(script), str(files["scorer"]), str(folder)],
-                            capture_output=True, text=True, timeout=120)
+    blocked = (
+        "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked, str(script), str(files["scorer"]), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("negative ELBO at the posterior mean") and "1% false-positive rate" in lines[0]

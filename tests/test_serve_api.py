@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from test_serve_helpers import Server, conv_run, infer_json, metric, vae_run, wait_until
+
 from zoo.export import runtime
 
 BINARY = {"inference-header-content-length"}
@@ -28,8 +28,14 @@ def server(runs, tmp_path_factory):
 @pytest.fixture(scope="module")
 def strict(runs, tmp_path_factory):
     """A token from the environment, no access log, and a 10 KiB body limit."""
-    server = Server(runs["vae"], "--quiet", "--max-body-mb", "0.01", log=tmp_path_factory.mktemp("log") / "strict.log",
-                    env={"ZOO_SERVE_TOKEN": "s3cret"})
+    server = Server(
+        runs["vae"],
+        "--quiet",
+        "--max-body-mb",
+        "0.01",
+        log=tmp_path_factory.mktemp("log") / "strict.log",
+        env={"ZOO_SERVE_TOKEN": "s3cret"},
+    )
     yield server
     assert server.stop() == 0
 
@@ -51,8 +57,9 @@ def test_server_routes(server):
     assert server.client.get("/v2/health/live").json() == {"live": True}
     assert server.client.get("/v2/health/ready").json() == {"ready": True}
     index = server.client.post("/v2/repository/index").json()
-    assert sorted(m["name"] for m in index) == sorted(f"{run}-{part}" for run in ("vae", "conv-ae")
-                                                      for part in ("encoder", "decoder", "generator"))
+    assert sorted(m["name"] for m in index) == sorted(
+        f"{run}-{part}" for run in ("vae", "conv-ae") for part in ("encoder", "decoder", "generator")
+    )
     assert all(m["state"] == "READY" for m in index)
     page = server.client.get("/")
     assert page.headers["content-type"].startswith("text/html")
@@ -63,8 +70,10 @@ def test_model_metadata_and_ready(server):
     meta = server.client.get("/v2/models/vae-encoder").json()
     assert meta["name"] == "vae-encoder" and meta["platform"] == "onnxruntime_onnx"
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
-    assert meta["outputs"] == [{"name": "mu", "datatype": "FP32", "shape": [-1, 20]},
-                               {"name": "logvar", "datatype": "FP32", "shape": [-1, 20]}]
+    assert meta["outputs"] == [
+        {"name": "mu", "datatype": "FP32", "shape": [-1, 20]},
+        {"name": "logvar", "datatype": "FP32", "shape": [-1, 20]},
+    ]
     params = meta["parameters"]
     assert params["zoo.part"] == "encoder" and params["zoo.model"] == "vae"
     assert json.loads(params["zoo.latent_shape"]) == [20] and json.loads(params["zoo.data_shape"]) == [1, 28, 28]
@@ -105,11 +114,23 @@ def test_requested_outputs_and_mixed_binary(server, runs):
 
 
 def binary_request(rows: np.ndarray, name: str, **parameters) -> tuple:
-    header = json.dumps({"inputs": [{"name": name, "shape": list(rows.shape), "datatype": "FP32",
-                                     "parameters": {"binary_data_size": rows.nbytes}}],
-                         "parameters": parameters}).encode()
-    return header + rows.astype("<f4").tobytes(), {"Inference-Header-Content-Length": str(len(header)),
-                                                   "Content-Type": "application/octet-stream"}
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": list(rows.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ],
+            "parameters": parameters,
+        }
+    ).encode()
+    return header + rows.astype("<f4").tobytes(), {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
 
 
 def test_binary_tensors_both_ways(server, runs):
@@ -128,8 +149,9 @@ def test_binary_tensors_both_ways(server, runs):
 
 def test_raw_binary_request_is_one_row(server, runs):
     z = np.random.default_rng(3).standard_normal(20, dtype=np.float32)
-    response = server.client.post("/v2/models/vae-decoder/infer", content=z.tobytes(),
-                                  headers={"Inference-Header-Content-Length": "0"})
+    response = server.client.post(
+        "/v2/models/vae-decoder/infer", content=z.tobytes(), headers={"Inference-Header-Content-Length": "0"}
+    )
     header, tail = split_binary(response)
     assert header["outputs"][0]["shape"] == [1, 1, 28, 28]
     expected = runtime.Decoder(runs["vae"] / "decoder.onnx").decode(z[None])
@@ -176,14 +198,20 @@ def test_non_finite_json_values_are_400(server, literal):
     assert response.status_code == 400 and "non-finite" in response.json()["error"]
 
 
-@pytest.mark.parametrize("body, headers", [
-    (b"{not json", {}),
-    (b"[1, 2]", {}),
-    (b"\xff\xfe", {}),
-    (json.dumps(z_request()).encode(), {"Inference-Header-Content-Length": "99999"}),
-    (json.dumps(z_request()).encode(), {"Inference-Header-Content-Length": "ten"}),
-    (json.dumps(z_request()).encode() + b"trailing", {"Inference-Header-Content-Length": str(len(json.dumps(z_request())))}),
-])
+@pytest.mark.parametrize(
+    "body, headers",
+    [
+        (b"{not json", {}),
+        (b"[1, 2]", {}),
+        (b"\xff\xfe", {}),
+        (json.dumps(z_request()).encode(), {"Inference-Header-Content-Length": "99999"}),
+        (json.dumps(z_request()).encode(), {"Inference-Header-Content-Length": "ten"}),
+        (
+            json.dumps(z_request()).encode() + b"trailing",
+            {"Inference-Header-Content-Length": str(len(json.dumps(z_request())))},
+        ),
+    ],
+)
 def test_malformed_bodies_are_400(server, body, headers):
     response = server.client.post("/v2/models/vae-decoder/infer", content=body, headers=headers)
     assert response.status_code == 400 and response.json()["error"]
@@ -198,15 +226,22 @@ def test_binary_errors_are_400(server):
     body, headers = binary_request(z, "z")
     nan = server.client.post("/v2/models/vae-decoder/infer", content=body, headers=headers)
     assert nan.status_code == 400 and "non-finite" in nan.json()["error"]
-    wrong_size = server.client.post("/v2/models/vae-decoder/infer", content=b"\0" * 12,
-                                    headers={"Inference-Header-Content-Length": "0"})
+    wrong_size = server.client.post(
+        "/v2/models/vae-decoder/infer", content=b"\0" * 12, headers={"Inference-Header-Content-Length": "0"}
+    )
     assert wrong_size.status_code == 400
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/v2/models/nope"), ("GET", "/v2/models/nope/ready"), ("POST", "/v2/models/nope/infer"),
-    ("POST", "/v2/models/..%2F..%2Fetc%2Fpasswd/infer"), ("GET", "/v2/nothing-here"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/v2/models/nope"),
+        ("GET", "/v2/models/nope/ready"),
+        ("POST", "/v2/models/nope/infer"),
+        ("POST", "/v2/models/..%2F..%2Fetc%2Fpasswd/infer"),
+        ("GET", "/v2/nothing-here"),
+    ],
+)
 def test_unknown_models_and_routes_are_404(server, method, path):
     response = server.client.request(method, path, json=z_request())
     assert response.status_code == 404 and response.json()["error"]
@@ -252,9 +287,16 @@ def test_token_guards_every_route_but_health_and_page(strict):
         assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
     refused = client.post("/v2/models/vae-decoder/infer", json=z_request())
     assert refused.status_code == 401 and refused.json()["error"] and refused.headers["www-authenticate"] == "Bearer"
-    assert client.post("/v2/models/vae-decoder/infer", json=z_request(), headers={"Authorization": "s3cret"}).status_code == 401
-    assert client.post("/v2/models/vae-decoder/infer", json=z_request(),
-                       headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert (
+        client.post("/v2/models/vae-decoder/infer", json=z_request(), headers={"Authorization": "s3cret"}).status_code
+        == 401
+    )
+    assert (
+        client.post(
+            "/v2/models/vae-decoder/infer", json=z_request(), headers={"Authorization": "Bearer s3cret"}
+        ).status_code
+        == 200
+    )
     for path in ("/v2/health/live", "/v2/health/ready", "/"):
         assert client.get(path).status_code == 200
     assert any("token required" in line for line in strict.banner)
@@ -266,11 +308,15 @@ def test_body_limit_is_413_with_or_without_a_length(strict):
     body, headers = binary_request(np.zeros((rows, 20), np.float32), "z")
     sized = strict.client.post("/v2/models/vae-decoder/infer", content=body, headers={**headers, **auth})
     assert sized.status_code == 413 and sized.json()["error"]
-    chunked = strict.client.post("/v2/models/vae-decoder/infer", content=iter([body[:5000], body[5000:]]),
-                                 headers={**headers, **auth})
+    chunked = strict.client.post(
+        "/v2/models/vae-decoder/infer", content=iter([body[:5000], body[5000:]]), headers={**headers, **auth}
+    )
     assert chunked.status_code == 413
     small, headers = binary_request(np.zeros((2, 20), np.float32), "z")
-    assert strict.client.post("/v2/models/vae-decoder/infer", content=small, headers={**headers, **auth}).status_code == 200
+    assert (
+        strict.client.post("/v2/models/vae-decoder/infer", content=small, headers={**headers, **auth}).status_code
+        == 200
+    )
 
 
 def test_quiet_writes_no_access_log(strict):

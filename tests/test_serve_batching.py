@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-
 from test_serve_helpers import Server, conv_run, infer_json, metric, vae_run, wait_until
+
 from zoo.export import runtime
 
 
@@ -20,11 +20,24 @@ def runs(tmp_path_factory):
 
 
 def binary_infer(client, model: str, rows: np.ndarray, input_name: str = "z"):
-    header = json.dumps({"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": "FP32",
-                                     "parameters": {"binary_data_size": rows.nbytes}}],
-                         "parameters": {"binary_data_output": True}}).encode()
-    return client.post(f"/v2/models/{model}/infer", content=header + rows.tobytes(),
-                       headers={"Inference-Header-Content-Length": str(len(header))})
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": input_name,
+                    "shape": list(rows.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    return client.post(
+        f"/v2/models/{model}/infer",
+        content=header + rows.tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
 
 
 def concurrently(count: int, call):
@@ -33,8 +46,9 @@ def concurrently(count: int, call):
 
 
 def test_concurrent_requests_each_get_their_own_rows(runs, tmp_path):
-    server = Server(runs["vae"], runs["conv-ae"], "--max-delay-ms", "20", "--max-batch", "64", "--quiet",
-                    log=tmp_path / "serve.log")
+    server = Server(
+        runs["vae"], runs["conv-ae"], "--max-delay-ms", "20", "--max-batch", "64", "--quiet", log=tmp_path / "serve.log"
+    )
     rng = np.random.default_rng(0)
     jobs = []  # (model, input name, rows, expected)
     for i in range(48):
@@ -42,9 +56,11 @@ def test_concurrent_requests_each_get_their_own_rows(runs, tmp_path):
         z = rng.standard_normal((1 + i % 3, *shape), dtype=np.float32)
         jobs.append((f"{run}-decoder", z, runtime.Decoder(runs[run] / "decoder.onnx").decode(z)))
     try:
-        responses = concurrently(len(jobs), lambda i: server.client.post(
-            f"/v2/models/{jobs[i][0]}/infer", json=infer_json(jobs[i][1], "z", id=str(i))))
-        for i, (response, (_, z, expected)) in enumerate(zip(responses, jobs)):
+        responses = concurrently(
+            len(jobs),
+            lambda i: server.client.post(f"/v2/models/{jobs[i][0]}/infer", json=infer_json(jobs[i][1], "z", id=str(i))),
+        )
+        for i, (response, (_, _z, expected)) in enumerate(zip(responses, jobs)):
             answer = response.json()
             assert response.status_code == 200 and answer["id"] == str(i)
             np.testing.assert_allclose(np.reshape(answer["outputs"][0]["data"], expected.shape), expected, atol=1e-6)
@@ -82,8 +98,9 @@ def test_requests_past_the_timeout_answer_504(runs, tmp_path):
         statuses = [r.status_code for r in responses]
         assert set(statuses) <= {200, 504} and 504 in statuses, statuses
         assert all("timeout" in r.json()["error"] for r in responses if r.status_code == 504)
-        assert wait_until(lambda: 'zoo_serve_queue_depth{model="conv-ae-decoder"} 0.0'
-                          in server.client.get("/metrics").text)  # timed-out requests left the queue
+        assert wait_until(
+            lambda: 'zoo_serve_queue_depth{model="conv-ae-decoder"} 0.0' in server.client.get("/metrics").text
+        )  # timed-out requests left the queue
     finally:
         assert server.stop() == 0
 
@@ -97,8 +114,9 @@ def test_sigterm_finishes_every_accepted_request_and_exits_0(runs, tmp_path):
         # Each request fills the max batch, so each onnxruntime call started (the batch-size
         # histogram's count) is one request; with the queued ones, that is every request accepted.
         text = server.client.get("/metrics").text
-        return (metric(text, "zoo_serve_batch_rows_count", model="conv-ae-decoder")
-                + metric(text, "zoo_serve_queue_depth", model="conv-ae-decoder"))
+        return metric(text, "zoo_serve_batch_rows_count", model="conv-ae-decoder") + metric(
+            text, "zoo_serve_queue_depth", model="conv-ae-decoder"
+        )
 
     try:
         with ThreadPoolExecutor(count) as pool, httpx.Client(base_url=server.url, timeout=60) as load:

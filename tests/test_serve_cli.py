@@ -5,10 +5,10 @@ import shutil
 import socket
 
 import pytest
-
-import zoo
 from export_helpers import run_zoo_without_torch
 from test_serve_helpers import Server, plane_run, vae_run
+
+import zoo
 from zoo.serve.inference.models import load_models
 
 PARTS = ("decoder", "encoder", "generator")

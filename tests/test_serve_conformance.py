@@ -19,12 +19,29 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton_http
+from conformance_servers import (
+    PARTS,
+    ROWS,
+    SCORER,
+    SMALL,
+    SMALL_MAX_BATCH,
+    SMALL_VERSION,
+    TRITON_BACKEND,
+    Reference,
+    Served,
+    Triton,
+    answer_of,
+    assert_error,
+    assert_matches,
+    binary_request,
+    infer,
+    per_server,
+    version_of,
+    write_scorer,
+)
+from test_serve_helpers import Server, conv_run, infer_json, vae_run
 from tritonclient.utils import InferenceServerException
 
-from conformance_servers import (PARTS, ROWS, SCORER, SMALL, SMALL_MAX_BATCH, SMALL_VERSION, TRITON_BACKEND,
-                                 Reference, Served, Triton, answer_of, assert_error, assert_matches, binary_request,
-                                 infer, per_server, version_of, write_scorer)
-from test_serve_helpers import Server, conv_run, infer_json, vae_run
 from zoo.export.repository import write_model
 
 # -- the repository, the reference answers and the two servers -------------------------------------
@@ -48,7 +65,6 @@ def repo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(repo):
     return Reference(repo)
-
 
 
 @pytest.fixture(scope="module", params=["zoo", "triton"])
@@ -103,8 +119,10 @@ def test_model_metadata(served, version):
     assert meta["name"] == "vae-encoder" and meta["platform"] == "onnxruntime_onnx"
     assert meta["versions"] == ["1"]  # the version folder zoo export writes
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
-    assert meta["outputs"] == [{"name": "mu", "datatype": "FP32", "shape": [-1, 20]},
-                               {"name": "logvar", "datatype": "FP32", "shape": [-1, 20]}]
+    assert meta["outputs"] == [
+        {"name": "mu", "datatype": "FP32", "shape": [-1, 20]},
+        {"name": "logvar", "datatype": "FP32", "shape": [-1, 20]},
+    ]
     extra = set(meta) - {"name", "versions", "platform", "inputs", "outputs"}
     assert extra == per_server(served, "metadata parameters", zoo={"parameters"}, triton=set())
     assert served.client.get_model_metadata("vae-encoder", version or "") == meta
@@ -117,16 +135,19 @@ def test_metadata_of_every_model_has_the_batch_as_minus_one(served, reference, r
         assert meta["inputs"] == [{"name": name, "datatype": "FP32", "shape": [-1, *shape]}]
         outputs = reference.session(folder.name).get_outputs()
         datatypes = {"tensor(float)": "FP32", "tensor(bool)": "BOOL"}
-        assert meta["outputs"] == [{"name": o.name, "datatype": datatypes[o.type], "shape": reference.served_shape(
-            folder.name, o)} for o in outputs]
+        assert meta["outputs"] == [
+            {"name": o.name, "datatype": datatypes[o.type], "shape": reference.served_shape(folder.name, o)}
+            for o in outputs
+        ]
 
 
 @pytest.mark.parametrize("path", ["/v2/models/vae-decoder/ready", "/v2/models/vae-decoder/versions/1/ready"])
 def test_model_is_ready(served, path):
     response = served.http.get(path)
     assert response.status_code == 200
-    assert body_or_none(response) == per_server(served, "health bodies", zoo={"name": "vae-decoder", "ready": True},
-                                                triton=None)
+    assert body_or_none(response) == per_server(
+        served, "health bodies", zoo={"name": "vae-decoder", "ready": True}, triton=None
+    )
     assert served.client.is_model_ready("vae-decoder") and served.client.is_model_ready("vae-decoder", "1")
 
 
@@ -134,15 +155,17 @@ def test_model_is_ready(served, path):
 def test_a_model_or_version_the_server_lacks_is_not_ready(served, path):
     response = served.http.get(path)
     assert_error(response, per_server(served, "not ready status", zoo=404, triton=400))
-    assert response.headers["content-type"] == per_server(served, "error content type", zoo="application/json",
-                                                          triton="text/plain")
+    assert response.headers["content-type"] == per_server(
+        served, "error content type", zoo="application/json", triton="text/plain"
+    )
     assert not served.client.is_model_ready("nope") and not served.client.is_model_ready("vae-decoder", "2")
 
 
 def test_repository_index_lists_every_model_ready(served, repo):
     index = served.http.post("/v2/repository/index").json()
-    assert sorted(index, key=lambda m: m["name"]) == [{"name": folder.name, "version": version_of(folder.name),
-                                                       "state": "READY"} for folder in sorted(repo.iterdir())]
+    assert sorted(index, key=lambda m: m["name"]) == [
+        {"name": folder.name, "version": version_of(folder.name), "state": "READY"} for folder in sorted(repo.iterdir())
+    ]
 
 
 def test_model_config_is_a_triton_extension(served):
@@ -257,8 +280,9 @@ def test_unknown_model_or_version_is_404(served, reference):
     assert_error(served.http.get("/v2/models/vae-generator/versions/2"), 404)
     for response in (infer(served, "nope", request), infer(served, "vae-generator", request, version="2")):
         assert_error(response, 404)
-        assert response.headers["content-type"] == per_server(served, "error content type", zoo="application/json",
-                                                              triton="text/plain")
+        assert response.headers["content-type"] == per_server(
+            served, "error content type", zoo="application/json", triton="text/plain"
+        )
 
 
 def eps_request(shape, data, datatype="FP32", **request) -> dict:
@@ -280,7 +304,9 @@ def test_wrong_shape_is_400(served, case):
 def test_wrong_datatype_is_400(served, reference):
     rows = reference.rows("vae-generator")
     for datatype, values in (("FP64", rows.astype(np.float64)), ("INT32", np.ones(rows.shape, np.int32))):
-        assert_error(infer(served, "vae-generator", eps_request(list(rows.shape), values.ravel().tolist(), datatype)), 400)
+        assert_error(
+            infer(served, "vae-generator", eps_request(list(rows.shape), values.ravel().tolist(), datatype)), 400
+        )
         assert_error(infer(served, "vae-generator", *binary_request(values, "eps", datatype)), 400)
 
 
@@ -296,8 +322,9 @@ MALFORMED = {  # each the client's fault (see DIFFERENCES["malformed data status
     "strings for numbers": json.dumps(eps_request([1, 20], ["a"] * 20)).encode(),
     "malformed JSON": b'{"inputs": [{"name": "eps", ',
     "a number as id": json.dumps(eps_request([1, 20], [0.5] * 20, id=7)).encode(),
-    "a string as binary_data_output": json.dumps(eps_request([1, 20], [0.5] * 20,
-                                                             parameters={"binary_data_output": "yes"})).encode(),
+    "a string as binary_data_output": json.dumps(
+        eps_request([1, 20], [0.5] * 20, parameters={"binary_data_output": "yes"})
+    ).encode(),
 }
 
 

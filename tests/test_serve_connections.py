@@ -11,7 +11,6 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from test_serve_helpers import Server, infer_json, raw_connection, read_response, vae_run, wait_until
 
 TIMEOUT = 2.0
@@ -53,8 +52,11 @@ def seconds_until_the_server_closes(sock, every: float = 0.25, limit: float = 12
 
 
 def test_a_surrogate_id_is_a_400_that_names_the_field(server):
-    body = b'{"id": "\\ud800", "inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": [' + \
-        b", ".join([b"0.5"] * 20) + b"]}]}"
+    body = (
+        b'{"id": "\\ud800", "inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": ['
+        + b", ".join([b"0.5"] * 20)
+        + b"]}]}"
+    )
     response = server.client.post("/v2/models/vae-decoder/infer", content=body)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -63,7 +65,9 @@ def test_a_surrogate_id_is_a_400_that_names_the_field(server):
     body = body.replace(b'"id": "\\ud800"', b'"parameters": {"x\\udfff": 1}')
     response = server.client.post("/v2/models/vae-decoder/infer", content=body)
     assert response.status_code == 400 and response.json()["error"].startswith("a key of parameters holds")
-    good = server.client.post("/v2/models/vae-decoder/infer", json={"id": "é✓", **infer_json(np.zeros((1, 20), np.float32), "z")})
+    good = server.client.post(
+        "/v2/models/vae-decoder/infer", json={"id": "é✓", **infer_json(np.zeros((1, 20), np.float32), "z")}
+    )
     assert good.status_code == 200 and good.json()["id"] == "é✓"
 
 
@@ -102,7 +106,10 @@ def test_an_early_answer_on_other_routes_closes_the_connection_too(server):
 def test_a_body_read_in_full_keeps_the_connection_alive(server):
     with raw_connection(server) as sock:
         body = json.dumps(infer_json(np.zeros((1, 20), np.float32), "z")).encode()
-        request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(body),
+            body,
+        )
         for _ in range(2):
             sock.sendall(request)
             head = read_response(sock)
@@ -112,10 +119,16 @@ def test_a_body_read_in_full_keeps_the_connection_alive(server):
 def test_urllib_sees_the_413_and_its_message(server):
     """http.client writes the whole body before it reads: the server must read (and drop) it, or
     the client meets a reset instead of its answer."""
-    body = b'{"inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": [' + b"0.1, " * 2_000_000 + b"0]}]}"
+    body = (
+        b'{"inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": [' + b"0.1, " * 2_000_000 + b"0]}]}"
+    )
     for _ in range(3):
-        request = urllib.request.Request(f"{server.url}/v2/models/vae-decoder/infer", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{server.url}/v2/models/vae-decoder/infer",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=30)
         assert refused.value.code == 413
@@ -127,7 +140,10 @@ def test_clients_that_never_read_lose_their_slots(vae, tmp_path):
     their connections are dropped, and a new client is served instead of refused."""
     server = Server(vae, "--max-connections", "4", "--timeout", TIMEOUT, "--quiet", log=tmp_path / "serve.log")
     body = json.dumps(infer_json(np.zeros((1024, 20), np.float32), "z")).encode()
-    request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
     stuck = []
     try:
         server.client.close()  # its keep-alive connection would take a fifth of the slots

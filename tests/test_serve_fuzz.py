@@ -10,16 +10,16 @@ real `zoo serve` over HTTP (httptools and the connection layer), fewer.
 """
 
 import functools
-import re
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
 from test_serve_helpers import Server, vae_run
+
 from zoo.serve.http.app import Settings, create_app
 from zoo.serve.http.inprocess import InProcessServer
 from zoo.serve.inference.models import load_models
@@ -47,14 +47,16 @@ def server(models):
 # No subnormal floats: an earlier test in the same process may have set the CPU to flush them to zero
 # (training does, for speed), and hypothesis then refuses to generate them.
 floats = functools.partial(st.floats, allow_subnormal=False)
-odd_numbers = st.one_of(floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70),
-                        st.just(1e39), st.booleans())
+odd_numbers = st.one_of(
+    floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70), st.just(1e39), st.booleans()
+)
 # Any text, lone surrogates included: JSON can spell them ("\\ud800"), UTF-8 cannot.
 any_text = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=8)
-odd_json = st.recursive(st.one_of(st.none(), st.booleans(), floats(), st.integers(-2**70, 2**70), any_text),
-                        lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                st.dictionaries(any_text, inner, max_size=4)),
-                        max_leaves=20)
+odd_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), floats(), st.integers(-(2**70), 2**70), any_text),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(any_text, inner, max_size=4)),
+    max_leaves=20,
+)
 
 
 def body_limit(model: str) -> int:
@@ -75,14 +77,19 @@ def near_valid_requests(draw):
     if draw(st.booleans()):
         request["id"] = draw(st.one_of(any_text, odd_json))
     if draw(st.booleans()):
-        request["parameters"] = {"binary_data_output": draw(st.one_of(st.booleans(), odd_json)),
-                                 **draw(st.dictionaries(any_text, odd_json, max_size=2))}
+        request["parameters"] = {
+            "binary_data_output": draw(st.one_of(st.booleans(), odd_json)),
+            **draw(st.dictionaries(any_text, odd_json, max_size=2)),
+        }
     for key in draw(st.sets(st.sampled_from(["name", "shape", "datatype", "data", "parameters", "entry"]), max_size=2)):
         if key == "shape":
-            entry["shape"] = draw(st.one_of(st.lists(st.one_of(st.integers(-3, 2**40), st.booleans()), max_size=5), odd_json))
+            entry["shape"] = draw(
+                st.one_of(st.lists(st.one_of(st.integers(-3, 2**40), st.booleans()), max_size=5), odd_json)
+            )
         elif key == "data":
-            entry["data"] = draw(st.one_of(st.lists(odd_numbers, max_size=40), odd_json,
-                                           st.just([[data]]), st.just(data[:-1])))
+            entry["data"] = draw(
+                st.one_of(st.lists(odd_numbers, max_size=40), odd_json, st.just([[data]]), st.just(data[:-1]))
+            )
         elif key == "entry":
             request["inputs"] = draw(st.one_of(odd_json, st.just([entry, entry]), st.just([])))
         else:
@@ -104,8 +111,18 @@ def bodies(draw):
         model = draw(st.sampled_from(sorted(INPUTS)))
         name, shape = INPUTS[model]
         rows = draw(st.integers(1, MAX_BATCH))
-        body = json.dumps({"inputs": [{"name": name, "shape": [rows, *shape], "datatype": "FP32",
-                                       "data": [0.5] * (rows * math.prod(shape))}]}).encode()
+        body = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": name,
+                        "shape": [rows, *shape],
+                        "datatype": "FP32",
+                        "data": [0.5] * (rows * math.prod(shape)),
+                    }
+                ]
+            }
+        ).encode()
         body += b" " * max(0, body_limit(model) + draw(st.integers(-64, 64)) - len(body))
     elif kind == "json":
         model, body = draw(st.sampled_from(sorted(INPUTS))), json.dumps(draw(odd_json)).encode()
@@ -125,14 +142,17 @@ def bodies(draw):
             entry["parameters"] = {"binary_data_size": draw(st.sampled_from([len(tail), len(tail) + 4, -1, "8"]))}
         header = json.dumps(request).encode()
         body = header + tail
-        length = draw(st.one_of(st.just(str(len(header))), st.integers(-10, len(body) + 10).map(str),
-                                st.text(max_size=6)))
+        length = draw(
+            st.one_of(st.just(str(len(header))), st.integers(-10, len(body) + 10).map(str), st.text(max_size=6))
+        )
         headers.append((b"inference-header-content-length", length.encode("utf-8", "surrogatepass")))
     if draw(st.booleans()):
-        headers.append((b"content-length", draw(st.one_of(st.just(str(len(body))), st.text("0123456789x", max_size=12)))
-                        .encode()))
-    headers += draw(st.lists(st.tuples(st.binary(min_size=1, max_size=12).map(bytes.lower), st.binary(max_size=24)),
-                             max_size=3))
+        headers.append(
+            (b"content-length", draw(st.one_of(st.just(str(len(body))), st.text("0123456789x", max_size=12))).encode())
+        )
+    headers += draw(
+        st.lists(st.tuples(st.binary(min_size=1, max_size=12).map(bytes.lower), st.binary(max_size=24)), max_size=3)
+    )
     return model, body, headers
 
 
@@ -140,7 +160,7 @@ def requested_rows(body: bytes, headers: list):
     """The rows a body asks for, read the way a client means it (None where there is no telling)."""
     lengths = [v for k, v in headers if k == b"inference-header-content-length"]
     try:
-        header = body[:int(lengths[-1])] if lengths else body
+        header = body[: int(lengths[-1])] if lengths else body
         return json.loads(header)["inputs"][0]["shape"][0] if header else 1
     except Exception:
         return None
@@ -149,7 +169,7 @@ def requested_rows(body: bytes, headers: list):
 def requested_id(body: bytes, headers: list):
     lengths = [v for k, v in headers if k == b"inference-header-content-length"]
     try:
-        return json.loads(body[:int(lengths[-1])] if lengths else body).get("id")
+        return json.loads(body[: int(lengths[-1])] if lengths else body).get("id")
     except Exception:
         return None
 
@@ -164,7 +184,7 @@ def check_answer(model: str, body: bytes, headers: list, status: int, answer_hea
         return
     rows = requested_rows(body, headers)
     length = answer_headers.get(b"inference-header-content-length")
-    meta = json.loads(answer[:int(length)] if length else answer)
+    meta = json.loads(answer[: int(length)] if length else answer)
     assert meta["model_name"] == model and meta["outputs"]
     assert meta.get("id") == requested_id(body, headers)
     offset = int(length) if length else len(answer)
@@ -190,8 +210,17 @@ def test_any_body_gets_a_4xx_or_exactly_its_rows(server, case):
 
 @pytest.fixture(scope="module")
 def http_server(tmp_path_factory):
-    server = Server(vae_run(tmp_path_factory), "--max-batch", MAX_BATCH, "--max-response-mb", MAX_RESPONSE / 2**20,
-                    "--timeout", "10", "--quiet", log=tmp_path_factory.mktemp("fuzz-log") / "serve.log")
+    server = Server(
+        vae_run(tmp_path_factory),
+        "--max-batch",
+        MAX_BATCH,
+        "--max-response-mb",
+        MAX_RESPONSE / 2**20,
+        "--timeout",
+        "10",
+        "--quiet",
+        log=tmp_path_factory.mktemp("fuzz-log") / "serve.log",
+    )
     yield server
     log = server.log_text()
     assert server.stop() == 0
@@ -202,15 +231,17 @@ TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9a-z-]+")  # a header name HTTP allows
 FRAMING = {b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade"}
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 @given(case=bodies())
 def test_over_http_any_body_gets_a_4xx_or_exactly_its_rows(http_server, case):
     """The same bodies through httptools, uvicorn and the connection layer. Headers HTTP itself
     cannot carry (control bytes, names that are no token) and the framing headers are left to the
     client: httptools refuses the former before the app, and the latter would change the framing."""
     model, body, headers = case
-    sent = [(k, v) for k, v in headers
-            if TOKEN.fullmatch(k) and k not in FRAMING and all(32 <= c < 127 for c in v)]
+    sent = [(k, v) for k, v in headers if TOKEN.fullmatch(k) and k not in FRAMING and all(32 <= c < 127 for c in v)]
     response = http_server.client.post(f"/v2/models/{model}/infer", content=body, headers=sent)
     check_answer(model, body, sent, response.status_code, dict(response.headers.raw), response.content)

@@ -4,8 +4,8 @@ without any dataset, and a real `zoo serve` subprocess on a free port, run with 
 
 import os
 import re
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
 from export_helpers import NO_TORCH, hand_made_run
 
 _runs: dict = {}  # run folder name -> Path, exported once per test session
@@ -56,9 +55,13 @@ class Server:
         self.log = Path(log)
         self.stderr = open(self.log, "w")  # a file, not a pipe: the access log must never block the server
         start = [sys.executable, "-m", "zoo"] if torch_importable else [sys.executable, "-c", NO_TORCH]
-        self.process = subprocess.Popen([*start, "serve", *map(str, args), "--port", "0"],
-                                        stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-                                        env={**os.environ, **(env or {})})
+        self.process = subprocess.Popen(
+            [*start, "serve", *map(str, args), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         self.banner = []
         for line in self.process.stdout:  # model lines, then the line with the address
             self.banner.append(line.rstrip())
@@ -93,8 +96,12 @@ class Server:
 
 
 def infer_json(rows: np.ndarray, input_name: str, **extra) -> dict:
-    return {"inputs": [{"name": input_name, "shape": list(rows.shape), "datatype": "FP32",
-                        "data": rows.reshape(-1).tolist()}], **extra}
+    return {
+        "inputs": [
+            {"name": input_name, "shape": list(rows.shape), "datatype": "FP32", "data": rows.reshape(-1).tolist()}
+        ],
+        **extra,
+    }
 
 
 def metric(text: str, name: str, **labels) -> float:
@@ -103,7 +110,7 @@ def metric(text: str, name: str, **labels) -> float:
     for line in text.splitlines():
         if line.startswith(name):
             series, value = line.rsplit(" ", 1)
-            got = series[len(name):].strip("{}")
+            got = series[len(name) :].strip("{}")
             if ",".join(sorted(got.split(","))) == wanted or (not got and not wanted):
                 return float(value)
     return 0.0

@@ -13,12 +13,12 @@ import subprocess
 import time
 
 import pytest
-
 from test_serve_helpers import Server, plane_run, vae_run
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; "
-                                                         "scripts/test.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; scripts/test.sh installs it)"
+)
 
 # Count the lit pixels of every picture canvas: a blank (black) canvas has none.
 PIXELS = """[...document.querySelectorAll("canvas.grid, canvas.decoded")].map((c) => {
@@ -35,14 +35,27 @@ class Browser:
     def __init__(self, tmp_path):
         to_chrome, self._writer = os.pipe()
         self._reader, from_chrome = os.pipe()
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--remote-debugging-pipe", "--window-size=1200,900",
-                 "about:blank"]
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--remote-debugging-pipe",
+            "--window-size=1200,900",
+            "about:blank",
+        ]
         # bash puts the two pipe ends on the descriptors Chromium expects, 3 (in) and 4 (out).
-        self.process = subprocess.Popen(["bash", "-c", f'exec "$0" "$@" 3<&{to_chrome} 4>&{from_chrome}', CHROMIUM, *flags],
-                                        pass_fds=(to_chrome, from_chrome), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["bash", "-c", f'exec "$0" "$@" 3<&{to_chrome} 4>&{from_chrome}', CHROMIUM, *flags],
+            pass_fds=(to_chrome, from_chrome),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_chrome)
         os.close(from_chrome)
         self._buffer, self._next_id, self.events = b"", 0, []
@@ -75,8 +88,9 @@ class Browser:
             self.events.append(reply)
 
     def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 20):
@@ -133,11 +147,15 @@ def test_grids_and_plane_show_pictures_without_console_errors(runs, browser, tmp
         assert len(grids) == 2 and len(planes) == 1, canvases  # one grid per generator; the 2-d decoder's plane
         assert all(c["lit"] > 0.05 * c["width"] * c["height"] for c in canvases), canvases
         before = browser.evaluate("document.querySelector('.plane').parentNode.nextElementSibling.textContent")
-        box = browser.evaluate("(() => { const b = document.querySelector('.plane').getBoundingClientRect(); "
-                               "return [b.left, b.top, b.width]; })()")
+        box = browser.evaluate(
+            "(() => { const b = document.querySelector('.plane').getBoundingClientRect(); "
+            "return [b.left, b.top, b.width]; })()"
+        )
         browser.click(box[0] + 0.15 * box[2], box[1] + 0.8 * box[2])
-        after = browser.wait_for(f"(() => {{ const t = document.querySelector('.plane').parentNode"
-                                 f".nextElementSibling.textContent; return t !== {json.dumps(before)} && t; }})()")
+        after = browser.wait_for(
+            f"(() => {{ const t = document.querySelector('.plane').parentNode"
+            f".nextElementSibling.textContent; return t !== {json.dumps(before)} && t; }})()"
+        )
         assert after.startswith("z = [")
         assert browser.console_errors() == []
     finally:
@@ -150,8 +168,10 @@ def test_page_asks_for_the_token_and_then_draws(runs, browser, tmp_path):
         browser.call("Page.navigate", session=True, url=server.url + "/")
         browser.wait_for("getComputedStyle(document.getElementById('token')).display === 'block'")
         assert browser.evaluate("document.querySelectorAll('canvas.grid').length") == 0
-        browser.evaluate("document.getElementById('token-input').value = 't0ken'; "
-                         "document.getElementById('token-form').requestSubmit(); true")
+        browser.evaluate(
+            "document.getElementById('token-input').value = 't0ken'; "
+            "document.getElementById('token-form').requestSubmit(); true"
+        )
         browser.wait_for("document.body.dataset.ready === '1'")
         (grid,) = browser.evaluate(PIXELS)
         assert grid["lit"] > 0.05 * grid["width"] * grid["height"]

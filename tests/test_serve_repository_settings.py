@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from export_helpers import run_zoo_without_torch
 from test_serve_helpers import Server, vae_run
+
 from zoo.cli import cli
 
 
@@ -18,8 +18,23 @@ from zoo.cli import cli
 def configured(tmp_path_factory):
     """The VAE exported into a repository with every serving setting written to its config.pbtxt."""
     folder = tmp_path_factory.mktemp("configured") / "models"
-    result = CliRunner().invoke(cli, ["export", str(vae_run(tmp_path_factory)), "--repository", str(folder),
-                                      "--max-batch", "4", "--max-delay-ms", "0.5", "--instances", "2", "--threads", "1"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            str(vae_run(tmp_path_factory)),
+            "--repository",
+            str(folder),
+            "--max-batch",
+            "4",
+            "--max-delay-ms",
+            "0.5",
+            "--instances",
+            "2",
+            "--threads",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return folder
 
@@ -34,14 +49,23 @@ def test_zoo_serve_takes_its_settings_from_config_pbtxt(configured, tmp_path):
     server = Server(configured, log=tmp_path / "serve.log")
     try:
         line = banner_line(server, "vae-decoder")
-        for shown in ("max batch 4 [config.pbtxt]", "delay 0.5 ms [config.pbtxt]", "2 instances [config.pbtxt]",
-                      "intra-op threads 1 [config.pbtxt]", "inter-op threads auto"):
+        for shown in (
+            "max batch 4 [config.pbtxt]",
+            "delay 0.5 ms [config.pbtxt]",
+            "2 instances [config.pbtxt]",
+            "intra-op threads 1 [config.pbtxt]",
+            "inter-op threads auto",
+        ):
             assert shown in line, line
-        five = server.client.post("/v2/models/vae-decoder/infer",
-                                  json={"inputs": [{"name": "z", "shape": [5, 20], "datatype": "FP32", "data": [0.0] * 100}]})
+        five = server.client.post(
+            "/v2/models/vae-decoder/infer",
+            json={"inputs": [{"name": "z", "shape": [5, 20], "datatype": "FP32", "data": [0.0] * 100}]},
+        )
         assert five.status_code == 400 and "at most 4" in five.json()["error"]
-        four = server.client.post("/v2/models/vae-decoder/infer",
-                                  json={"inputs": [{"name": "z", "shape": [4, 20], "datatype": "FP32", "data": [0.0] * 80}]})
+        four = server.client.post(
+            "/v2/models/vae-decoder/infer",
+            json={"inputs": [{"name": "z", "shape": [4, 20], "datatype": "FP32", "data": [0.0] * 80}]},
+        )
         assert four.status_code == 200
     finally:
         assert server.stop() == 0
@@ -51,8 +75,9 @@ def test_export_with_a_delay_of_0_is_served_with_a_delay_of_0(tmp_path_factory, 
     """The issue's case: `zoo export --max-delay-ms 0` wrote an empty dynamic_batching block, which
     Triton reads as 0 and zoo serve read as its 2 ms default."""
     folder = tmp_path / "models"
-    result = CliRunner().invoke(cli, ["export", str(vae_run(tmp_path_factory)), "--repository", str(folder),
-                                      "--max-delay-ms", "0"])
+    result = CliRunner().invoke(
+        cli, ["export", str(vae_run(tmp_path_factory)), "--repository", str(folder), "--max-delay-ms", "0"]
+    )
     assert result.exit_code == 0, result.output
     assert "max_queue_delay_microseconds: 0" in (folder / "vae-decoder" / "config.pbtxt").read_text()
     server = Server(folder, log=tmp_path / "serve.log")
@@ -86,11 +111,14 @@ def test_instances_are_parallel_sessions(configured):
     np.testing.assert_array_equal(first[0], second[0])
 
 
-@pytest.mark.parametrize("edit, fragment", [
-    (lambda text: text + "response_cache { enable: true }\n", "field response_cache is not supported"),
-    (lambda text: text.replace("dims: 20", "dims: 21", 1), "dims [21]"),
-    (lambda text: text + "max_batch_size: }\n", "config.pbtxt"),
-])
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda text: text + "response_cache { enable: true }\n", "field response_cache is not supported"),
+        (lambda text: text.replace("dims: 20", "dims: 21", 1), "dims [21]"),
+        (lambda text: text + "max_batch_size: }\n", "config.pbtxt"),
+    ],
+)
 def test_a_config_zoo_serve_cannot_honour_is_one_line_at_startup(configured, tmp_path, edit, fragment):
     repo = tmp_path / "models"
     shutil.copytree(configured, repo)

@@ -7,24 +7,35 @@ from dataclasses import asdict
 
 import pytest
 import tritonclient.http as triton_http
+from conformance_servers import TRITON_BACKEND, Triton
 from google.protobuf import text_format
+from test_serve_helpers import vae_run
 from tritonclient.grpc import model_config_pb2
 
-from conformance_servers import TRITON_BACKEND, Triton
-from test_serve_helpers import vae_run
 from zoo.export.repository import write_model
 
 # Each model: the settings zoo export writes, then an edit of the parsed config as a user might make.
 SETTING_CASES = {
     "exported-defaults": ({}, None),
     "exported-delay-0": ({"max_delay_ms": 0}, None),
-    "exported-every-setting": ({"max_batch": 8, "max_delay_ms": 0.5, "instances": 3, "intra_op_threads": 1,
-                                "inter_op_threads": 2}, None),
-    "empty-batching-block": ({}, lambda c: (c.ClearField("instance_group"), c.ClearField("dynamic_batching"),
-                                            c.dynamic_batching.SetInParent())),
+    "exported-every-setting": (
+        {"max_batch": 8, "max_delay_ms": 0.5, "instances": 3, "intra_op_threads": 1, "inter_op_threads": 2},
+        None,
+    ),
+    "empty-batching-block": (
+        {},
+        lambda c: (c.ClearField("instance_group"), c.ClearField("dynamic_batching"), c.dynamic_batching.SetInParent()),
+    ),
     "no-batching-block": ({}, lambda c: c.ClearField("dynamic_batching")),
-    "groups-without-counts": ({}, lambda c: (c.ClearField("instance_group"), c.instance_group.add(kind=AUTO),
-                                             c.instance_group.add(kind=CPU), c.instance_group.add(count=3, kind=CPU))),
+    "groups-without-counts": (
+        {},
+        lambda c: (
+            c.ClearField("instance_group"),
+            c.instance_group.add(kind=AUTO),
+            c.instance_group.add(kind=CPU),
+            c.instance_group.add(count=3, kind=CPU),
+        ),
+    ),
 }
 AUTO, CPU = model_config_pb2.ModelInstanceGroup.KIND_AUTO, model_config_pb2.ModelInstanceGroup.KIND_CPU
 
@@ -33,11 +44,13 @@ def triton_settings(config: dict) -> dict:
     """The settings Triton runs a model with, from its model configuration (GET .../config: the file
     after Triton filled in its defaults), in the names of zoo.export.serving_settings."""
     parameters = config.get("parameters", {})
-    return {"max_batch": config["max_batch_size"],
-            "max_delay_ms": int(config.get("dynamic_batching", {}).get("max_queue_delay_microseconds", 0)) / 1000,
-            "instances": sum(group["count"] for group in config["instance_group"]),
-            "intra_op_threads": int(parameters.get("intra_op_thread_count", {}).get("string_value", 0)),
-            "inter_op_threads": int(parameters.get("inter_op_thread_count", {}).get("string_value", 0))}
+    return {
+        "max_batch": config["max_batch_size"],
+        "max_delay_ms": int(config.get("dynamic_batching", {}).get("max_queue_delay_microseconds", 0)) / 1000,
+        "instances": sum(group["count"] for group in config["instance_group"]),
+        "intra_op_threads": int(parameters.get("intra_op_thread_count", {}).get("string_value", 0)),
+        "inter_op_threads": int(parameters.get("inter_op_thread_count", {}).get("string_value", 0)),
+    }
 
 
 def test_each_serving_setting_means_in_zoo_serve_what_it_means_in_triton(tmp_path_factory, tmp_path):

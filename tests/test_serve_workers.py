@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-
 from test_serve_helpers import Server, conv_run, infer_json, metric, vae_run, wait_until
 
 
@@ -57,7 +56,7 @@ def post_until(server, enough, most: int = 200) -> int:
     already = sum(served_by(server).values())
     for sent in range(1, most + 1):
         assert fresh_post(server, "/v2/models/vae-generator/infer", request).status_code == 200
-        logged = wait_until(lambda: sum(served_by(server).values()) >= already + sent, timeout=5)
+        logged = wait_until(lambda sent=sent: sum(served_by(server).values()) >= already + sent, timeout=5)
         if logged and enough(served_by(server)):
             return sent
     raise AssertionError(f"after {most} requests: {served_by(server)}")
@@ -109,15 +108,18 @@ def test_sigterm_drains_every_worker_and_exits_0(tmp_path_factory, tmp_path):
     def accepted() -> float:  # calls started plus requests queued, summed over both workers
         with httpx.Client(base_url=server.url, timeout=30) as client:
             text = client.get("/metrics").text
-        return (metric(text, "zoo_serve_batch_rows_count", model="conv-ae-decoder")
-                + metric(text, "zoo_serve_queue_depth", model="conv-ae-decoder"))
+        return metric(text, "zoo_serve_batch_rows_count", model="conv-ae-decoder") + metric(
+            text, "zoo_serve_queue_depth", model="conv-ae-decoder"
+        )
 
     try:
         assert wait_until(lambda: len(workers(server)) == 2, timeout=30)
         pids = workers(server)
         with ThreadPoolExecutor(count) as pool:
-            pending = [pool.submit(fresh_post, server, "/v2/models/conv-ae-decoder/infer", infer_json(z, "z"))
-                       for _ in range(count)]
+            pending = [
+                pool.submit(fresh_post, server, "/v2/models/conv-ae-decoder/infer", infer_json(z, "z"))
+                for _ in range(count)
+            ]
             assert wait_until(lambda: accepted() >= count, timeout=60)
             status = server.stop(timeout=60)
             responses = [p.result() for p in pending]
@@ -128,4 +130,6 @@ def test_sigterm_drains_every_worker_and_exits_0(tmp_path_factory, tmp_path):
     assert not any(alive(pid) for pid in pids)
     # The workers share one stderr: each access-log line names the worker that wrote it.
     posts = [line for line in server.log.read_text().splitlines() if '"POST /v2/models/conv-ae-decoder/infer' in line]
-    assert len(posts) == count and all(line.split()[:2] in (["worker", str(pid)] for pid in pids) for line in posts), posts
+    assert len(posts) == count and all(line.split()[:2] in (["worker", str(pid)] for pid in pids) for line in posts), (
+        posts
+    )

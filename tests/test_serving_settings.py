@@ -53,12 +53,15 @@ def probe():
     return command, seen
 
 
-@pytest.mark.parametrize("args, serving", [
-    ([], {}),
-    (["--max-delay-ms", "0"], {"max_delay_ms": 0.0}),  # a value equal to nothing's default is still given
-    (["--max-batch", "1024"], {"max_batch": 1024}),  # nor is a value equal to the default dropped
-    (["--threads", "2", "--instances", "3"], {"intra_op_threads": 2, "instances": 3}),
-])
+@pytest.mark.parametrize(
+    "args, serving",
+    [
+        ([], {}),
+        (["--max-delay-ms", "0"], {"max_delay_ms": 0.0}),  # a value equal to nothing's default is still given
+        (["--max-batch", "1024"], {"max_batch": 1024}),  # nor is a value equal to the default dropped
+        (["--threads", "2", "--instances", "3"], {"intra_op_threads": 2, "instances": 3}),
+    ],
+)
 def test_only_the_settings_given_are_passed_on(probe, args, serving):
     command, seen = probe
     result = CliRunner().invoke(command, args)
@@ -85,8 +88,11 @@ def test_the_banner_describes_each_setting_from_the_table():
 
     sources = {s.name: "default" for s in SETTINGS}
     assert describe_serving(Serving(), sources) == (
-        "max batch 1024, delay 2 ms, 1 instance, intra-op threads auto, inter-op threads auto; unmarked: defaults")
+        "max batch 1024, delay 2 ms, 1 instance, intra-op threads auto, inter-op threads auto; unmarked: defaults"
+    )
     sources = {s.name: "config.pbtxt" for s in SETTINGS}
     line = describe_serving(Serving(max_delay_ms=0, instances=2, intra_op_threads=3), sources)
-    assert line == ("max batch 1024 [config.pbtxt], delay 0 ms [config.pbtxt], 2 instances [config.pbtxt], "
-                    "intra-op threads 3 [config.pbtxt], inter-op threads auto [config.pbtxt]")
+    assert line == (
+        "max batch 1024 [config.pbtxt], delay 0 ms [config.pbtxt], 2 instances [config.pbtxt], "
+        "intra-op threads 3 [config.pbtxt], inter-op threads auto [config.pbtxt]"
+    )

@@ -12,12 +12,20 @@ from zoo.train.loop import train
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 64), (3, 48, 64), (1, 30, 30), (12,)]
 # Small widths keep the 24+ one-epoch runs quick; a model not listed trains with its defaults.
-SMALL = {"conv-ae": {"hidden": 8}, "conv-vae": {"channels": 4, "hidden": 16, "latent": 4},
-         "vae": {"hidden": 16, "latent": 4}, "deep-ae": {"hidden": (16,)}, "denoiser": {"hidden": (16,)}}
+SMALL = {
+    "conv-ae": {"hidden": 8},
+    "conv-vae": {"channels": 4, "hidden": 16, "latent": 4},
+    "vae": {"hidden": 16, "latent": 4},
+    "deep-ae": {"hidden": (16,)},
+    "denoiser": {"hidden": (16,)},
+}
 # The shapes a built-in architecture refuses, and the words of its rule.
-REFUSED = {("conv-ae", (1, 30, 30)): "conv-ae needs sides divisible by 4",
-           ("conv-vae", (1, 30, 30)): "conv-vae needs sides divisible by 4",
-           ("conv-ae", (12,)): "conv-ae needs images", ("conv-vae", (12,)): "conv-vae needs images"}
+REFUSED = {
+    ("conv-ae", (1, 30, 30)): "conv-ae needs sides divisible by 4",
+    ("conv-vae", (1, 30, 30)): "conv-vae needs sides divisible by 4",
+    ("conv-ae", (12,)): "conv-ae needs images",
+    ("conv-vae", (12,)): "conv-vae needs images",
+}
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))

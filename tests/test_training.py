@@ -9,20 +9,27 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from helpers import assert_one_line_error, real_data_dir, run_zoo
+from interrupted import train_until_interrupted
 from safetensors.torch import load_file
 
 import zoo
 from zoo.core import registry
-from zoo.train.run_folder import load_run
 from zoo.evaluate.metrics import evaluate
 from zoo.plugins.networks.pca_ae import PCAAutoEncoder
 from zoo.train.loop import train
+from zoo.train.run_folder import load_run
 
-from helpers import assert_one_line_error, real_data_dir, run_zoo
-from interrupted import train_until_interrupted
-
-RUN_FILES = {"config.json", "model.safetensors", "state.safetensors", "metrics.jsonl",
-             "recon.png", "samples.png", "latent.png", "curves.png"}
+RUN_FILES = {
+    "config.json",
+    "model.safetensors",
+    "state.safetensors",
+    "metrics.jsonl",
+    "recon.png",
+    "samples.png",
+    "latent.png",
+    "curves.png",
+}
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
@@ -80,7 +87,10 @@ def test_resumed_run_matches_the_uninterrupted_run(tmp_path, monkeypatch):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    lines = lambda run: [json.loads(x)["train_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+    def lines(run):
+        return [json.loads(x)["train_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+
     assert lines(whole) == lines(tmp_path / "split")
 
 
@@ -102,9 +112,16 @@ class ExplodesInEpochTwo(PCAAutoEncoder):
 class ExplodingPlugin:
     @zoo.hookimpl
     def register_models(self, register):
-        register(zoo.ModelSpec(name="exploding-ae", config=_Cfg, build=ExplodesInEpochTwo,
-                               default_dataset="points3d", summary="NaN in epoch 2",
-                               train={"batch_size": 10}))
+        register(
+            zoo.ModelSpec(
+                name="exploding-ae",
+                config=_Cfg,
+                build=ExplodesInEpochTwo,
+                default_dataset="points3d",
+                summary="NaN in epoch 2",
+                train={"batch_size": 10},
+            )
+        )
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -125,9 +142,27 @@ def test_two_process_gloo_equals_one_process_with_twice_the_batch(tmp_path):
     # shards hold every sample and the two runs see the same batches.
     common = ["train", "pca-ae", "--epochs", "3", "--device", "cpu", "--seed", "1", "--set", "score_holdout=0"]
     # --standalone: a local rendezvous on a free port, so parallel or repeated runs cannot collide.
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "zoo", *common, "--batch-size", "10", "--out", str(tmp_path / "ddp")],
-                         env=env, capture_output=True, text=True, timeout=300)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "zoo",
+            *common,
+            "--batch-size",
+            "10",
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     run_zoo(*common, "--batch-size", "20", "--out", tmp_path / "single", check=True)
     a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(tmp_path / "single" / "model.safetensors")
@@ -147,19 +182,26 @@ def test_unknown_model(tmp_path):
 
 
 def test_unknown_set_key_lists_valid_keys(tmp_path):
-    assert_one_line_error(run_zoo("train", "pca-ae", "--set", "latnet=3", "--out", tmp_path / "x"),
-                          "'latnet'", "latent")
+    assert_one_line_error(
+        run_zoo("train", "pca-ae", "--set", "latnet=3", "--out", tmp_path / "x"), "'latnet'", "latent"
+    )
     assert not (tmp_path / "x").exists()
 
 
 def test_wrong_value_type(tmp_path):
-    assert_one_line_error(run_zoo("train", "pca-ae", "--set", "latent=two", "--out", tmp_path / "x"),
-                          "latent='two'", "int")
+    assert_one_line_error(
+        run_zoo("train", "pca-ae", "--set", "latent=two", "--out", tmp_path / "x"), "latent='two'", "int"
+    )
 
 
 def test_missing_dataset_names_the_places_searched(tmp_path):
-    result = run_zoo("train", "deep-ae", "--out", tmp_path / "x", env={"ZOO_DATA_DIR": str(tmp_path / "empty"),
-                                                                        "HOME": str(tmp_path)})
+    result = run_zoo(
+        "train",
+        "deep-ae",
+        "--out",
+        tmp_path / "x",
+        env={"ZOO_DATA_DIR": str(tmp_path / "empty"), "HOME": str(tmp_path)},
+    )
     if "not found" not in result.stderr:
         pytest.skip("mnist is installed system-wide on this machine")
     assert_one_line_error(result, "dataset 'mnist' not found", str(tmp_path / "empty" / "mnist"))

@@ -29,7 +29,7 @@ def bars(labels: np.ndarray, rng: np.random.Generator, size: int = 28) -> np.nda
     across = np.abs(dx * np.sin(angle)[:, None, None] - dy * np.cos(angle)[:, None, None])
     along = np.abs(dx * np.cos(angle)[:, None, None] + dy * np.sin(angle)[:, None, None])
     width = rng.uniform(1.0, 2.0, n)[:, None, None]
-    image = np.exp(-(across / width) ** 2) * (along < 10)
+    image = np.exp(-((across / width) ** 2)) * (along < 10)
     return np.clip(image * 255 + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
 
 

@@ -4,11 +4,11 @@ Importing this package stays light (no torch), so that ``zoo.export.runtime`` wo
 environment that only has numpy and onnxruntime. Torch-backed names load on first use.
 """
 
+from zoo.core import moved
 from zoo.core.errors import ZooError, ZooUsageError
 from zoo.core.hookspecs import hookimpl, hookspec
 from zoo.core.registry import create_model, get_dataset, get_spec, list_datasets, list_models
 from zoo.core.specs import DatasetSpec, ModelSpec
-from zoo.core import moved
 
 moved.install()  # the import paths from before the folders (zoo.hookspecs, zoo.model, ...)
 

@@ -1,13 +1,12 @@
 """The ``zoo`` command line. Each command is a thin layer over the Python API."""
 
-import contextlib
 import json
 import os
-import sys
 
 import click
 
-from zoo.core.errors import ZooError, ZooUsageError, first_line
+from zoo.core.command_errors import fail, one_line_errors, run_command  # noqa: F401 (run_command: the API)
+from zoo.core.errors import ZooError, ZooUsageError
 
 
 class ZooGroup(click.Group):
@@ -42,39 +41,11 @@ class ZooGroup(click.Group):
         try:
             return super().main(*args, **kwargs)
         except ZooError as exc:
-            _fail(exc)
+            fail(exc)
 
     def invoke(self, ctx):
         with one_line_errors(lambda: " ".join(filter(None, ["zoo", ctx.invoked_subcommand]))):
             return super().invoke(ctx)
-
-
-@contextlib.contextmanager
-def one_line_errors(command_name):
-    """A ZooError becomes its message on one line and a non-zero exit. Any other exception that
-    escapes a command is a bug: one line saying what failed (``ZOO_DEBUG=1`` shows the traceback)."""
-    try:
-        yield
-    except ZooError as exc:
-        _fail(exc)
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-        raise
-    except Exception as exc:  # the last resort
-        if os.environ.get("ZOO_DEBUG", "") not in ("", "0"):
-            raise
-        _fail(ZooError(f"{command_name()} failed unexpectedly ({type(exc).__name__}: {first_line(exc)}); "
-                       "rerun with ZOO_DEBUG=1 to see the traceback, and please report it"))
-
-
-def run_command(command: click.Command, prog_name: str) -> None:
-    """Run one command on its own (``python -m zoo.serve``), with the CLI's error handling."""
-    with one_line_errors(lambda: prog_name):
-        command.main(prog_name=prog_name)
-
-
-def _fail(exc: ZooError):
-    click.echo(f"Error: {exc}", err=True)
-    sys.exit(exc.exit_code)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,14 +82,20 @@ def list_cmd(pattern, as_json):
 
     models = current().models
     rows = [
-        {"name": n, "summary": models[n].spec.summary, "default_dataset": models[n].spec.default_dataset,
-         "plugin": models[n].plugin}
+        {
+            "name": n,
+            "summary": models[n].spec.summary,
+            "default_dataset": models[n].spec.default_dataset,
+            "plugin": models[n].plugin,
+        }
         for n in list_models(pattern)
     ]
     if as_json:
         return emit_json(rows)
-    table([[r["name"], r["default_dataset"], r["plugin"], r["summary"]] for r in rows],
-          ["NAME", "DATASET", "PLUGIN", "SUMMARY"])
+    table(
+        [[r["name"], r["default_dataset"], r["plugin"], r["summary"]] for r in rows],
+        ["NAME", "DATASET", "PLUGIN", "SUMMARY"],
+    )
 
 
 @cli.command()
@@ -132,8 +109,8 @@ def info(name, dataset, sets, as_json):
     The parameter count and latent shape come from building the model once; the answer is cached
     (under ~/.cache/zoo), so asking again is instant."""
     from zoo.core.config import make_config, parse_sets, to_dict
-    from zoo.models.facts import model_facts
     from zoo.core.registry import current, get_dataset, get_spec
+    from zoo.models.facts import model_facts
 
     spec = get_spec(name)
     data = get_dataset(dataset or spec.default_dataset)
@@ -154,7 +131,10 @@ def info(name, dataset, sets, as_json):
     if as_json:
         return emit_json(out)
     click.echo(f"{spec.name}: {spec.summary}  (plugin {out['plugin']})")
-    click.echo(f"  dataset       {data.name}  data shape {tuple(out['data_shape'])} -> latent shape {tuple(out['latent_shape'])}")
+    click.echo(
+        f"  dataset       {data.name}  data shape {tuple(out['data_shape'])}"
+        f" -> latent shape {tuple(out['latent_shape'])}"
+    )
     click.echo(f"  parameters    {out['parameters']:,}")
     click.echo("  config        " + ", ".join(f"{k}={v}" for k, v in out["config"].items()))
     if spec.train:
@@ -174,9 +154,15 @@ def plugins(as_json):
     infos = [asdict(i) for i in registry.infos.values()]
     if as_json:
         return emit_json(infos)
-    rows = [[i["name"], f"{i['distribution']} {i['version']}".strip() or "(in code)",
-             ", ".join(i["models"] + i["datasets"] + i["commands"]) or "-", ("FAILED: " + i["error"]) if i["error"] else "ok"]
-            for i in infos]
+    rows = [
+        [
+            i["name"],
+            f"{i['distribution']} {i['version']}".strip() or "(in code)",
+            ", ".join(i["models"] + i["datasets"] + i["commands"]) or "-",
+            ("FAILED: " + i["error"]) if i["error"] else "ok",
+        ]
+        for i in infos
+    ]
     table(rows, ["PLUGIN", "DISTRIBUTION", "REGISTERS", "STATUS"])
 
 
@@ -185,8 +171,8 @@ def plugins(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def datasets(data_dir, as_json):
     """Registered datasets and where each was found (or why not)."""
-    from zoo.data import where as find
     from zoo.core.registry import current
+    from zoo.data import where as find
 
     rows = []
     for name, entry in sorted(current().datasets.items()):
@@ -195,12 +181,25 @@ def datasets(data_dir, as_json):
             where, ok = find(spec, data_dir), True
         except ZooError as exc:
             where, ok = str(exc), False
-        rows.append({"name": name, "data_shape": list(spec.data_shape), "summary": spec.summary,
-                     "plugin": entry.plugin, "found": ok, "where": where})
+        rows.append(
+            {
+                "name": name,
+                "data_shape": list(spec.data_shape),
+                "summary": spec.summary,
+                "plugin": entry.plugin,
+                "found": ok,
+                "where": where,
+            }
+        )
     if as_json:
         return emit_json(rows)
-    table([[r["name"], "x".join(map(str, r["data_shape"])), r["where"] if r["found"] else "MISSING: " + r["where"]]
-           for r in rows], ["NAME", "SHAPE", "LOCATION"])
+    table(
+        [
+            [r["name"], "x".join(map(str, r["data_shape"])), r["where"] if r["found"] else "MISSING: " + r["where"]]
+            for r in rows
+        ],
+        ["NAME", "SHAPE", "LOCATION"],
+    )
 
 
 def main():
@@ -210,30 +209,66 @@ def main():
 @cli.command()
 @click.argument("name", required=False)
 @click.option("--dataset", help="Train on this dataset instead of the model's default.")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
-@click.option("--data", type=click.Path(),
-              help="Your own data: a folder of images (subfolders are labels; train/ and test/ the splits), "
-                   "a .npy or a .npz file; with --dataset, the folder holding that dataset's files.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
+)
+@click.option(
+    "--data",
+    type=click.Path(),
+    help="Your own data: a folder of images (subfolders are labels; train/ and test/ the splits), "
+    "a .npy or a .npz file; with --dataset, the folder holding that dataset's files.",
+)
 @click.option("--image-size", metavar="S|HxW", help="Crop each image to this aspect and resize it (with --data).")
 @click.option("--channels", type=int, help="1 (greyscale) or 3 (RGB); default: 1 if every image is grey (with --data).")
-@click.option("--test-fraction", type=float,
-              help="Without train/ and test/ folders or x_test: this seeded fraction is the test split (default 0.1).")
+@click.option(
+    "--test-fraction",
+    type=float,
+    help="Without train/ and test/ folders or x_test: this seeded fraction is the test split (default 0.1).",
+)
 @click.option("--epochs", type=int, help="Passes over the training split.")
 @click.option("--batch-size", type=int, help="Samples per step.")
 @click.option("--lr", type=float, help="Peak learning rate (Adam, cosine schedule).")
 @click.option("--device", help="auto (default: cuda if available), cpu or cuda.")
 @click.option("--seed", type=int, help="Seed for init, shuffling and noise (default 0).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a model or training setting, e.g. --set latent=8 --set grad_clip=1.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a model or training setting, e.g. --set latent=8 --set grad_clip=1.",
+)
 @click.option("--subset", type=int, help="Use only the first N samples of each split (smoke tests).")
-@click.option("--labels", multiple=True, metavar="LABEL",
-              help="Train on these labels' samples only (repeat for several), e.g. the normal class of anomaly detection.")
+@click.option(
+    "--labels",
+    multiple=True,
+    metavar="LABEL",
+    help="Train on these labels' samples only (repeat for several), e.g. the normal class of anomaly detection.",
+)
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the training step.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (default runs/NAME).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
-def train(name, dataset, data_dir, data, image_size, channels, test_fraction, epochs, batch_size, lr, device, seed,
-          sets, subset, labels, compile_, out, resume):
+def train(
+    name,
+    dataset,
+    data_dir,
+    data,
+    image_size,
+    channels,
+    test_fraction,
+    epochs,
+    batch_size,
+    lr,
+    device,
+    seed,
+    sets,
+    subset,
+    labels,
+    compile_,
+    out,
+    resume,
+):
     """Train model NAME and write a run folder.
 
     \b
@@ -249,9 +284,21 @@ def train(name, dataset, data_dir, data, image_size, channels, test_fraction, ep
         raise click.UsageError("give a model NAME (see `zoo list`) or --resume RUN")
     request, data_dir = data_options(data, dataset, data_dir, image_size, channels, test_fraction, resume)
     run_dir = run_training(
-        name, out, dataset=dataset, data_dir=data_dir, data=request, sets=parse_sets(sets), resume=resume,
+        name,
+        out,
+        dataset=dataset,
+        data_dir=data_dir,
+        data=request,
+        sets=parse_sets(sets),
+        resume=resume,
         progress=True,
-        epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, subset=subset, compile=compile_,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        device=device,
+        seed=seed,
+        subset=subset,
+        compile=compile_,
         labels=list(labels) or None,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
@@ -263,8 +310,11 @@ def data_options(data, dataset, data_dir, image_size, channels, test_fraction, r
     folder holding that dataset's files."""
     from zoo.data.by_path import make_request
 
-    shaping = [flag for flag, value in (("--image-size", image_size), ("--channels", channels),
-                                         ("--test-fraction", test_fraction)) if value is not None]
+    shaping = [
+        flag
+        for flag, value in (("--image-size", image_size), ("--channels", channels), ("--test-fraction", test_fraction))
+        if value is not None
+    ]
     if resume and (data or shaping):
         raise ZooUsageError("a resumed run keeps its data; leave out --data and its options")
     if data and dataset:
@@ -282,16 +332,33 @@ def data_options(data, dataset, data_dir, image_size, channels, test_fraction, r
 
 @cli.command("eval")
 @click.argument("run", type=click.Path())
-@click.option("--data", type=click.Path(),
-              help="Evaluate on this folder or array file instead of the run's own data, prepared the same way.")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
+@click.option(
+    "--data",
+    type=click.Path(),
+    help="Evaluate on this folder or array file instead of the run's own data, prepared the same way.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--nll", is_flag=True,
-              help="Importance-weighted negative log-likelihood on the binarized test split instead (the 8-bit "
-                   "one for likelihood=logistic), in nats per image and bits per dimension.")
-@click.option("--iw-samples", type=click.IntRange(min=1), default=5000, show_default=True, help="k, the samples per image of --nll.")
-@click.option("--nll-images", type=click.IntRange(min=0), default=0, help="--nll on the first N test images only (0: all).")
+@click.option(
+    "--nll",
+    is_flag=True,
+    help="Importance-weighted negative log-likelihood on the binarized test split instead (the 8-bit "
+    "one for likelihood=logistic), in nats per image and bits per dimension.",
+)
+@click.option(
+    "--iw-samples",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="k, the samples per image of --nll.",
+)
+@click.option(
+    "--nll-images", type=click.IntRange(min=0), default=0, help="--nll on the first N test images only (0: all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     """Test-split metrics of the run folder RUN (mse, bce, and each model's own), or with --nll the
@@ -299,19 +366,26 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     from zoo.evaluate.metrics import evaluate, evaluate_nll
 
     if nll:
-        report = evaluate_nll(run, k=iw_samples, images=nll_images, data_dir=data_dir, device=device, progress=True,
-                              data=data)
+        report = evaluate_nll(
+            run, k=iw_samples, images=nll_images, data_dir=data_dir, device=device, progress=True, data=data
+        )
         if as_json:
             return emit_json(report)
-        click.echo(f"{report['model']} on {report['dataset']}: NLL {report['nll']:.2f} ± {report['nll_stderr']:.2f} "
-                   f"nats per image, {report['nll_bits_per_dim']:.4f} bits per dimension "
-                   f"(k={report['iw_samples']:,}, {report['test_images']:,} test images)")
+        click.echo(
+            f"{report['model']} on {report['dataset']}: NLL {report['nll']:.2f} ± {report['nll_stderr']:.2f} "
+            f"nats per image, {report['nll_bits_per_dim']:.4f} bits per dimension "
+            f"(k={report['iw_samples']:,}, {report['test_images']:,} test images)"
+        )
         cuda = f", CUDA peak {report['peak_cuda_bytes'] / 2**20:,.0f} MiB" if report["peak_cuda_bytes"] else ""
         click.echo(f"  binarization   {report['binarization']}")
-        click.echo(f"  chunks         {report['chunk_images']:,} image(s) x {report['chunk_samples']:,} draws per call "
-                   f"(the fastest size timed; draws seeded with {report['seed']})")
-        click.echo(f"  time           {report['seconds']:.2f} s ({report['images_per_second']:.1f} images/s on "
-                   f"{report['device']}); peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB{cuda}")
+        click.echo(
+            f"  chunks         {report['chunk_images']:,} image(s) x {report['chunk_samples']:,} draws per call "
+            f"(the fastest size timed; draws seeded with {report['seed']})"
+        )
+        click.echo(
+            f"  time           {report['seconds']:.2f} s ({report['images_per_second']:.1f} images/s on "
+            f"{report['device']}); peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB{cuda}"
+        )
         if "note" in report:
             click.echo(f"  note           {report['note']}")
         return
@@ -328,14 +402,28 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
 @click.argument("run", type=click.Path())
 @click.option("--data", type=click.Path(), help="Score this folder or array file, prepared as the run's data was.")
 @click.option("--dataset", help="Score this registered dataset instead of the run's own data.")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]), help="Which split to score.")
-@click.option("--top", default=32, show_default=True, type=click.IntRange(0, 1024),
-              help="How many of the most anomalous inputs top.png shows over their reconstructions.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
+)
+@click.option(
+    "--split", default="test", show_default=True, type=click.Choice(["test", "train"]), help="Which split to score."
+)
+@click.option(
+    "--top",
+    default=32,
+    show_default=True,
+    type=click.IntRange(0, 1024),
+    help="How many of the most anomalous inputs top.png shows over their reconstructions.",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for scores.csv and top.png (default RUN/scores).")
-@click.option("--normal", multiple=True, metavar="LABEL",
-              help="A label that counts as normal (repeat for several): prints the AUROC and average precision.")
+@click.option(
+    "--normal",
+    multiple=True,
+    metavar="LABEL",
+    help="A label that counts as normal (repeat for several): prints the AUROC and average precision.",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_json):
@@ -344,8 +432,18 @@ def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_
     scores.csv, with the top inputs over their reconstructions in top.png."""
     from zoo.evaluate.score import score_run
 
-    report = score_run(run, data=data, dataset=dataset, data_dir=data_dir, split=split, top=top, out=out,
-                       normal=normal, device=device, progress=True)
+    report = score_run(
+        run,
+        data=data,
+        dataset=dataset,
+        data_dir=data_dir,
+        split=split,
+        top=top,
+        out=out,
+        normal=normal,
+        device=device,
+        progress=True,
+    )
     if as_json:
         return emit_json(report)
     click.echo(f"scored {report['samples']:,} {report['split']} samples of {report['data']}: {report['definition']}")
@@ -354,9 +452,12 @@ def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_
     click.echo(f"  wrote {report['csv']}" + (f" and {report['picture']}" if report["picture"] else ""))
     if "separation" in report:
         sep = report["separation"]
-        click.echo(f"normal: {', '.join(sep['normal'])} ({sep['normal_samples']:,} samples); "
-                   f"anomalies: {sep['anomalies']:,}")
-        rows = [[name, f"{v['samples']:,}", f"{v['auroc']:.4f}", f"{v['average_precision']:.4f}"]
-                for name, v in sep["per_label"].items()]
+        click.echo(
+            f"normal: {', '.join(sep['normal'])} ({sep['normal_samples']:,} samples); anomalies: {sep['anomalies']:,}"
+        )
+        rows = [
+            [name, f"{v['samples']:,}", f"{v['auroc']:.4f}", f"{v['average_precision']:.4f}"]
+            for name, v in sep["per_label"].items()
+        ]
         rows.append(["overall", f"{sep['anomalies']:,}", f"{sep['auroc']:.4f}", f"{sep['average_precision']:.4f}"])
         table(rows, ["ANOMALY LABEL", "SAMPLES", "AUROC", "AVERAGE PRECISION"])

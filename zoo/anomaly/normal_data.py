@@ -31,8 +31,9 @@ def label_values(splits, names, what: str, where: str) -> list:
     or a name is not one of them. ``what``: the option (--labels, --normal); ``where``: the data."""
     known = label_names(splits)
     if not known:
-        raise ZooUsageError(f"{what}: {where} has no labels (a folder needs one subfolder per label, an .npz "
-                            "y_train and y_test)")
+        raise ZooUsageError(
+            f"{what}: {where} has no labels (a folder needs one subfolder per label, an .npz y_train and y_test)"
+        )
     unknown = [name for name in names if str(name) not in known]
     if unknown:
         listed = ", ".join(list(known)[:20]) + (", ..." if len(known) > 20 else "")
@@ -59,7 +60,9 @@ def keep_labels(splits, names, where: str):
             raise ZooUsageError(f"--labels: the {part} split of {where} has no labels")
         rows = torch.nonzero(torch.isin(labels.cpu(), values)).flatten()
         if not len(rows):
-            raise ZooUsageError(f"--labels {' '.join(map(str, names))}: the {part} split of {where} has no such samples")
+            raise ZooUsageError(
+                f"--labels {' '.join(map(str, names))}: the {part} split of {where} has no such samples"
+            )
         setattr(splits, part, take(getattr(splits, part), rows))
         setattr(splits, f"{part}_labels", take(labels, rows))
     return splits

@@ -75,8 +75,11 @@ class Registry:
                 cli.commands.clear()
                 cli.commands.update(before)
                 owner = self.command_owners.get(replaced[0], "the core")
-                raise ZooError(f"command {replaced[0]!r} is registered by both {owner if owner == 'the core' else f'plugin {owner!r}'} "
-                               f"and plugin {info.name!r}; uninstall one of them")
+                raise ZooError(
+                    f"command {replaced[0]!r} is registered by both "
+                    f"{owner if owner == 'the core' else f'plugin {owner!r}'} "
+                    f"and plugin {info.name!r}; uninstall one of them"
+                )
             for name in sorted(cli.commands.keys() - before.keys()):
                 info.commands.append(name)
                 self.command_owners[name] = info.name

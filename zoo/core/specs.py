@@ -3,8 +3,9 @@
 import importlib
 import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from zoo.core.errors import ZooError, first_line
 
@@ -34,8 +35,10 @@ class ImportPath:
             for name in attribute.split("."):
                 target = getattr(target, name)
         except Exception as exc:  # a broken plugin module: say which one, in one line
-            raise ZooError(f"cannot import {self.path} ({type(exc).__name__}: {first_line(exc)}); "
-                           "`zoo plugins` lists the plugins and their errors") from None
+            raise ZooError(
+                f"cannot import {self.path} ({type(exc).__name__}: {first_line(exc)}); "
+                "`zoo plugins` lists the plugins and their errors"
+            ) from None
         return target
 
     def find(self):

@@ -27,7 +27,7 @@ CHANNEL_COUNTS = (1, 3)
 
 
 def layout_of(shape: tuple, where: str) -> str:
-    """"NCHW", "NHWC", "NHW" or "ND" by the rule above; ZooUsageError for any other shape."""
+    """ "NCHW", "NHWC", "NHW" or "ND" by the rule above; ZooUsageError for any other shape."""
     rule = "give N x D, N x H x W, N x C x H x W or N x H x W x C with C 1 or 3"
     if len(shape) == 2:
         return "ND"
@@ -37,9 +37,11 @@ def layout_of(shape: tuple, where: str) -> str:
         raise ZooUsageError(f"{where}: an array of shape {tuple(shape)} is not data the zoo reads; {rule}")
     first, last = shape[1] in CHANNEL_COUNTS, shape[3] in CHANNEL_COUNTS
     if first and last:
-        raise ZooUsageError(f"{where}: shape {tuple(shape)} is ambiguous (channels first or last?); "
-                            "transpose it to N x C x H x W with np.transpose and make H and W not 1 or 3, "
-                            "or save it as N x H x W for greyscale")
+        raise ZooUsageError(
+            f"{where}: shape {tuple(shape)} is ambiguous (channels first or last?); "
+            "transpose it to N x C x H x W with np.transpose and make H and W not 1 or 3, "
+            "or save it as N x H x W for greyscale"
+        )
     if not (first or last):
         raise ZooUsageError(f"{where}: shape {tuple(shape)} has no channel axis of 1 or 3; {rule}")
     return "NCHW" if first else "NHWC"
@@ -74,16 +76,19 @@ def _checked_floats(array, where: str, images: bool) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ZooUsageError(f"{where}: the array holds NaN or infinite values; remove or replace them")
     if images and (array.min() < 0 or array.max() > 1):
-        raise ZooUsageError(f"{where}: float images must lie in [0, 1] (found {array.min():g}..{array.max():g}); "
-                            "divide by 255, or save them as uint8")
+        raise ZooUsageError(
+            f"{where}: float images must lie in [0, 1] (found {array.min():g}..{array.max():g}); "
+            "divide by 255, or save them as uint8"
+        )
     return array
 
 
 def as_labels(array, count: int, where: str) -> np.ndarray:
     labels = np.asarray(array)
     if labels.shape != (count,) or labels.dtype.kind not in "iu":
-        raise ZooUsageError(f"{where}: labels must be {count} integers (one per sample), found "
-                            f"{labels.dtype} of shape {labels.shape}")
+        raise ZooUsageError(
+            f"{where}: labels must be {count} integers (one per sample), found {labels.dtype} of shape {labels.shape}"
+        )
     return labels.astype(np.int64)
 
 
@@ -99,10 +104,13 @@ def read_arrays(path: Path) -> dict:
             if len(keys) == 1:
                 return {"x_train": npz[keys[0]]}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ZooUsageError(f"{path}: not a readable {path.suffix} file ({type(exc).__name__}: "
-                            f"{(str(exc).splitlines() or [''])[0][:120]})") from None
-    raise ZooUsageError(f"{path}: expected one array, or x_train (with x_test, y_train, y_test); "
-                        f"found {', '.join(keys) or 'no arrays'}")
+        raise ZooUsageError(
+            f"{path}: not a readable {path.suffix} file ({type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0][:120]})"
+        ) from None
+    raise ZooUsageError(
+        f"{path}: expected one array, or x_train (with x_test, y_train, y_test); found {', '.join(keys) or 'no arrays'}"
+    )
 
 
 def file_fingerprint(path: Path) -> str:

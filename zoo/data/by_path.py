@@ -37,12 +37,14 @@ class DataRequest:
     def from_record(cls, record: dict, path=None) -> "DataRequest":
         """The request config.json recorded (``info["asked"]``), for another ``path`` if given."""
         tuple_or_none = lambda v: tuple(v) if v else None  # noqa: E731
-        preprocess = Preprocess(tuple_or_none(record.get("size")), record.get("channels"), tuple_or_none(record.get("crop")))
+        preprocess = Preprocess(
+            tuple_or_none(record.get("size")), record.get("channels"), tuple_or_none(record.get("crop"))
+        )
         return cls(str(path or record["path"]), preprocess, record.get("test_fraction", TEST_FRACTION))
 
 
 def parse_image_size(text):
-    """"64" -> (64, 64); "48x64" -> (48, 64) (height x width); None stays None."""
+    """ "64" -> (64, 64); "48x64" -> (48, 64) (height x width); None stays None."""
     if text is None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", str(text))
@@ -95,24 +97,39 @@ def _open_folder(path: Path, request: DataRequest, progress) -> Splits:
     _warn_left_out(request.path, images.left_out, len(listing.files))
     if listing.outside_splits:
         named = ", ".join(listing.outside_splits[:LEFT_OUT_SHOWN])
-        print(f"note: {len(listing.outside_splits):,} file(s) in {request.path} lie outside train/ and test/ and "
-              f"are not used: {named}", file=sys.stderr)
+        print(
+            f"note: {len(listing.outside_splits):,} file(s) in {request.path} lie outside train/ and test/ and "
+            f"are not used: {named}",
+            file=sys.stderr,
+        )
     info = {
-        "kind": "folder", "fingerprint": listing.fingerprint, "cache": str(images.path),
-        "files": len(listing.files), "left_out": {"count": len(images.left_out),
-                                                  "files": images.left_out[:LEFT_OUT_RECORDED]},
+        "kind": "folder",
+        "fingerprint": listing.fingerprint,
+        "cache": str(images.path),
+        "files": len(listing.files),
+        "left_out": {"count": len(images.left_out), "files": images.left_out[:LEFT_OUT_RECORDED]},
     }
-    return _splits(path, request, images.preprocess, split, info, listing.label_names,
-                   MappedSplit(images.images, train_rows), MappedSplit(images.images, test_rows),
-                   labels[train_rows] if labels is not None else None, labels[test_rows] if labels is not None else None)
+    return _splits(
+        path,
+        request,
+        images.preprocess,
+        split,
+        info,
+        listing.label_names,
+        MappedSplit(images.images, train_rows),
+        MappedSplit(images.images, test_rows),
+        labels[train_rows] if labels is not None else None,
+        labels[test_rows] if labels is not None else None,
+    )
 
 
 def _open_arrays(path: Path, request: DataRequest) -> Splits:
     from zoo.data.arrays import as_labels, as_samples, file_fingerprint, read_arrays
 
     if request.preprocess != Preprocess():
-        raise ZooUsageError(f"--data {request.path}: --image-size and --channels apply to folders of images; "
-                            "an array is used as it is")
+        raise ZooUsageError(
+            f"--data {request.path}: --image-size and --channels apply to folders of images; an array is used as it is"
+        )
     arrays = read_arrays(path)
     train, layout = as_samples(arrays["x_train"], f"{path} (x_train)")
     train_labels = as_labels(arrays["y_train"], len(train), f"{path} (y_train)") if "y_train" in arrays else None
@@ -129,10 +146,17 @@ def _open_arrays(path: Path, request: DataRequest) -> Splits:
         # A memory-mapped uint8 array stays on disk: its splits are rows of it.
         pick = (lambda rows: MappedSplit(train, rows)) if isinstance(train, np.memmap) else train.__getitem__
         train, test, split = pick(train_at), pick(test_at), "seeded fraction"
-    names = sorted({int(v) for v in np.concatenate([x for x in (train_labels, test_labels) if x is not None])}) \
-        if train_labels is not None else []
-    info = {"kind": path.suffix[1:], "fingerprint": file_fingerprint(path), "layout": layout,
-            "dtype": str(train.dtype).replace("torch.", "")}
+    names = (
+        sorted({int(v) for v in np.concatenate([x for x in (train_labels, test_labels) if x is not None])})
+        if train_labels is not None
+        else []
+    )
+    info = {
+        "kind": path.suffix[1:],
+        "fingerprint": file_fingerprint(path),
+        "layout": layout,
+        "dtype": str(train.dtype).replace("torch.", ""),
+    }
     shape = tuple(train.shape[1:])
     applied = Preprocess(shape[1:], shape[0]) if len(shape) == 3 else Preprocess()
     return _splits(path, request, applied, split, info, [str(n) for n in names], train, test, train_labels, test_labels)
@@ -140,19 +164,32 @@ def _open_arrays(path: Path, request: DataRequest) -> Splits:
 
 def _splits(path, request, applied: Preprocess, split, info, label_names, train, test, train_labels, test_labels):
     info = {
-        "path": str(path.resolve()), **info,
-        "asked": request.describe(), "preprocess": applied.describe(),
-        "split": split, **({"test_fraction": request.test_fraction, "split_seed": SPLIT_SEED}
-                          if split == "seeded fraction" else {}),
-        "train_samples": len(train), "test_samples": len(test), "label_names": label_names,
+        "path": str(path.resolve()),
+        **info,
+        "asked": request.describe(),
+        "preprocess": applied.describe(),
+        "split": split,
+        **({"test_fraction": request.test_fraction, "split_seed": SPLIT_SEED} if split == "seeded fraction" else {}),
+        "train_samples": len(train),
+        "test_samples": len(test),
+        "label_names": label_names,
     }
-    return Splits(train=train, test=test, train_labels=train_labels, test_labels=test_labels,
-                  source=str(path.resolve()), info=info)
+    return Splits(
+        train=train,
+        test=test,
+        train_labels=train_labels,
+        test_labels=test_labels,
+        source=str(path.resolve()),
+        info=info,
+    )
 
 
 def _warn_left_out(where, left_out: list, total: int) -> None:
     if left_out:
         named = ", ".join(f"{name} ({why})" for name, why in left_out[:LEFT_OUT_SHOWN])
         more = f" and {len(left_out) - LEFT_OUT_SHOWN:,} more" if len(left_out) > LEFT_OUT_SHOWN else ""
-        print(f"warning: left out {len(left_out):,} of {total:,} files in {where} that are not usable images: "
-              f"{named}{more}", file=sys.stderr)
+        print(
+            f"warning: left out {len(left_out):,} of {total:,} files in {where} that are not usable images: "
+            f"{named}{more}",
+            file=sys.stderr,
+        )

@@ -22,8 +22,8 @@ import numpy as np
 from zoo.core.atomic import atomic_write, write_json
 from zoo.core.errors import ZooError, ZooUsageError
 from zoo.data.folder import FolderListing
-from zoo.data.image_files import BadImage, Preprocess, decode_file, is_grey, probe
 from zoo.data.idx import cache_home
+from zoo.data.image_files import BadImage, Preprocess, decode_file, is_grey, probe
 
 FORMAT = 1  # bump when the entry's layout or the decoding changes: old entries are then not found
 CHUNK = 64  # files per task handed to a worker process
@@ -67,8 +67,13 @@ def _open_entry(npy: Path, manifest: Path, key: str, files: int) -> Decoded:
         raise ValueError("the entry does not match its manifest")
     bad = {row for row, _, _ in info["left_out"]}
     usable = np.array([row for row in range(files) if row not in bad], dtype=np.int64)
-    return Decoded(images, usable, [[name, why] for _, name, why in info["left_out"]],
-                   Preprocess(tuple(info["size"]), info["channels"], _maybe_tuple(info["crop"])), npy)
+    return Decoded(
+        images,
+        usable,
+        [[name, why] for _, name, why in info["left_out"]],
+        Preprocess(tuple(info["size"]), info["channels"], _maybe_tuple(info["crop"])),
+        npy,
+    )
 
 
 def _maybe_tuple(value):
@@ -90,8 +95,13 @@ def _build_entry(listing, preprocess, npy, manifest, key, progress, workers) -> 
         def write(tmp):
             np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape).flush()
             rows = [row for row in range(len(files)) if row not in bad]
-            failures = pool.map(_decode_chunk, listing.root, [(row, files[row]) for row in rows],
-                                progress and "decoding once into the cache", extra=(str(tmp), target))
+            failures = pool.map(
+                _decode_chunk,
+                listing.root,
+                [(row, files[row]) for row in rows],
+                progress and "decoding once into the cache",
+                extra=(str(tmp), target),
+            )
             bad.update({row: why for row, why in zip(rows, failures) if why})
 
         atomic_write(npy, write)
@@ -114,8 +124,10 @@ def _settle(listing, preprocess: Preprocess, probed: list, bad: dict) -> Preproc
         if len(sizes) > 1:
             found = ", ".join(f"{h}x{w} ({n:,})" for (h, w), n in sizes.most_common(5))
             more = f" and {len(sizes) - 5} more" if len(sizes) > 5 else ""
-            raise ZooUsageError(f"{listing.root}: the images differ in size (height x width: {found}{more}); "
-                                "pass --image-size S or HxW to crop and resize them all to one size")
+            raise ZooUsageError(
+                f"{listing.root}: the images differ in size (height x width: {found}{more}); "
+                "pass --image-size S or HxW to crop and resize them all to one size"
+            )
         size = next(iter(sizes))
     if channels is None:
         channels = 1 if all(is_grey(mode) for _, _, mode in good) else 3
@@ -187,8 +199,14 @@ class _Pool:
         from tqdm import tqdm
 
         chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-        bar = tqdm(total=len(items), desc=description or "", unit="file", disable=None if description else True,
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(items),
+            desc=description or "",
+            unit="file",
+            disable=None if description else True,
+            leave=False,
+            dynamic_ncols=True,
+        )
         if self.executor is None:
             results = (function(str(root), chunk, *extra) for chunk in chunks)
         else:

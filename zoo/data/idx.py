@@ -89,8 +89,10 @@ def locate(dataset, data_dir=None, download=True) -> dict:
             reason = "; download gave no IDX files"
     where = ", ".join(str(p) for p in dict.fromkeys(searched))
     if data_dir:
-        raise ZooError(f"dataset {spec.name!r} not found in --data-dir {data_dir} (looked in {where}); "
-                       f"put its four IDX files there, or leave out --data-dir to search the usual places")
+        raise ZooError(
+            f"dataset {spec.name!r} not found in --data-dir {data_dir} (looked in {where}); "
+            f"put its four IDX files there, or leave out --data-dir to search the usual places"
+        )
     raise ZooError(
         f"dataset {spec.name!r} not found (looked in {where}{reason}); put its four IDX files in one of "
         f"those folders, pass --data-dir, or set ZOO_DATA_DIR to a folder holding {spec.name}/"
@@ -132,8 +134,10 @@ def load_idx_dataset(dataset, data_dir=None, download=True) -> Splits:
     test = read_idx(paths["test_images"], 3)
     for split in (train, test):
         if (1, *split.shape[1:]) != tuple(spec.data_shape):
-            raise ZooError(f"{spec.name}: expected images of shape {tuple(spec.data_shape)[1:]}, "
-                           f"found {tuple(split.shape[1:])} in {paths['train_images'].parent}")
+            raise ZooError(
+                f"{spec.name}: expected images of shape {tuple(spec.data_shape)[1:]}, "
+                f"found {tuple(split.shape[1:])} in {paths['train_images'].parent}"
+            )
     train_labels = read_idx(paths["train_labels"], 1, expected_count=len(train))
     test_labels = read_idx(paths["test_labels"], 1, expected_count=len(test))
     return Splits(

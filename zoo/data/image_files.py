@@ -34,8 +34,11 @@ class Preprocess:
     crop: tuple | None = None
 
     def describe(self) -> dict:
-        return {"size": list(self.size) if self.size else None, "channels": self.channels,
-                "crop": list(self.crop) if self.crop else None}
+        return {
+            "size": list(self.size) if self.size else None,
+            "channels": self.channels,
+            "crop": list(self.crop) if self.crop else None,
+        }
 
 
 class BadImage(Exception):

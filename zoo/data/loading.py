@@ -23,15 +23,24 @@ def binarize_fixed(data: torch.Tensor, seed: int) -> torch.Tensor:
     return binary.mul_(255).to(torch.uint8) if data.dtype == torch.uint8 else binary.to(data.dtype)
 
 
-def load_splits(data_spec, data_dir, subset: int, device, binarize_test_seed: int | None = None,
-                request=None, memory_budget: int = 0, progress: bool = False):
+def load_splits(
+    data_spec,
+    data_dir,
+    subset: int,
+    device,
+    binarize_test_seed: int | None = None,
+    request=None,
+    memory_budget: int = 0,
+    progress: bool = False,
+):
     """The splits of a registered dataset (``data_spec``) or of data by path (``request``, a
     ``zoo.data.by_path.DataRequest``) on ``device``: each in RAM when it fits ``memory_budget`` bytes
     (0: a fraction of the available memory), else memory-mapped (``zoo.data.splits``). With
     ``binarize_test_seed`` the test split is binarized once (before any subset is taken) and the
     training split is checked to be binarizable."""
     from zoo.data import load
-    from zoo.data.splits import head, labels_tensor, memory_budget as budget_of, place_split
+    from zoo.data.splits import head, labels_tensor, place_split
+    from zoo.data.splits import memory_budget as budget_of
 
     if request is not None:
         from zoo.data.by_path import open_path

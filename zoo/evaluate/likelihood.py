@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from zoo.data import as_float
 from zoo.core.errors import ZooError
+from zoo.data import as_float
 
 CPU_BUDGET = 64 << 20  # bytes of new tensors one chunk may create on the CPU, at most
 GPU_BUDGET_FRACTION = 0.25  # of the free GPU memory
@@ -42,8 +42,11 @@ class _CountBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         # Views (a weight's transpose, a reshape) share their input's memory: count new storage only.
-        inputs = {a.untyped_storage().data_ptr() for a in torch.utils._pytree.tree_leaves((args, kwargs))
-                  if isinstance(a, torch.Tensor)}
+        inputs = {
+            a.untyped_storage().data_ptr()
+            for a in torch.utils._pytree.tree_leaves((args, kwargs))
+            if isinstance(a, torch.Tensor)
+        }
         for t in torch.utils._pytree.tree_leaves(out):
             if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
                 self.bytes += t.numel() * t.element_size()
@@ -138,8 +141,10 @@ def log_likelihoods(model, data: torch.Tensor, k: int, chunking: Chunking, progr
             parts.append(model.log_importance_weights(x, min(chunking.samples, k - done)).double())
         log_w = torch.cat(parts, dim=1)
         if not torch.isfinite(log_w).all():
-            raise ZooError(f"non-finite importance weights for images {start}..{start + len(x) - 1}; "
-                           "the model's log_importance_weights returned inf or nan")
+            raise ZooError(
+                f"non-finite importance weights for images {start}..{start + len(x) - 1}; "
+                "the model's log_importance_weights returned inf or nan"
+            )
         out.append(torch.logsumexp(log_w, dim=1) - math.log(k))
         if bar is not None:
             bar.update(len(x))
@@ -152,8 +157,9 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def estimate_nll(model, data, k: int = 5000, *, seed: int = 0, budget: int | None = None,
-                 tune: bool = True, progress: bool = False) -> dict:
+def estimate_nll(
+    model, data, k: int = 5000, *, seed: int = 0, budget: int | None = None, tune: bool = True, progress: bool = False
+) -> dict:
     """Mean negative log-likelihood (nats per image) of ``data`` with k importance samples, its
     standard error over images, and what the estimate cost (seconds, chunking, peak memory).
 

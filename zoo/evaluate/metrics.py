@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from zoo.core.errors import ZooError
-from zoo.train.run_folder import load_run
-from zoo.data import as_float
 from zoo.core.registry import get_dataset
+from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
 from zoo.train.devices import flush_denormals, pick_device
+from zoo.train.run_folder import load_run
 
 
 def eval_splits(run, data_dir=None, binarize_test: bool | None = None, data=None):
@@ -32,25 +32,41 @@ def eval_splits(run, data_dir=None, binarize_test: bool | None = None, data=None
     seed = cfg.test_binarization_seed if binarize_test else None
     request = data_request(run.config, data)
     if request is not None:
-        splits = load_splits(None, None, cfg.subset, device, binarize_test_seed=seed, request=request,
-                             memory_budget=cfg.memory_budget, progress=True)
+        splits = load_splits(
+            None,
+            None,
+            cfg.subset,
+            device,
+            binarize_test_seed=seed,
+            request=request,
+            memory_budget=cfg.memory_budget,
+            progress=True,
+        )
         if list(splits.test.shape[1:]) != list(run.config.data_shape):
-            raise ZooError(f"{request.path}: samples of shape {list(splits.test.shape[1:])}, the run "
-                           f"{run.path} takes {run.config.data_shape}")
+            raise ZooError(
+                f"{request.path}: samples of shape {list(splits.test.shape[1:])}, the run "
+                f"{run.path} takes {run.config.data_shape}"
+            )
         return splits
     # Without --data-dir, evaluate on the files the run was trained on, if they are still there.
     source = run.config.data_source
     if data_dir is None and source and Path(source).is_dir():
         data_dir = source
-    return load_splits(get_dataset(run.config.dataset), data_dir, cfg.subset, device, binarize_test_seed=seed,
-                       memory_budget=cfg.memory_budget)
+    return load_splits(
+        get_dataset(run.config.dataset),
+        data_dir,
+        cfg.subset,
+        device,
+        binarize_test_seed=seed,
+        memory_budget=cfg.memory_budget,
+    )
 
 
 def data_request(config, data=None):
     """What to read: for a run trained on data by path, its own data as recorded; for ``data``
     (``--data``), a folder's images prepared to the run's shape (its size and channels, the crop it
     was trained with), or an array file as it is."""
-    from zoo.data.by_path import DataRequest, TEST_FRACTION
+    from zoo.data.by_path import TEST_FRACTION, DataRequest
     from zoo.data.image_files import Preprocess
 
     if data is None:
@@ -85,8 +101,14 @@ def evaluate(run_dir, data_dir=None, device="cpu", data=None) -> dict:
             totals[key] = totals.get(key, 0.0) + float(value.double().sum())
     metrics = {key: value / len(test) for key, value in totals.items()}
     metrics.update(model.extra_metrics(as_float(splits.train[:])))
-    metrics.update({"model": run.config.model, "dataset": run.config.dataset, "test_samples": len(test),
-                    "binarize": run.config.training().binarize})
+    metrics.update(
+        {
+            "model": run.config.model,
+            "dataset": run.config.dataset,
+            "test_samples": len(test),
+            "binarize": run.config.training().binarize,
+        }
+    )
     return metrics
 
 
@@ -106,21 +128,28 @@ def evaluate_nll(run_dir, k=5000, images=0, data_dir=None, device="cpu", progres
     test = splits.test[:images] if images else splits.test
     report = estimate_nll(run.model, test, k, progress=progress)
     trained, seed = cfg.binarize, cfg.test_binarization_seed
-    report.update({
-        "model": run.config.model,
-        "dataset": run.config.dataset,
-        "run": str(run_dir),
-        "device": str(next(run.model.parameters()).device),
-        "nll_bits_per_dim": report["nll"] / (math.prod(run.config.data_shape) * math.log(2)),
-        "binarization": (f"train: {trained}; test: one fixed Bernoulli draw (seed {seed})" if binary
-                         else "none: the 8-bit test pixels, as the likelihood models them"),
-        "train_binarize": trained,
-        "test_binarization_seed": seed,
-        # What the run folder says: None for a run whose config.json has no epoch count (one made
-        # without training), where TrainConfig's default would claim ten.
-        "epochs": cfg.epochs if "epochs" in run.config.train_config else None,
-    })
+    report.update(
+        {
+            "model": run.config.model,
+            "dataset": run.config.dataset,
+            "run": str(run_dir),
+            "device": str(next(run.model.parameters()).device),
+            "nll_bits_per_dim": report["nll"] / (math.prod(run.config.data_shape) * math.log(2)),
+            "binarization": (
+                f"train: {trained}; test: one fixed Bernoulli draw (seed {seed})"
+                if binary
+                else "none: the 8-bit test pixels, as the likelihood models them"
+            ),
+            "train_binarize": trained,
+            "test_binarization_seed": seed,
+            # What the run folder says: None for a run whose config.json has no epoch count (one made
+            # without training), where TrainConfig's default would claim ten.
+            "epochs": cfg.epochs if "epochs" in run.config.train_config else None,
+        }
+    )
     if binary and trained != "dynamic":
-        report["note"] = (f"trained with binarize={trained}; the test split was binarized for the NLL "
-                          "protocol, so the number is not comparable to a binarized-data run's")
+        report["note"] = (
+            f"trained with binarize={trained}; the test split was binarized for the NLL "
+            "protocol, so the number is not comparable to a binarized-data run's"
+        )
     return report

@@ -11,21 +11,32 @@ import numpy as np
 import torch
 
 from zoo.anomaly.metrics import auroc, average_precision
+from zoo.anomaly.scores import score_split
 from zoo.core.atomic import atomic_write_text
-from zoo.data import as_float
 from zoo.core.errors import ZooUsageError
+from zoo.data import as_float
 from zoo.data.loading import load_splits
 from zoo.train.devices import flush_denormals, pick_device
 from zoo.train.run_folder import load_run, read_threshold
-from zoo.anomaly.scores import score_split
 
 SCORES_CSV = "scores.csv"
 TOP_PNG = "top.png"
 SPLITS = ("test", "train")
 
 
-def score_run(run_dir, *, data=None, dataset=None, data_dir=None, split="test", top=32, out=None, normal=(),
-              device="cpu", progress=False) -> dict:
+def score_run(
+    run_dir,
+    *,
+    data=None,
+    dataset=None,
+    data_dir=None,
+    split="test",
+    top=32,
+    out=None,
+    normal=(),
+    device="cpu",
+    progress=False,
+) -> dict:
     """Score split ``split`` of the run's own data, of ``data`` (a path, prepared as the run's data
     was) or of the registered ``dataset``; write scores.csv and top.png into ``out`` (default
     RUN/scores); returns a report (and, given ``normal`` labels, the AUROC and average precision)."""
@@ -46,13 +57,21 @@ def score_run(run_dir, *, data=None, dataset=None, data_dir=None, split="test", 
     threshold = read_threshold(run.path)
     out = Path(out) if out is not None else run.path / "scores"
     order = np.argsort(-scores, kind="stable")
-    csv_path = _write_csv(out / SCORES_CSV, order, scores, labels, names, threshold, _file_names(run, data, dataset, split, len(scores)))
+    csv_path = _write_csv(
+        out / SCORES_CSV, order, scores, labels, names, threshold, _file_names(run, data, dataset, split, len(scores))
+    )
     picture = _draw_top(out / TOP_PNG, run.model, samples, order[:top]) if top > 0 else None
-    report = {"model": run.config.model, "data": where, "split": split, "samples": len(scores),
-              "definition": run.model.score_definition, "csv": str(csv_path),
-              "picture": str(picture) if picture else None,
-              "threshold": threshold["threshold"] if threshold else None,
-              "flagged": int((scores > threshold["threshold"]).sum()) if threshold else None}
+    report = {
+        "model": run.config.model,
+        "data": where,
+        "split": split,
+        "samples": len(scores),
+        "definition": run.model.score_definition,
+        "csv": str(csv_path),
+        "picture": str(picture) if picture else None,
+        "threshold": threshold["threshold"] if threshold else None,
+        "flagged": int((scores > threshold["threshold"]).sum()) if threshold else None,
+    }
     if normal_values is not None:
         report["separation"] = separation(scores, labels, normal_values, names, where)
     return report
@@ -60,8 +79,8 @@ def score_run(run_dir, *, data=None, dataset=None, data_dir=None, split="test", 
 
 def _splits(run, data, dataset, data_dir):
     """(the splits to score, their name for messages): scored as they are, never binarized."""
-    from zoo.evaluate.metrics import eval_splits
     from zoo.core.registry import get_dataset
+    from zoo.evaluate.metrics import eval_splits
 
     if dataset is None:
         splits = eval_splits(run, data_dir, binarize_test=False, data=data)
@@ -69,8 +88,10 @@ def _splits(run, data, dataset, data_dir):
     device = next(run.model.parameters()).device
     splits = load_splits(get_dataset(dataset), data_dir, 0, device)
     if list(splits.test.shape[1:]) != list(run.config.data_shape):
-        raise ZooUsageError(f"--dataset {dataset}: samples of shape {list(splits.test.shape[1:])}, the run "
-                            f"{run.path} takes {run.config.data_shape}")
+        raise ZooUsageError(
+            f"--dataset {dataset}: samples of shape {list(splits.test.shape[1:])}, the run "
+            f"{run.path} takes {run.config.data_shape}"
+        )
     return splits, dataset
 
 
@@ -82,17 +103,25 @@ def separation(scores, labels, normal_values, names, where) -> dict:
     is_normal = np.isin(labels, normal_values)
     if is_normal.all() or not is_normal.any():
         what = "every" if is_normal.all() else "none of the"
-        raise ZooUsageError(f"--normal: {what} samples of {where} carry those labels; the AUROC needs both "
-                            "normal samples and anomalies")
+        raise ZooUsageError(
+            f"--normal: {what} samples of {where} carry those labels; the AUROC needs both normal samples and anomalies"
+        )
     per_label = {}
     for value in np.unique(labels[~is_normal]):
         pick = is_normal | (labels == value)
         per_label[names.get(int(value), str(value))] = {
-            "auroc": auroc(scores[pick], ~is_normal[pick]), "average_precision": average_precision(scores[pick], ~is_normal[pick]),
-            "samples": int((labels == value).sum())}
-    return {"normal": [names.get(int(v), str(v)) for v in normal_values], "normal_samples": int(is_normal.sum()),
-            "anomalies": int((~is_normal).sum()), "auroc": auroc(scores, ~is_normal),
-            "average_precision": average_precision(scores, ~is_normal), "per_label": per_label}
+            "auroc": auroc(scores[pick], ~is_normal[pick]),
+            "average_precision": average_precision(scores[pick], ~is_normal[pick]),
+            "samples": int((labels == value).sum()),
+        }
+    return {
+        "normal": [names.get(int(v), str(v)) for v in normal_values],
+        "normal_samples": int(is_normal.sum()),
+        "anomalies": int((~is_normal).sum()),
+        "auroc": auroc(scores, ~is_normal),
+        "average_precision": average_precision(scores, ~is_normal),
+        "per_label": per_label,
+    }
 
 
 def _file_names(run, data, dataset, split: str, count: int) -> list | None:
@@ -122,8 +151,13 @@ def _write_csv(path: Path, order, scores, labels, names, threshold, files=None) 
     the run has a threshold)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["rank", "index"] + (["file"] if files else []) + (["label"] if labels is not None else [])
-                    + ["score"] + (["anomalous"] if threshold else []))
+    writer.writerow(
+        ["rank", "index"]
+        + (["file"] if files else [])
+        + (["label"] if labels is not None else [])
+        + ["score"]
+        + (["anomalous"] if threshold else [])
+    )
     for rank, index in enumerate(order, 1):
         row = [rank, int(index)] + ([files[index]] if files else [])
         if labels is not None:

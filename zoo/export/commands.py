@@ -26,13 +26,19 @@ def _size(n: int) -> str:
 
 @click.command("export")
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the .onnx files (default: the run folder).")
-@click.option("--opset", default=18, show_default=True, type=int,
-              help="ONNX opset to target (18 or newer).")
-@click.option("--repository", type=click.Path(file_okay=False, path_type=Path),
-              help="Also add the files to this model repository (Triton's layout, which `zoo serve`, "
-                   "Triton and KServe serve): DIR/<run name>-<part>/config.pbtxt and 1/model.onnx.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the .onnx files (default: the run folder).",
+)
+@click.option("--opset", default=18, show_default=True, type=int, help="ONNX opset to target (18 or newer).")
+@click.option(
+    "--repository",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also add the files to this model repository (Triton's layout, which `zoo serve`, "
+    "Triton and KServe serve): DIR/<run name>-<part>/config.pbtxt and 1/model.onnx.",
+)
 @serving_settings.options(lambda setting: f"Written to config.pbtxt ({setting.field}) for Triton and `zoo serve`.")
 def export_cmd(run, out_dir, opset, repository, serving):
     """Export run folder RUN to encoder.onnx, decoder.onnx, generator.onnx and scorer.onnx.
@@ -59,8 +65,9 @@ def export_cmd(run, out_dir, opset, repository, serving):
     from zoo.export.repository import write_model
 
     for artifact in export_artifacts(run, out_dir, opset):
-        click.echo(f"wrote {artifact.path}  ({_size(artifact.bytes)}, "
-                   f"max abs error vs PyTorch {artifact.max_abs_error:.1e})")
+        click.echo(
+            f"wrote {artifact.path}  ({_size(artifact.bytes)}, max abs error vs PyTorch {artifact.max_abs_error:.1e})"
+        )
         if repository is not None:
             # The same names `zoo serve RUN` gives: the run folder's name, then the part.
             folder = write_model(repository, f"{run.resolve().name}-{artifact.part}", artifact.path, **serving)
@@ -69,15 +76,25 @@ def export_cmd(run, out_dir, opset, repository, serving):
 
 @click.command("sample")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-n", "--count", default=64, show_default=True, type=click.IntRange(1, MAX_GRID),
-              help="Number of samples.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
-              help="Random seed: the same seed gives the same picture.")
-@click.option("-o", "--output", default="samples.png", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write: a .png grid, or .npy for the raw float32 array.")
-@click.option("--threads", default=0, type=click.IntRange(0),
-              help="onnxruntime intra-op threads (0: its default).")
+@click.option(
+    "-n", "--count", default=64, show_default=True, type=click.IntRange(1, MAX_GRID), help="Number of samples."
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Random seed: the same seed gives the same picture.",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="samples.png",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write: a .png grid, or .npy for the raw float32 array.",
+)
+@click.option("--threads", default=0, type=click.IntRange(0), help="onnxruntime intra-op threads (0: its default).")
 def sample_cmd(file, count, seed, output, threads):
     """Draw samples from FILE, a generator.onnx or decoder.onnx written by `zoo export`.
 
@@ -100,6 +117,7 @@ def sample_cmd(file, count, seed, output, threads):
         raise ZooError(f"{file} is a zoo {model.part}; sample from generator.onnx or decoder.onnx")
     images = model.sample(count, seed=seed)
     if suffix == ".npy":
+
         def write(tmp):
             with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a bare name
                 np.save(f, images)
@@ -117,17 +135,37 @@ def sample_cmd(file, count, seed, output, threads):
 @click.command("bench")
 @click.argument("models", nargs=-1)
 @click.option("--quick", is_flag=True, help="A smoke run (well under a minute): every code path, few calls.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the results (default: benchmarks/results in a source checkout, "
-                   "./benchmark-results from a wheel install).")
-@click.option("--threads", multiple=True, type=click.IntRange(1),
-              help="Thread count for both runtimes; repeat for several (default: 1 and all cores).")
-@click.option("--batch", "batches", multiple=True, type=click.IntRange(1),
-              help="Batch size; repeat for several (default: 1 8 64 256 1024; --quick: 1 64).")
-@click.option("--tune/--no-tune", default=None,
-              help="Choose onnxruntime's session options per artifact from measurement (default: on).")
-@click.option("--compare", "compare_with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="An earlier result JSON: report how far each cell's torch/ORT ratio moved.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the results (default: benchmarks/results in a source checkout, "
+    "./benchmark-results from a wheel install).",
+)
+@click.option(
+    "--threads",
+    multiple=True,
+    type=click.IntRange(1),
+    help="Thread count for both runtimes; repeat for several (default: 1 and all cores).",
+)
+@click.option(
+    "--batch",
+    "batches",
+    multiple=True,
+    type=click.IntRange(1),
+    help="Batch size; repeat for several (default: 1 8 64 256 1024; --quick: 1 64).",
+)
+@click.option(
+    "--tune/--no-tune",
+    default=None,
+    help="Choose onnxruntime's session options per artifact from measurement (default: on).",
+)
+@click.option(
+    "--compare",
+    "compare_with",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An earlier result JSON: report how far each cell's torch/ORT ratio moved.",
+)
 def bench_cmd(models, quick, out_dir, threads, batches, tune, compare_with):
     """Time onnxruntime against PyTorch eager on MODELS (wildcards; default: every model).
 
@@ -141,10 +179,20 @@ def bench_cmd(models, quick, out_dir, threads, batches, tune, compare_with):
     """
     from zoo.export.bench import run_benchmark  # imports torch
 
-    written = run_benchmark(models, quick=quick, out_dir=out_dir, threads=threads, batches=batches, tune=tune,
-                            compare_with=compare_with, log=lambda m: click.echo(m, err=True))
-    click.echo(f"wrote {written['json']}, {written['markdown'].name} and {written['plot'].name} "
-               f"in {written['result']['seconds']:.0f} s")
+    written = run_benchmark(
+        models,
+        quick=quick,
+        out_dir=out_dir,
+        threads=threads,
+        batches=batches,
+        tune=tune,
+        compare_with=compare_with,
+        log=lambda m: click.echo(m, err=True),
+    )
+    click.echo(
+        f"wrote {written['json']}, {written['markdown'].name} and {written['plot'].name} "
+        f"in {written['result']['seconds']:.0f} s"
+    )
 
 
 @zoo.hookimpl

@@ -50,8 +50,16 @@ import numpy as np
 
 from zoo.core.errors import ZooError
 
-KEYS = ("zoo.model", "zoo.part", "zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config",
-        "zoo.dataset", "zoo.version")
+KEYS = (
+    "zoo.model",
+    "zoo.part",
+    "zoo.data_shape",
+    "zoo.latent_shape",
+    "zoo.prior",
+    "zoo.config",
+    "zoo.dataset",
+    "zoo.version",
+)
 JSON_KEYS = ("zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config")
 SHAPE_KEYS = ("zoo.data_shape", "zoo.latent_shape")
 PREPROCESS = "zoo.preprocess"  # optional: only models of images carry it
@@ -59,8 +67,19 @@ SCORE = "zoo.score"  # optional: only the scorer carries it
 SCORE_KEYS = ("definition", "threshold", "fpr", "held_out_samples")
 
 
-def build(*, model: str, part: str, data_shape, latent_shape, prior: dict, config: dict, dataset: str,
-          version: str, preprocess: dict | None = None, score: dict | None = None) -> dict:
+def build(
+    *,
+    model: str,
+    part: str,
+    data_shape,
+    latent_shape,
+    prior: dict,
+    config: dict,
+    dataset: str,
+    version: str,
+    preprocess: dict | None = None,
+    score: dict | None = None,
+) -> dict:
     """The ``metadata_props`` of one exported file, ``{key: text}`` in KEYS order (then
     ``zoo.preprocess`` when given); ``prior`` is what this part carries (``prior_for_part``)."""
     values = {
@@ -93,8 +112,14 @@ def preprocess_for(data_shape, recorded: dict | None = None) -> dict | None:
     if len(data_shape) != 3 or data_shape[0] not in (1, 3):
         return None
     recorded = recorded or {}
-    return {"size": list(data_shape[1:]), "channels": data_shape[0], "crop": recorded.get("crop"),
-            "resize": "bilinear-antialiased", "scale": "x / 255", "layout": "NCHW"}
+    return {
+        "size": list(data_shape[1:]),
+        "channels": data_shape[0],
+        "crop": recorded.get("crop"),
+        "resize": "bilinear-antialiased",
+        "scale": "x / 255",
+        "layout": "NCHW",
+    }
 
 
 def prior_for_part(prior: dict, part: str) -> dict:
@@ -113,8 +138,9 @@ def parse(raw: Mapping, where) -> dict:
     is missing or malformed. Entries that are not ``zoo.*`` are kept as they are."""
     missing = [key for key in KEYS if key not in raw]
     if missing:
-        raise ZooError(f"{where}: not an autoencoder-zoo artifact (no {missing[0]} metadata); "
-                       "write one with `zoo export RUN`")
+        raise ZooError(
+            f"{where}: not an autoencoder-zoo artifact (no {missing[0]} metadata); write one with `zoo export RUN`"
+        )
     meta = dict(raw)
     for key in JSON_KEYS + tuple(key for key in (PREPROCESS, SCORE) if key in raw):
         meta[key] = _parse_json(raw[key], key, where)
@@ -132,8 +158,11 @@ def _parse_json(text: str, key: str, where):
 
 def _check_shape(shape, key: str, where) -> None:
     # Arrays are sized from these shapes: anything but positive ints must stop here.
-    if not isinstance(shape, list) or not shape or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    ):
         raise ZooError(f"{where}: corrupt {key} metadata {str(shape)[:80]} (expected a list of positive ints)")
 
 

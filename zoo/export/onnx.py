@@ -57,10 +57,18 @@ def _parts(run, threshold: dict | None) -> list:
 def _metadata(run, part: Part, threshold: dict | None) -> dict:
     """The zoo.* metadata_props of one part's file (the format is zoo.export.metadata's)."""
     score = metadata.score_for(threshold) if part.name == "scorer" else None
-    return metadata.build(score=score, model=run.config.model, part=part.name, data_shape=run.model.data_shape,
-                          latent_shape=run.model.latent_shape, prior=part.prior,
-                          config=run.config.model_config, dataset=run.config.dataset, version=zoo.__version__,
-                          preprocess=metadata.preprocess_for(run.model.data_shape, run.config.data.get("preprocess")))
+    return metadata.build(
+        score=score,
+        model=run.config.model,
+        part=part.name,
+        data_shape=run.model.data_shape,
+        latent_shape=run.model.latent_shape,
+        prior=part.prior,
+        config=run.config.model_config,
+        dataset=run.config.dataset,
+        version=zoo.__version__,
+        preprocess=metadata.preprocess_for(run.model.data_shape, run.config.data.get("preprocess")),
+    )
 
 
 def _to_onnx(part: Part, opset: int) -> onnx.ModelProto:
@@ -83,7 +91,9 @@ def _to_onnx(part: Part, opset: int) -> onnx.ModelProto:
                 verbose=False,
             )
     except Exception as exc:
-        raise ZooError(f"torch.onnx could not export the {part.name} ({type(exc).__name__}: {first_line(exc)})") from exc
+        raise ZooError(
+            f"torch.onnx could not export the {part.name} ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
     return program.model_proto
 
 
@@ -99,7 +109,9 @@ def _check_structure(proto: onnx.ModelProto, name: str) -> None:
     nodes = list(_all_nodes(proto.graph)) + [n for f in proto.functions for n in f.node]
     random = sorted({n.op_type for n in nodes if n.op_type in RANDOM_OPS})
     if random:
-        raise ZooError(f"{name}: the graph has random nodes ({', '.join(random)}); exported graphs must be deterministic")
+        raise ZooError(
+            f"{name}: the graph has random nodes ({', '.join(random)}); exported graphs must be deterministic"
+        )
     external = [t.name for t in proto.graph.initializer if onnx.external_data_helper.uses_external_data(t)]
     if external:
         raise ZooError(f"{name}: weights {external[:3]} live in external data files; the file must be self-contained")
@@ -130,12 +142,16 @@ def _max_abs_error(path, part: Part) -> float:
             raise ZooError(f"{part.name}.onnx: onnxruntime fails at batch {batch} ({first_line(exc)})") from None
         for name, want, have in zip(part.output_names, expected, got):
             if have.shape != tuple(want.shape):
-                raise ZooError(f"{path.name}: output {name} has shape {have.shape} at batch {batch}, "
-                               f"PyTorch gives {tuple(want.shape)}")
+                raise ZooError(
+                    f"{path.name}: output {name} has shape {have.shape} at batch {batch}, "
+                    f"PyTorch gives {tuple(want.shape)}"
+                )
             error = float(np.max(np.abs(have.astype(np.float64) - want.double().numpy())))
             if not error <= TOLERANCE:  # also catches NaN
-                raise ZooError(f"{part.name}.onnx: onnxruntime differs from PyTorch by max abs error {error:.3g} "
-                               f"(tolerance {TOLERANCE:g}) on output {name} at batch {batch}; no file written")
+                raise ZooError(
+                    f"{part.name}.onnx: onnxruntime differs from PyTorch by max abs error {error:.3g} "
+                    f"(tolerance {TOLERANCE:g}) on output {name} at batch {batch}; no file written"
+                )
             worst = max(worst, error)
     return worst
 
@@ -162,8 +178,10 @@ def export_artifacts(run_dir, out_dir=None, opset: int = MIN_OPSET) -> list:
     """Export and validate all the parts (the scorer too when the run has a threshold); returns one
     ``ExportedFile`` per file written."""
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise ZooError(f"opset must be between {MIN_OPSET} and {onnx.defs.onnx_opset_version()} "
-                       f"(the newest this onnx knows), got {opset}")
+        raise ZooError(
+            f"opset must be between {MIN_OPSET} and {onnx.defs.onnx_opset_version()} "
+            f"(the newest this onnx knows), got {opset}"
+        )
     run = load_run(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dir)
     created = not out_dir.exists()

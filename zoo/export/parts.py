@@ -106,10 +106,24 @@ def make_parts(model, prior) -> list:
     described = prior.describe()
     return [
         Part("encoder", EncoderGraph(model), "x", list(outputs), x, data, prior_for_part(described, "encoder")),
-        Part("decoder", DecoderGraph(model), "z", ["x_hat"], code(EXAMPLE_BATCH, gen), code,
-             prior_for_part(described, "decoder")),
-        Part("generator", GeneratorGraph(model, prior), "eps", ["x_hat"], eps(EXAMPLE_BATCH, gen), eps,
-             prior_for_part(described, "generator")),
+        Part(
+            "decoder",
+            DecoderGraph(model),
+            "z",
+            ["x_hat"],
+            code(EXAMPLE_BATCH, gen),
+            code,
+            prior_for_part(described, "decoder"),
+        ),
+        Part(
+            "generator",
+            GeneratorGraph(model, prior),
+            "eps",
+            ["x_hat"],
+            eps(EXAMPLE_BATCH, gen),
+            eps,
+            prior_for_part(described, "generator"),
+        ),
     ]
 
 
@@ -117,5 +131,12 @@ def make_scorer_part(model, prior, threshold: float) -> Part:
     """The scorer of a model whose run set an anomaly threshold; checked on data as the encoder is."""
     data = random_data(model)
     x = data(EXAMPLE_BATCH, torch.Generator().manual_seed(0))
-    return Part("scorer", ScorerGraph(model, threshold), "x", ["score", "anomalous"], x, data,
-                prior_for_part(prior.describe(), "scorer"))
+    return Part(
+        "scorer",
+        ScorerGraph(model, threshold),
+        "x",
+        ["score", "anomalous"],
+        x,
+        data,
+        prior_for_part(prior.describe(), "scorer"),
+    )

@@ -55,8 +55,9 @@ def _pb2():
 
 def check_name(name: str, what: str = "model name") -> str:
     if not isinstance(name, str) or not NAME.match(name) or len(name) > 200:
-        raise ZooError(f"{what} {name!r} must start with a letter or digit and hold only letters, digits, "
-                       "'.', '_' and '-'")
+        raise ZooError(
+            f"{what} {name!r} must start with a letter or digit and hold only letters, digits, '.', '_' and '-'"
+        )
     return name
 
 
@@ -74,18 +75,21 @@ def _per_row(node) -> bool:
 
 def _check_range(setting, value) -> None:
     if not setting.low <= value <= setting.high:
-        raise ZooError(f"{setting.flag or setting.field} is {value:g}; it must be between {setting.low:g} and "
-                       f"{setting.high:g}")
+        raise ZooError(
+            f"{setting.flag or setting.field} is {value:g}; it must be between {setting.low:g} and {setting.high:g}"
+        )
 
 
 def _add_tensors(declared, kind: str, nodes) -> None:
     pb2 = _pb2()
     for node in nodes:
         if node.type not in ONNX_TO_TRITON:
-            raise ZooError(f"{kind} {node.name!r} has type {node.type}; the repository supports "
-                           f"{', '.join(ONNX_TO_TRITON)}")
-        tensor = declared.add(name=node.name, data_type=pb2.DataType.Value(ONNX_TO_TRITON[node.type]),
-                              dims=_dims(node.shape))
+            raise ZooError(
+                f"{kind} {node.name!r} has type {node.type}; the repository supports {', '.join(ONNX_TO_TRITON)}"
+            )
+        tensor = declared.add(
+            name=node.name, data_type=pb2.DataType.Value(ONNX_TO_TRITON[node.type]), dims=_dims(node.shape)
+        )
         if _per_row(node):
             tensor.reshape.SetInParent()  # reshape { } : the model's own shape is the batch alone
 
@@ -175,8 +179,9 @@ def _parse(path: Path):
     try:
         return text_format.Parse(text, _pb2().ModelConfig())
     except (text_format.ParseError, ValueError) as exc:
-        raise ZooError(f"{path}: not a Triton ModelConfig in protobuf text format: "
-                       + " ".join(str(exc).split())) from None
+        raise ZooError(
+            f"{path}: not a Triton ModelConfig in protobuf text format: " + " ".join(str(exc).split())
+        ) from None
 
 
 def _check_model(where: str, config, folder_name: str) -> None:
@@ -187,15 +192,19 @@ def _check_model(where: str, config, folder_name: str) -> None:
     if config.backend and config.backend != BACKEND:
         raise ZooError(f"{where}: backend is {config.backend!r}; zoo serve runs {BACKEND!r}")
     if config.max_batch_size < 1:
-        raise ZooError(f"{where}: max_batch_size is {config.max_batch_size}; zoo serve needs 1 or more "
-                       "(0 means the model has no batch dimension)")
+        raise ZooError(
+            f"{where}: max_batch_size is {config.max_batch_size}; zoo serve needs 1 or more "
+            "(0 means the model has no batch dimension)"
+        )
     if config.max_batch_size > MAX_BATCH_LIMIT:
         raise ZooError(f"{where}: max_batch_size is {config.max_batch_size}; zoo serve takes at most {MAX_BATCH_LIMIT}")
     if config.HasField("version_policy"):
         policy = config.version_policy
         if policy.WhichOneof("policy_choice") != "latest" or policy.latest.num_versions != 1:
-            raise ZooError(f"{where}: version_policy must be latest {{ num_versions: 1 }} or absent; "
-                           "zoo serve serves the highest version only")
+            raise ZooError(
+                f"{where}: version_policy must be latest {{ num_versions: 1 }} or absent; "
+                "zoo serve serves the highest version only"
+            )
 
 
 def _check_tensors(where: str, kind: str, declared, nodes) -> None:
@@ -211,15 +220,20 @@ def _check_tensors(where: str, kind: str, declared, nodes) -> None:
         node = expected[tensor.name]
         _only(where, tensor, {"name", "data_type", "dims"} | ({"reshape"} if _per_row(node) else set()), f"{kind}.")
         if _per_row(node) and (not tensor.HasField("reshape") or list(tensor.reshape.shape)):
-            raise ZooError(f"{where}: {kind} {tensor.name} is [batch] in model.onnx; declare it as dims: [1] with "
-                           "reshape: { shape: [] }, as Triton needs")
+            raise ZooError(
+                f"{where}: {kind} {tensor.name} is [batch] in model.onnx; declare it as dims: [1] with "
+                "reshape: { shape: [] }, as Triton needs"
+            )
         model_type = ONNX_TO_TRITON.get(node.type, node.type)
         if _pb2().DataType.Name(tensor.data_type) != model_type:
-            raise ZooError(f"{where}: {kind} {tensor.name} has data_type {_pb2().DataType.Name(tensor.data_type)}; "
-                           f"model.onnx has {model_type}")
+            raise ZooError(
+                f"{where}: {kind} {tensor.name} has data_type {_pb2().DataType.Name(tensor.data_type)}; "
+                f"model.onnx has {model_type}"
+            )
         if list(tensor.dims) != _dims(node.shape):
-            raise ZooError(f"{where}: {kind} {tensor.name} has dims {list(tensor.dims)}; "
-                           f"model.onnx has {_dims(node.shape)}")
+            raise ZooError(
+                f"{where}: {kind} {tensor.name} has dims {list(tensor.dims)}; model.onnx has {_dims(node.shape)}"
+            )
 
 
 def _delay_ms(where: str, config) -> float | None:
@@ -231,9 +245,11 @@ def _delay_ms(where: str, config) -> float | None:
     _only(where, config.dynamic_batching, {"max_queue_delay_microseconds"}, "dynamic_batching.")
     delay = config.dynamic_batching.max_queue_delay_microseconds / 1000
     if delay > MAX_DELAY_MS:
-        raise ZooError(f"{where}: dynamic_batching.max_queue_delay_microseconds is "
-                       f"{config.dynamic_batching.max_queue_delay_microseconds}; zoo serve waits at most "
-                       f"{MAX_DELAY_MS * 1000:.0f}")
+        raise ZooError(
+            f"{where}: dynamic_batching.max_queue_delay_microseconds is "
+            f"{config.dynamic_batching.max_queue_delay_microseconds}; zoo serve waits at most "
+            f"{MAX_DELAY_MS * 1000:.0f}"
+        )
     return delay
 
 
@@ -246,8 +262,10 @@ def _instances(where: str, config) -> int | None:
     for group in config.instance_group:
         _only(where, group, {"count", "kind"}, "instance_group.")
         if group.kind not in (pb2.ModelInstanceGroup.KIND_AUTO, pb2.ModelInstanceGroup.KIND_CPU):
-            raise ZooError(f"{where}: field instance_group.kind {pb2.ModelInstanceGroup.Kind.Name(group.kind)} is "
-                           "not supported by zoo serve (it runs on the CPU: KIND_CPU or KIND_AUTO)")
+            raise ZooError(
+                f"{where}: field instance_group.kind {pb2.ModelInstanceGroup.Kind.Name(group.kind)} is "
+                "not supported by zoo serve (it runs on the CPU: KIND_CPU or KIND_AUTO)"
+            )
         if group.count < 0:
             raise ZooError(f"{where}: instance_group.count is {group.count}; it must be 1 or more")
         # A group without a count gets Triton's default for an onnxruntime model on the CPU (2), the
@@ -262,12 +280,16 @@ def _threads(where: str, config) -> dict:
     threads = {}
     for key, value in config.parameters.items():
         if key not in THREAD_PARAMETERS:
-            raise ZooError(f"{where}: field parameters key {key!r} is not supported by zoo serve (it honours {HONOURED})")
+            raise ZooError(
+                f"{where}: field parameters key {key!r} is not supported by zoo serve (it honours {HONOURED})"
+            )
         text = value.string_value
         # Triton's backend reads the value as a C int: digits only, no sign or spaces.
         if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_THREADS:
-            raise ZooError(f"{where}: parameters {key} is {text!r}; it must be a whole number of threads "
-                           f"from 0 to {MAX_THREADS} (0: onnxruntime's default)")
+            raise ZooError(
+                f"{where}: parameters {key} is {text!r}; it must be a whole number of threads "
+                f"from 0 to {MAX_THREADS} (0: onnxruntime's default)"
+            )
         threads[THREAD_PARAMETERS[key]] = int(text)
     return threads
 
@@ -278,14 +300,28 @@ def read_config(model_folder, session) -> ServingConfig:
     path = Path(model_folder) / CONFIG
     where = str(path)
     config = _parse(path)
-    supported = {"name", "platform", "backend", "max_batch_size", "input", "output", "version_policy",
-                 "dynamic_batching", "instance_group", "parameters"}
+    supported = {
+        "name",
+        "platform",
+        "backend",
+        "max_batch_size",
+        "input",
+        "output",
+        "version_policy",
+        "dynamic_batching",
+        "instance_group",
+        "parameters",
+    }
     _only(where, config, supported)
     _check_model(where, config, Path(model_folder).name)
     _check_tensors(where, "input", config.input, session.get_inputs())
     _check_tensors(where, "output", config.output, session.get_outputs())
-    stated = {"max_batch": config.max_batch_size, "max_delay_ms": _delay_ms(where, config),
-              "instances": _instances(where, config), **_threads(where, config)}
+    stated = {
+        "max_batch": config.max_batch_size,
+        "max_delay_ms": _delay_ms(where, config),
+        "instances": _instances(where, config),
+        **_threads(where, config),
+    }
     values = {s.name: s.triton_default if stated.get(s.name) is None else stated[s.name] for s in SETTINGS}
     return ServingConfig(**values, left_out=frozenset(s.name for s in SETTINGS if stated.get(s.name) is None))
 
@@ -297,8 +333,9 @@ def is_repository(folder) -> bool:
 
 def model_file(model_folder) -> Path | None:
     """The model.onnx of the highest numbered version folder, as Triton's default policy serves."""
-    versions = [v for v in Path(model_folder).iterdir() if v.is_dir() and v.name.isdigit()
-                and (v / MODEL_FILE).is_file()]
+    versions = [
+        v for v in Path(model_folder).iterdir() if v.is_dir() and v.name.isdigit() and (v / MODEL_FILE).is_file()
+    ]
     return max(versions, key=lambda v: int(v.name)) / MODEL_FILE if versions else None
 
 

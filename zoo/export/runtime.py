@@ -25,9 +25,9 @@ import numpy as np
 import onnxruntime as ort
 
 from zoo.core.errors import ZooError, first_line
+from zoo.core.image_grid import grid, save_grid  # noqa: F401 (re-exported for apps)
 from zoo.export import metadata
 from zoo.export.metadata import prior_sample  # noqa: F401 (re-exported: apps sample a prior from here)
-from zoo.core.image_grid import grid, save_grid  # noqa: F401 (re-exported for apps)
 
 MAX_SAMPLES = 100_000  # one call's worth; 100k MNIST images are 300 MB of float32
 CHUNK = 1024  # samples per onnxruntime call, so memory stays flat for large n
@@ -77,8 +77,10 @@ def _check_against_graph(path, session, meta: dict) -> None:
         return  # load() names the unknown part
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or not outputs:
-        raise ZooError(f"{path}: the graph has {len(inputs)} inputs and {len(outputs)} outputs; "
-                       "a zoo artifact has one input and at least one output")
+        raise ZooError(
+            f"{path}: the graph has {len(inputs)} inputs and {len(outputs)} outputs; "
+            "a zoo artifact has one input and at least one output"
+        )
     meta_shapes = {**meta, "latent_dim": [math.prod(meta["zoo.latent_shape"])], "per_row": []}
     for tensor, key in zip((inputs[0], outputs[0]), PART_SHAPES[meta["zoo.part"]]):
         want = meta_shapes[key]
@@ -86,9 +88,11 @@ def _check_against_graph(path, session, meta: dict) -> None:
         # A dimension the graph leaves symbolic (a string or None) cannot contradict the metadata.
         if len(declared) != len(want) or any(isinstance(d, int) and d != w for d, w in zip(declared, want)):
             what = key if key != "latent_dim" else "zoo.latent_shape"
-            raise ZooError(f"{path}: its {what} metadata {meta[what]} does not match the graph's "
-                           f"{tensor.name} of shape [batch, {', '.join(map(str, declared))}]; "
-                           "the file was altered: export it again with `zoo export RUN`")
+            raise ZooError(
+                f"{path}: its {what} metadata {meta[what]} does not match the graph's "
+                f"{tensor.name} of shape [batch, {', '.join(map(str, declared))}]; "
+                "the file was altered: export it again with `zoo export RUN`"
+            )
 
 
 def _check_count(n) -> int:
@@ -123,8 +127,10 @@ class Artifact:
         self.session = session
         if meta["zoo.part"] != self.part:
             article = "an" if self.part[0] in "aeiou" else "a"
-            raise ZooError(f"{self.path} is a zoo {meta['zoo.part']}, not {article} {self.part}; "
-                           f"open it with {meta['zoo.part'].capitalize()}(...)")
+            raise ZooError(
+                f"{self.path} is a zoo {meta['zoo.part']}, not {article} {self.part}; "
+                f"open it with {meta['zoo.part'].capitalize()}(...)"
+            )
         self.metadata = meta
         self.model = meta["zoo.model"]
         self.data_shape = tuple(meta["zoo.data_shape"])
@@ -148,16 +154,19 @@ class Artifact:
         if array.dtype != np.float32:
             raise ZooError(f"{name} must be float32, got {array.dtype} (convert with .astype(np.float32))")
         if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape or array.shape[0] < 1:
-            raise ZooError(f"{name} must have shape {wanted} for this {self.model} {self.part}, "
-                           f"got {list(array.shape)}")
+            raise ZooError(
+                f"{name} must have shape {wanted} for this {self.model} {self.part}, got {list(array.shape)}"
+            )
         return np.ascontiguousarray(array)
 
     def _run(self, array) -> list:
         # Chunks keep onnxruntime's working memory bounded for large batches.
         if len(array) <= CHUNK:
             return self.session.run(self.output_names, {self.input.name: array})
-        chunks = [self.session.run(self.output_names, {self.input.name: array[i : i + CHUNK]})
-                  for i in range(0, len(array), CHUNK)]
+        chunks = [
+            self.session.run(self.output_names, {self.input.name: array[i : i + CHUNK]})
+            for i in range(0, len(array), CHUNK)
+        ]
         return [np.concatenate(outs) for outs in zip(*chunks)]
 
 
@@ -178,8 +187,10 @@ class TakesData(Artifact):
 
         settings = self.metadata.get(metadata.PREPROCESS)
         if not settings:
-            raise ZooError(f"{self.path} has no zoo.preprocess metadata (not a model of images, or exported "
-                           "by an older zoo); prepare the arrays yourself and call encode")
+            raise ZooError(
+                f"{self.path} has no zoo.preprocess metadata (not a model of images, or exported "
+                "by an older zoo); prepare the arrays yourself and call encode"
+            )
         size, channels, crop = settings["size"], settings["channels"], settings.get("crop")
         prepared = []
         for image in images:
@@ -195,7 +206,6 @@ class TakesData(Artifact):
         if not prepared:
             raise ZooError("no images given")
         return np.stack(prepared).astype(np.float32) / 255.0
-
 
 
 class Encoder(TakesData):
@@ -225,7 +235,9 @@ class Scorer(TakesData):
         super()._setup(path, session, meta)
         score = meta.get(metadata.SCORE) or {}
         if not isinstance(score.get("threshold"), (int, float)):
-            raise ZooError(f"{path}: no usable zoo.score metadata (the threshold); export it again with `zoo export RUN`")
+            raise ZooError(
+                f"{path}: no usable zoo.score metadata (the threshold); export it again with `zoo export RUN`"
+            )
         self.threshold = float(score["threshold"])
         self.definition = str(score.get("definition", ""))
         self.fpr = score.get("fpr")
@@ -273,8 +285,9 @@ class Generator(Artifact):
 PART_CLASSES = {cls.part: cls for cls in (Encoder, Decoder, Generator, Scorer)}
 
 
-def load(path, intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,
-         memory_arena: bool = True) -> Artifact:
+def load(
+    path, intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None, memory_arena: bool = True
+) -> Artifact:
     """Open any zoo artifact as the class its ``zoo.part`` metadata names (thread counts: None or 0 for
     onnxruntime's default; the inter-op pool only works when a graph runs in parallel mode).
     ``memory_arena=False``: onnxruntime returns each call's memory instead of keeping the largest

@@ -43,24 +43,66 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("max_batch", "--max-batch", "max_batch_size", 1024, None, 1, 65536,
-            "Most rows per request (more get 400, as in Triton) and per merged onnxruntime call "
-            "(1: one row per request, no micro-batching).", "max batch {v}"),
-    Setting("max_delay_ms", "--max-delay-ms", "dynamic_batching.max_queue_delay_microseconds", 2.0, 0.0, 0.0, 1000.0,
-            "Longest a queued request waits for others to join its batch (0: no waiting; requests queued "
-            "meanwhile still share a call).", "delay {v:g} ms"),
-    Setting("instances", "--instances", "instance_group.count", 1, 2, 1, 64,
-            "onnxruntime sessions per model running calls in parallel, each on a thread of its own.",
-            "{v} instance{s}"),
-    Setting("intra_op_threads", "--threads", "parameters.intra_op_thread_count", 0, 0, 0, MAX_THREADS,
-            "onnxruntime threads within one call, per instance (0: onnxruntime's default, one per core).",
-            "intra-op threads {auto}"),
+    Setting(
+        "max_batch",
+        "--max-batch",
+        "max_batch_size",
+        1024,
+        None,
+        1,
+        65536,
+        "Most rows per request (more get 400, as in Triton) and per merged onnxruntime call "
+        "(1: one row per request, no micro-batching).",
+        "max batch {v}",
+    ),
+    Setting(
+        "max_delay_ms",
+        "--max-delay-ms",
+        "dynamic_batching.max_queue_delay_microseconds",
+        2.0,
+        0.0,
+        0.0,
+        1000.0,
+        "Longest a queued request waits for others to join its batch (0: no waiting; requests queued "
+        "meanwhile still share a call).",
+        "delay {v:g} ms",
+    ),
+    Setting(
+        "instances",
+        "--instances",
+        "instance_group.count",
+        1,
+        2,
+        1,
+        64,
+        "onnxruntime sessions per model running calls in parallel, each on a thread of its own.",
+        "{v} instance{s}",
+    ),
+    Setting(
+        "intra_op_threads",
+        "--threads",
+        "parameters.intra_op_thread_count",
+        0,
+        0,
+        0,
+        MAX_THREADS,
+        "onnxruntime threads within one call, per instance (0: onnxruntime's default, one per core).",
+        "intra-op threads {auto}",
+    ),
     # No flag, as it changes nothing here: read from config.pbtxt, where Triton reads it, and passed
     # on to onnxruntime as Triton passes it, for a file written for Triton to be served as it would be.
-    Setting("inter_op_threads", None, "parameters.inter_op_thread_count", 0, 0, 0, MAX_THREADS,
-            "onnxruntime threads across operators (0: onnxruntime's default), used only in its parallel "
-            "execution mode, which neither Triton's backend (by default) nor zoo serve turns on.",
-            "inter-op threads {auto}"),
+    Setting(
+        "inter_op_threads",
+        None,
+        "parameters.inter_op_thread_count",
+        0,
+        0,
+        0,
+        MAX_THREADS,
+        "onnxruntime threads across operators (0: onnxruntime's default), used only in its parallel "
+        "execution mode, which neither Triton's backend (by default) nor zoo serve turns on.",
+        "inter-op threads {auto}",
+    ),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
@@ -71,6 +113,7 @@ def options(tail):
     meaning followed by ``tail(setting)`` (what the command does with it). The command receives
     ``serving``: {name: value} of the settings given on the command line or through the
     environment, and no keyword per setting."""
+
     def decorate(command):
         @functools.wraps(command)
         def given_only(*args, **kwargs):
@@ -85,8 +128,14 @@ def options(tail):
             return command(*args, serving=serving, **kwargs)
 
         for setting in reversed([s for s in SETTINGS if s.flag]):  # so that --help lists them in table order
-            given_only = click.option(setting.flag, setting.name, default=setting.default, show_default=True,
-                                      type=setting.type, help=f"{setting.meaning} {tail(setting)}")(given_only)
+            given_only = click.option(
+                setting.flag,
+                setting.name,
+                default=setting.default,
+                show_default=True,
+                type=setting.type,
+                help=f"{setting.meaning} {tail(setting)}",
+            )(given_only)
         return given_only
 
     return decorate

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from zoo.core.atomic import write_json
 from zoo.core.config import to_dict
-from zoo.data import cache_home
 from zoo.core.specs import ImportPath
+from zoo.data import cache_home
 
 MAX_ENTRIES = 256  # a few KB: the oldest answers go first
 
@@ -74,18 +74,31 @@ def _source_digest(build) -> str:
 def _key(spec, config, data_shape, plugin_version: str) -> str:
     from zoo import __version__
 
-    what = [spec.name, _build_reference(spec.build), to_dict(config), list(data_shape), plugin_version, __version__,
-            _source_digest(spec.build)]
+    what = [
+        spec.name,
+        _build_reference(spec.build),
+        to_dict(config),
+        list(data_shape),
+        plugin_version,
+        __version__,
+        _source_digest(spec.build),
+    ]
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _well_formed(facts) -> bool:
     """An answer as model_facts gives it: a latent shape of positive ints, a count of parameters."""
+
     def whole(value, low):
         return type(value) is int and value >= low  # bool is an int subclass, and no answer
 
-    return (isinstance(facts, dict) and isinstance(facts.get("latent_shape"), list) and len(facts["latent_shape"]) > 0
-            and all(whole(d, 1) for d in facts["latent_shape"]) and whole(facts.get("parameters"), 0))
+    return (
+        isinstance(facts, dict)
+        and isinstance(facts.get("latent_shape"), list)
+        and len(facts["latent_shape"]) > 0
+        and all(whole(d, 1) for d in facts["latent_shape"])
+        and whole(facts.get("parameters"), 0)
+    )
 
 
 def _read_cache() -> dict:

@@ -168,8 +168,12 @@ class VariationalAutoEncoder(AutoEncoder):
         # The importance-weighted bound log (1/k) sum_j w_j; warm-up scales the log-ratio inside w.
         bound = torch.logsumexp(log_px + beta * log_ratio, dim=1) - math.log(k)
         recon, kl = -log_px.mean(), -log_ratio.mean()
-        return -bound.mean(), {"recon": recon, "kl": kl, "neg_elbo": recon + kl,
-                               "bits_per_dim": self.bits_per_dim(recon + kl)}
+        return -bound.mean(), {
+            "recon": recon,
+            "kl": kl,
+            "neg_elbo": recon + kl,
+            "bits_per_dim": self.bits_per_dim(recon + kl),
+        }
 
     @property
     def score_definition(self) -> str:

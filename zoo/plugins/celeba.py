@@ -8,9 +8,11 @@ import zoo
 
 CROP, SIZE = 148, 64
 LAYOUTS = ("img_align_celeba", "")  # the folder the archive unpacks to, or the images directly
-HINT = ("download img_align_celeba.zip (the aligned and cropped images) from "
-        "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, unzip it and pass the folder with --data "
-        "(or put it in $ZOO_DATA_DIR/celeba/)")
+HINT = (
+    "download img_align_celeba.zip (the aligned and cropped images) from "
+    "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, unzip it and pass the folder with --data "
+    "(or put it in $ZOO_DATA_DIR/celeba/)"
+)
 
 
 def find_folder(data_dir=None) -> Path:
@@ -33,8 +35,12 @@ def load(data_dir=None):
 
 @zoo.hookimpl
 def register_datasets(register):
-    register(zoo.DatasetSpec(
-        name="celeba", data_shape=(3, SIZE, SIZE),
-        summary=f"CelebA faces, centre crop {CROP}, resized to 3x{SIZE}x{SIZE} (a seeded tenth is the test split)",
-        load=load, hint=HINT,
-    ))
+    register(
+        zoo.DatasetSpec(
+            name="celeba",
+            data_shape=(3, SIZE, SIZE),
+            summary=f"CelebA faces, centre crop {CROP}, resized to 3x{SIZE}x{SIZE} (a seeded tenth is the test split)",
+            load=load,
+            hint=HINT,
+        )
+    )

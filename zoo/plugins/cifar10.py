@@ -12,8 +12,10 @@ TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILE = "test_batch.bin"
 LAYOUTS = ("", "cifar-10-batches-bin")  # the files directly, or the folder the archive unpacks to
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-HINT = ("download the binary version, cifar-10-binary.tar.gz, from https://www.cs.toronto.edu/~kriz/cifar.html, "
-        "unpack it and pass the folder with --data (or put it in $ZOO_DATA_DIR/cifar10/)")
+HINT = (
+    "download the binary version, cifar-10-binary.tar.gz, from https://www.cs.toronto.edu/~kriz/cifar.html, "
+    "unpack it and pass the folder with --data (or put it in $ZOO_DATA_DIR/cifar10/)"
+)
 
 
 def find_folder(data_dir=None) -> Path:
@@ -24,11 +26,15 @@ def find_folder(data_dir=None) -> Path:
     for folder in searched:
         if all((folder / name).is_file() for name in (*TRAIN_FILES, TEST_FILE)):
             return folder
-    pickled = [str(f) for f in searched if (f.parent / "cifar-10-batches-py").is_dir() or (f / "data_batch_1").is_file()]
+    pickled = [
+        str(f) for f in searched if (f.parent / "cifar-10-batches-py").is_dir() or (f / "data_batch_1").is_file()
+    ]
     note = f"; {pickled[0]} holds the python version (pickles), which is not read" if pickled else ""
     where = ", ".join(str(p) for p in dict.fromkeys(searched))
-    raise zoo.ZooError(f"cifar10's binary files ({', '.join(TRAIN_FILES[:1])} ... {TEST_FILE}) not found "
-                       f"(looked in {where}){note}; {HINT}")
+    raise zoo.ZooError(
+        f"cifar10's binary files ({', '.join(TRAIN_FILES[:1])} ... {TEST_FILE}) not found "
+        f"(looked in {where}){note}; {HINT}"
+    )
 
 
 def read_records(path: Path):
@@ -37,8 +43,10 @@ def read_records(path: Path):
 
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % RECORD:
-        raise zoo.ZooError(f"{path}: {raw.size:,} bytes is not a whole number of {RECORD:,}-byte records "
-                           "(truncated?); replace the file")
+        raise zoo.ZooError(
+            f"{path}: {raw.size:,} bytes is not a whole number of {RECORD:,}-byte records "
+            "(truncated?); replace the file"
+        )
     records = raw.reshape(-1, RECORD)
     labels = records[:, 0].astype(np.int64)
     if labels.max() >= len(CLASSES):
@@ -54,15 +62,23 @@ def load(data_dir=None):
     folder = find_folder(data_dir)
     parts = [read_records(folder / name) for name in TRAIN_FILES]
     test, test_labels = read_records(folder / TEST_FILE)
-    return Splits(train=np.concatenate([p[0] for p in parts]), test=test,
-                  train_labels=np.concatenate([p[1] for p in parts]), test_labels=test_labels,
-                  source=str(folder.resolve()))
+    return Splits(
+        train=np.concatenate([p[0] for p in parts]),
+        test=test,
+        train_labels=np.concatenate([p[1] for p in parts]),
+        test_labels=test_labels,
+        source=str(folder.resolve()),
+    )
 
 
 @zoo.hookimpl
 def register_datasets(register):
-    register(zoo.DatasetSpec(
-        name="cifar10", data_shape=(3, 32, 32),
-        summary="CIFAR-10 colour images in 10 classes, 3x32x32, 50k train / 10k test (binary version)",
-        load=load, hint=HINT,
-    ))
+    register(
+        zoo.DatasetSpec(
+            name="cifar10",
+            data_shape=(3, 32, 32),
+            summary="CIFAR-10 colour images in 10 classes, 3x32x32, 50k train / 10k test (binary version)",
+            load=load,
+            hint=HINT,
+        )
+    )

@@ -23,24 +23,36 @@ def torchvision_download(class_name: str):
 
 @zoo.hookimpl
 def register_datasets(register):
-    register(zoo.DatasetSpec(
-        name="mnist", data_shape=(1, 28, 28),
-        summary="MNIST handwritten digits, 1x28x28, 60k train / 10k test",
-        layouts=("MNIST/raw",), download=torchvision_download("MNIST"),
-    ))
-    register(zoo.DatasetSpec(
-        name="fashion-mnist", data_shape=(1, 28, 28),
-        summary="Fashion-MNIST clothing images, 1x28x28, 60k train / 10k test",
-        layouts=("FashionMNIST/raw",), download=torchvision_download("FashionMNIST"),
-        hint="Debian: apt-get install dataset-fashion-mnist",
-    ))
+    register(
+        zoo.DatasetSpec(
+            name="mnist",
+            data_shape=(1, 28, 28),
+            summary="MNIST handwritten digits, 1x28x28, 60k train / 10k test",
+            layouts=("MNIST/raw",),
+            download=torchvision_download("MNIST"),
+        )
+    )
+    register(
+        zoo.DatasetSpec(
+            name="fashion-mnist",
+            data_shape=(1, 28, 28),
+            summary="Fashion-MNIST clothing images, 1x28x28, 60k train / 10k test",
+            layouts=("FashionMNIST/raw",),
+            download=torchvision_download("FashionMNIST"),
+            hint="Debian: apt-get install dataset-fashion-mnist",
+        )
+    )
     # Binarized MNIST as the likelihood literature uses it (Burda et al., 2015): the mnist files,
     # each training batch redrawn as Bernoulli(intensity), the test split drawn once with a fixed seed.
-    register(zoo.DatasetSpec(
-        name="mnist-binary", data_shape=(1, 28, 28),
-        summary="MNIST, dynamically binarized (same files as mnist; binarize=dynamic)",
-        load=load_mnist_files, train={"binarize": "dynamic"},
-    ))
+    register(
+        zoo.DatasetSpec(
+            name="mnist-binary",
+            data_shape=(1, 28, 28),
+            summary="MNIST, dynamically binarized (same files as mnist; binarize=dynamic)",
+            load=load_mnist_files,
+            train={"binarize": "dynamic"},
+        )
+    )
 
 
 def load_mnist_files(data_dir):

@@ -48,36 +48,101 @@ class ServePlan:
 
 @click.command("serve")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--name", help="Model name prefix for a run folder or .onnx file (default: the folder's name, "
-                             "or the file's zoo.model).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 exposes the server to the network.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port, printed at start).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Server processes sharing the port, each with its own batchers and inference threads "
-                   "(about one per core); /metrics counts across all of them.")
+@click.option(
+    "--name",
+    help="Model name prefix for a run folder or .onnx file (default: the folder's name, or the file's zoo.model).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 exposes the server to the network.",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port, printed at start).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Server processes sharing the port, each with its own batchers and inference threads "
+    "(about one per core); /metrics counts across all of them.",
+)
 @serving_settings.options(lambda setting: f"Overrides {setting.field} in a repository's config.pbtxt.")
-@click.option("--max-queue", default=1024, show_default=True, type=click.IntRange(1),
-              help="Requests waiting per model; more are refused with 503 and Retry-After.")
-@click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Largest request body (MiB); larger ones get 413.")
-@click.option("--max-response-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Largest answer (MiB); a request whose answer could be larger gets 400 before it runs.")
-@click.option("--max-connections", default=2048, show_default=True, type=click.IntRange(1),
-              help="Open connections per worker; past it a new connection gets 503 and is closed at once.")
-@click.option("--max-memory-mb", default=DEFAULT_MEMORY_MB, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Memory per worker that the requests in flight may hold at once (bodies as they arrive, "
-                   "their parsing, their answers); past it a request gets 503 at once.")
-@click.option("--timeout", "timeout_s", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Seconds for each phase of a connection: a request's headers to arrive (then the connection "
-                   "is closed), the request itself, body upload included (then 504), the rest of a body after "
-                   "an early answer, and the client reading its answer (then the connection is dropped).")
-@click.option("--token", envvar="ZOO_SERVE_TOKEN", show_envvar=True,
-              help="Require 'Authorization: Bearer TOKEN' on every route but /v2/health/* and the page.")
+@click.option(
+    "--max-queue",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Requests waiting per model; more are refused with 503 and Retry-After.",
+)
+@click.option(
+    "--max-body-mb",
+    default=64.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Largest request body (MiB); larger ones get 413.",
+)
+@click.option(
+    "--max-response-mb",
+    default=64.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Largest answer (MiB); a request whose answer could be larger gets 400 before it runs.",
+)
+@click.option(
+    "--max-connections",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections per worker; past it a new connection gets 503 and is closed at once.",
+)
+@click.option(
+    "--max-memory-mb",
+    default=DEFAULT_MEMORY_MB,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Memory per worker that the requests in flight may hold at once (bodies as they arrive, "
+    "their parsing, their answers); past it a request gets 503 at once.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds for each phase of a connection: a request's headers to arrive (then the connection "
+    "is closed), the request itself, body upload included (then 504), the rest of a body after "
+    "an early answer, and the client reading its answer (then the connection is dropped).",
+)
+@click.option(
+    "--token",
+    envvar="ZOO_SERVE_TOKEN",
+    show_envvar=True,
+    help="Require 'Authorization: Bearer TOKEN' on every route but /v2/health/* and the page.",
+)
 @click.option("--quiet", is_flag=True, help="No access-log line per request.")
-def serve_cmd(paths, name, host, port, workers, serving, max_queue, max_body_mb, max_response_mb,
-              max_connections, max_memory_mb, timeout_s, token, quiet):
+def serve_cmd(
+    paths,
+    name,
+    host,
+    port,
+    workers,
+    serving,
+    max_queue,
+    max_body_mb,
+    max_response_mb,
+    max_connections,
+    max_memory_mb,
+    timeout_s,
+    token,
+    quiet,
+):
     """Serve exported models over HTTP in the Open Inference Protocol (KServe v2), with Triton's
     binary tensors, micro-batching, /metrics and a page at /.
 
@@ -92,18 +157,24 @@ def serve_cmd(paths, name, host, port, workers, serving, max_queue, max_body_mb,
     """
     from zoo.serve.http.app import Settings
     from zoo.serve.http.connections import ConnectionLimits
-    from zoo.serve.inference.models import describe_serving
     from zoo.serve.http.run import listen, serve, serve_workers
+    from zoo.serve.inference.models import describe_serving
 
     if name is not None:
         from zoo.export.repository import check_name
 
         check_name(name, "--name")
     token = token or None  # an empty ZOO_SERVE_TOKEN means no token, not an empty one
-    settings = Settings(max_queue=max_queue, max_body=int(max_body_mb * 2**20),
-                        max_response=int(max_response_mb * 2**20), max_memory=int(max_memory_mb * 2**20),
-                        timeout_s=timeout_s, token=token, quiet=quiet,
-                        name_worker=workers > 1)
+    settings = Settings(
+        max_queue=max_queue,
+        max_body=int(max_body_mb * 2**20),
+        max_response=int(max_response_mb * 2**20),
+        max_memory=int(max_memory_mb * 2**20),
+        timeout_s=timeout_s,
+        token=token,
+        quiet=quiet,
+        name_worker=workers > 1,
+    )
     plan = ServePlan(tuple(paths), name, serving, settings)
     models = plan.load()  # every model and config is checked here, before anything listens
     sock = listen(host, port)
@@ -114,11 +185,14 @@ def serve_cmd(paths, name, host, port, workers, serving, max_queue, max_body_mb,
         click.echo(f"  {model.name:<{width}}  {_describe([model.input])} -> {_describe(model.outputs)}")
         click.echo(f"  {'':<{width}}  {describe_serving(model.serving, model.sources)}")
     processes = f", {workers} workers" if workers > 1 else ""
-    click.echo(f"serving {len(models)} model{'s' if len(models) != 1 else ''} on http://{shown}:{bound_port}  "
-               f"(page at /, metrics at /metrics{', token required' if token else ''}{processes}; Ctrl-C stops)")
+    click.echo(
+        f"serving {len(models)} model{'s' if len(models) != 1 else ''} on http://{shown}:{bound_port}  "
+        f"(page at /, metrics at /metrics{', token required' if token else ''}{processes}; Ctrl-C stops)"
+    )
     if not token and not _is_loopback(bound_host):
-        click.echo(f"warning: listening on {bound_host} without --token: anyone who reaches this port can use it",
-                   err=True)
+        click.echo(
+            f"warning: listening on {bound_host} without --token: anyone who reaches this port can use it", err=True
+        )
     limits = ConnectionLimits(max_connections=max_connections, timeout=timeout_s)
     if workers == 1:
         from zoo.serve.http.app import create_app
@@ -132,4 +206,3 @@ def serve_cmd(paths, name, host, port, workers, serving, max_queue, max_body_mb,
 @zoo.hookimpl
 def register_commands(cli):
     cli.add_command(serve_cmd)
-

@@ -106,8 +106,9 @@ def _finite_float32(array: np.ndarray, name: str) -> np.ndarray:
             values = array.astype(np.float32, copy=False)
     if not np.isfinite(values).all():
         # 1e39 parses as a finite double but overflows float32 to infinity: rejected here too.
-        raise ProtocolError(f"input {name} holds non-finite values (NaN, infinity or beyond float32's "
-                            "range of +-3.4e38)")
+        raise ProtocolError(
+            f"input {name} holds non-finite values (NaN, infinity or beyond float32's range of +-3.4e38)"
+        )
     return values
 
 
@@ -130,8 +131,10 @@ def _binary_values(size, binary: memoryview, offset: int, name: str, count: int)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ProtocolError(f"input {name}: binary_data_size must be a non-negative integer, got {size!r}")
     if size != count * FLOAT32_LE.itemsize:
-        raise ProtocolError(f"input {name}: binary_data_size is {size} bytes; its shape needs "
-                            f"{count * FLOAT32_LE.itemsize} (FP32, 4 bytes each)")
+        raise ProtocolError(
+            f"input {name}: binary_data_size is {size} bytes; its shape needs "
+            f"{count * FLOAT32_LE.itemsize} (FP32, 4 bytes each)"
+        )
     if offset + size > len(binary):
         raise ProtocolError(f"input {name}: the body ends before its {size} bytes of binary data")
     return np.frombuffer(binary, dtype=FLOAT32_LE, count=count, offset=offset)
@@ -143,17 +146,25 @@ def _checked_shape(entry: dict, model) -> list:
     if name != tensor.name:
         raise ProtocolError(f"unknown input {name!r}; {model.name} takes one input, {tensor.name!r}")
     if entry.get("datatype") != tensor.datatype:
-        raise ProtocolError(f"input {name} has datatype {entry.get('datatype')!r}; {model.name} takes {tensor.datatype}")
+        raise ProtocolError(
+            f"input {name} has datatype {entry.get('datatype')!r}; {model.name} takes {tensor.datatype}"
+        )
     shape = entry.get("shape")
     wanted = f"[rows, {', '.join(map(str, tensor.shape))}]"
-    if (not isinstance(shape, list) or len(shape) != len(tensor.shape) + 1
-            or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-            or tuple(shape[1:]) != tensor.shape or shape[0] < 1):
+    if (
+        not isinstance(shape, list)
+        or len(shape) != len(tensor.shape) + 1
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        or tuple(shape[1:]) != tensor.shape
+        or shape[0] < 1
+    ):
         raise ProtocolError(f"input {name} has shape {shape}; {model.name} takes {wanted} with rows >= 1")
     if shape[0] > model.max_batch:
         # Triton's rule: a request is one batch, so it may not hold more rows than the model's max.
-        raise ProtocolError(f"input {name} has {shape[0]} rows; {model.name} takes at most {model.max_batch} "
-                            "per request (its max batch size): send them in several requests")
+        raise ProtocolError(
+            f"input {name} has {shape[0]} rows; {model.name} takes at most {model.max_batch} "
+            "per request (its max batch size): send them in several requests"
+        )
     return shape
 
 
@@ -192,8 +203,10 @@ def answer_bound(model, rows: int, outputs: list) -> int:
 def _check_answer_size(model, rows: int, outputs: list, limit: int) -> int:
     bound = answer_bound(model, rows, outputs)
     if bound > limit:
-        raise ProtocolError(f"the answer to {rows} rows could take {bound} bytes, over this server's response limit "
-                            f"of {limit} bytes: ask for fewer rows, fewer outputs or binary outputs")
+        raise ProtocolError(
+            f"the answer to {rows} rows could take {bound} bytes, over this server's response limit "
+            f"of {limit} bytes: ask for fewer rows, fewer outputs or binary outputs"
+        )
     return bound
 
 
@@ -224,8 +237,9 @@ def _requested_outputs(request: dict, model) -> list:
         name = _object(entry, "each entry of outputs").get("name")
         if not isinstance(name, str) or model.output(name) is None:
             raise ProtocolError(f"unknown output {name!r}; {model.name} has {', '.join(model.output_names)}")
-        chosen.append((name, _flag(_object(entry.get("parameters", {}), f"output {name}: parameters"),
-                                   "binary_data", all_binary)))
+        chosen.append(
+            (name, _flag(_object(entry.get("parameters", {}), f"output {name}: parameters"), "binary_data", all_binary))
+        )
     return chosen
 
 
@@ -279,8 +293,9 @@ def _loads(header: bytes):
     except (ValueError, RecursionError):
         raise ProtocolError(f"malformed JSON ({first})") from None
     if (where := _first_surrogate(parsed)) is not None:
-        raise ProtocolError(f"{where} holds a lone surrogate escape (\\ud800-\\udfff), which is not text: "
-                            "strings must be valid UTF-8")
+        raise ProtocolError(
+            f"{where} holds a lone surrogate escape (\\ud800-\\udfff), which is not text: strings must be valid UTF-8"
+        )
     return parsed
 
 
@@ -300,8 +315,11 @@ def _first_surrogate(value) -> str | None:
                 stack.append((child, key if where == "the request" else f"{where}.{key}"))
                 stack.append((key, f"a key of {where}"))
         elif isinstance(item, list):
-            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item)))
-                         if isinstance(child, (str, dict, list)))
+            stack.extend(
+                (child, f"{where}[{i}]")
+                for i, child in reversed(list(enumerate(item)))
+                if isinstance(child, (str, dict, list))
+            )
     return None
 
 
@@ -332,5 +350,7 @@ def encode_response(model, request: InferRequest, outputs: dict) -> tuple:
     header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
     if not chunks:
         return header, [(b"content-type", b"application/json")]
-    return b"".join([header, *chunks]), [(b"content-type", b"application/octet-stream"),
-                                         (HEADER_LENGTH_BYTES, str(len(header)).encode())]
+    return b"".join([header, *chunks]), [
+        (b"content-type", b"application/octet-stream"),
+        (HEADER_LENGTH_BYTES, str(len(header)).encode()),
+    ]

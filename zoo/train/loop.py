@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from zoo.train import run_folder
 from zoo.core.config import make_config, split_overrides
-from zoo.data import as_float
-from zoo.train.distributed import Distributed
 from zoo.core.errors import ZooError, ZooUsageError, first_line
-from zoo.data.loading import EVAL_BATCH, load_splits
-from zoo.train.devices import flush_denormals
 from zoo.core.registry import get_dataset, get_spec
+from zoo.data import as_float
+from zoo.data.loading import EVAL_BATCH, load_splits
+from zoo.train import run_folder
+from zoo.train.devices import flush_denormals
+from zoo.train.distributed import Distributed
 from zoo.train.run_folder import BINARIZE_CHOICES, TrainConfig
 
 PRIOR_FIT_SAMPLES = 10_000  # training latents used to fit a deterministic AE's prior each epoch
@@ -50,8 +50,9 @@ def resolve(name, dataset, train_overrides: dict, sets: dict, by_path: bool = Fa
     model_sets, train_sets = split_overrides(sets or {}, spec.config, TrainConfig)
     model_config = make_config(spec.config, model_sets)
     dataset_train = data_spec.train if data_spec else {}
-    train_config = make_config(TrainConfig, {**spec.train, **dataset_train, **train_sets, **train_overrides},
-                               what="training")
+    train_config = make_config(
+        TrainConfig, {**spec.train, **dataset_train, **train_sets, **train_overrides}, what="training"
+    )
     if train_config.binarize not in BINARIZE_CHOICES:
         raise ZooUsageError(f"binarize must be one of {', '.join(BINARIZE_CHOICES)}, not {train_config.binarize!r}")
     if train_config.schedule not in ("cosine", "constant"):
@@ -86,8 +87,9 @@ def fit_prior(model, prior, train) -> None:
     model.train()
 
 
-def train(name, out=None, *, dataset=None, data_dir=None, data=None, sets=None, resume=None, progress=False,
-          **overrides):
+def train(
+    name, out=None, *, dataset=None, data_dir=None, data=None, sets=None, resume=None, progress=False, **overrides
+):
     """Train model ``name`` and write a run folder; returns its path.
 
     ``data``: a ``zoo.data.by_path.DataRequest`` (``--data PATH``) instead of a registered dataset;
@@ -109,8 +111,10 @@ def train(name, out=None, *, dataset=None, data_dir=None, data=None, sets=None, 
         dist.close()
         if bar is not None:
             bar.close()
-        raise ZooError(f"interrupted in epoch {epoch + 1}; {loop.run_dir} holds the last complete epoch ({epoch}); "
-                       f"continue with: zoo train --resume {loop.run_dir}") from None
+        raise ZooError(
+            f"interrupted in epoch {epoch + 1}; {loop.run_dir} holds the last complete epoch ({epoch}); "
+            f"continue with: zoo train --resume {loop.run_dir}"
+        ) from None
     if bar is not None:
         bar.close()
     loop.model.epochs_done = float(cfg.epochs)
@@ -121,8 +125,9 @@ def train(name, out=None, *, dataset=None, data_dir=None, data=None, sets=None, 
         if loop.held_out is not None:
             from zoo.anomaly.scores import fit_threshold
 
-            run_folder.write_threshold(loop.run_dir, fit_threshold(loop.model, loop.held_out, cfg.score_fpr,
-                                                                   cfg.score_holdout))
+            run_folder.write_threshold(
+                loop.run_dir, fit_threshold(loop.model, loop.held_out, cfg.score_fpr, cfg.score_holdout)
+            )
     dist.close()
     return loop.run_dir
 
@@ -182,9 +187,16 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     dist = Distributed(cfg.device)
     device = dist.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(data_spec, data_dir, cfg.subset, device,
-                         binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None,
-                         request=data, memory_budget=cfg.memory_budget, progress=progress and dist.main)
+    splits = load_splits(
+        data_spec,
+        data_dir,
+        cfg.subset,
+        device,
+        binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None,
+        request=data,
+        memory_budget=cfg.memory_budget,
+        progress=progress and dist.main,
+    )
     data_name = data_spec.name if data_spec else Path(data.path).name
     splits, held_out = normal_part(splits, cfg, data_name)
     data_shape = tuple(splits.train.shape[1:])
@@ -203,29 +215,50 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     if resume:
         start_epoch, history = restore(run_dir, device, model, prior, optimizer, scheduler)
     elif dist.main:
-        run_folder.write_config(run_dir, run_folder.RunConfig(
-            model=spec.name,
-            model_config=asdict(model_config),
-            train_config=asdict(cfg),
-            dataset=data_name,
-            data_source=splits.source,
-            data=splits.info,
-            data_shape=list(data_shape),
-            latent_shape=list(model.latent_shape),
-            seed=cfg.seed,
-            versions=versions(),
-        ))
+        run_folder.write_config(run_dir, new_run_config(spec, model_config, cfg, data_name, splits, model))
     step_model = dist.wrap(model, device)
     if cfg.compile:
         step_model = torch.compile(step_model)
 
     held = f" ({len(held_out):,} more held out for the anomaly threshold)" if held_out is not None else ""
     labels = f", labels {' '.join(cfg.labels)}" if cfg.labels else ""
-    dist.say(f"training {spec.name} on {data_name}{labels} ({splits.source}): {len(splits.train):,} train{held} / "
-             f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
-             f"lr {cfg.lr:g} -> {run_dir}")
-    return Loop(cfg, run_dir, dist, device, splits, model, prior, step_model, optimizer, scheduler, autocast,
-                steps_per_epoch, start_epoch, history, held_out)
+    dist.say(
+        f"training {spec.name} on {data_name}{labels} ({splits.source}): {len(splits.train):,} train{held} / "
+        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"lr {cfg.lr:g} -> {run_dir}"
+    )
+    return Loop(
+        cfg,
+        run_dir,
+        dist,
+        device,
+        splits,
+        model,
+        prior,
+        step_model,
+        optimizer,
+        scheduler,
+        autocast,
+        steps_per_epoch,
+        start_epoch,
+        history,
+        held_out,
+    )
+
+
+def new_run_config(spec, model_config, cfg: TrainConfig, data_name: str, splits, model) -> run_folder.RunConfig:
+    return run_folder.RunConfig(
+        model=spec.name,
+        model_config=asdict(model_config),
+        train_config=asdict(cfg),
+        dataset=data_name,
+        data_source=splits.source,
+        data=splits.info,
+        data_shape=list(splits.train.shape[1:]),
+        latent_shape=list(model.latent_shape),
+        seed=cfg.seed,
+        versions=versions(),
+    )
 
 
 def normal_part(splits, cfg: TrainConfig, where: str):
@@ -254,8 +287,9 @@ def check_binarization(model, name: str, cfg: TrainConfig) -> None:
     """A likelihood of 8-bit pixels (``binarized_data`` False) trained on binarized pixels would
     learn a different distribution than the one it claims to measure."""
     if cfg.binarize == "dynamic" and not getattr(model, "binarized_data", True):
-        raise ZooUsageError(f"{name}'s likelihood models 8-bit pixels, but the run binarizes them; "
-                            "add --set binarize=none")
+        raise ZooUsageError(
+            f"{name}'s likelihood models 8-bit pixels, but the run binarizes them; add --set binarize=none"
+        )
 
 
 def restore(run_dir, device, model, prior, optimizer, scheduler):
@@ -335,27 +369,31 @@ def end_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float, samples
     loop.history.append(record)
     # One line per epoch, except for runs of many tiny epochs: about ten lines then.
     if seconds > 1 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs:
-        line = (f"epoch {epoch + 1}/{cfg.epochs}  train {train_loss:.4f}  test {record['test_loss']:.4f}  "
-                f"{record['samples_per_second']:,.0f} samples/s  {seconds:.2f}s")
+        line = (
+            f"epoch {epoch + 1}/{cfg.epochs}  train {train_loss:.4f}  test {record['test_loss']:.4f}  "
+            f"{record['samples_per_second']:,.0f} samples/s  {seconds:.2f}s"
+        )
         (bar.write if bar is not None else loop.dist.say)(line)
     if loop.dist.main:
-        save_checkpoint(loop.run_dir, loop.model, loop.prior, loop.optimizer, loop.scheduler, epoch + 1,
-                        loop.history)
+        save_checkpoint(loop.run_dir, loop.model, loop.prior, loop.optimizer, loop.scheduler, epoch + 1, loop.history)
 
 
 def save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch, history) -> None:
     device = next(model.parameters()).device
     # metrics first, then the loop state (the commit point of an epoch), then the user-facing weights.
     run_folder.write_metrics(run_dir, history)
-    run_folder.save_state(run_dir / run_folder.STATE, {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "prior": prior.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": torch.get_rng_state(),
-        **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-    })
+    run_folder.save_state(
+        run_dir / run_folder.STATE,
+        {
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "prior": prior.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+        },
+    )
     run_folder.save_weights(run_dir / run_folder.WEIGHTS, model, prior)
 
 

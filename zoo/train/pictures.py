@@ -49,8 +49,11 @@ def draw_run(run_dir, model, prior, splits, history) -> None:
         save_grid(run_dir / "samples.png", samples.float().cpu().numpy(), columns=8)
     else:
         test = as_float(splits.test).to(device)
-        _scatter(run_dir / "recon.png", "test points and their reconstructions",
-                 [(test, "original"), (model.reconstruct(test), "reconstruction")])
+        _scatter(
+            run_dir / "recon.png",
+            "test points and their reconstructions",
+            [(test, "original"), (model.reconstruct(test), "reconstruction")],
+        )
         _scatter(run_dir / "samples.png", "samples from the latent prior", [(samples, "sample")])
     _draw_latents(run_dir / "latent.png", model, splits, device)
     _draw_curves(run_dir / "curves.png", history)

@@ -62,7 +62,7 @@ def save_weights(path, model, prior) -> None:
 
 def load_weights(path, model, prior) -> None:
     tensors, _ = _load_tensors(path, "weights")
-    prior_state = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
+    prior_state = {k[len(PRIOR_PREFIX) :]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
     model_state = {k: v for k, v in tensors.items() if not k.startswith(PRIOR_PREFIX)}
     try:
         model.load_state_dict(model_state, strict=True)
@@ -213,8 +213,9 @@ def read_config(run_dir) -> RunConfig:
         known = {f.name for f in dataclasses.fields(RunConfig)}
         config = RunConfig(**{k: v for k, v in raw.items() if k in known})
         if not isinstance(config.model_config, dict) or not all(
-                isinstance(s, list) and all(isinstance(d, int) and d > 0 for d in s)
-                for s in (config.data_shape, config.latent_shape)):
+            isinstance(s, list) and all(isinstance(d, int) and d > 0 for d in s)
+            for s in (config.data_shape, config.latent_shape)
+        ):
             raise ValueError("model_config must be an object, data_shape and latent_shape lists of positive ints")
     except (ValueError, KeyError, TypeError) as exc:
         raise ZooError(f"{path} is corrupt ({type(exc).__name__}: {exc})") from None
@@ -224,16 +225,29 @@ def read_config(run_dir) -> RunConfig:
 def write_run(run_dir, name: str, model, prior, dataset: str = "", note: str = "") -> Path:
     """A run folder for a model held in memory (config.json + model.safetensors), laid out as
     `zoo train` writes one: for benchmarks and tests that need an exportable run without training."""
-    write_config(run_dir, RunConfig(
-        model=name, model_config=dataclasses.asdict(model.config), dataset=dataset,
-        data_shape=list(model.data_shape), latent_shape=list(model.latent_shape), note=note,
-    ))
+    write_config(
+        run_dir,
+        RunConfig(
+            model=name,
+            model_config=dataclasses.asdict(model.config),
+            dataset=dataset,
+            data_shape=list(model.data_shape),
+            latent_shape=list(model.latent_shape),
+            note=note,
+        ),
+    )
     save_weights(Path(run_dir) / WEIGHTS, model, prior)
     return Path(run_dir)
 
 
-def write_untrained_run(run_dir, name: str, model=None, seed: int = 0, dataset: str | None = None,
-                        note: str = "seeded initial weights, not trained") -> Path:
+def write_untrained_run(
+    run_dir,
+    name: str,
+    model=None,
+    seed: int = 0,
+    dataset: str | None = None,
+    note: str = "seeded initial weights, not trained",
+) -> Path:
     """A run folder of a model that was never trained, for benchmarks and tests that need exportable
     files (speed and export do not depend on training): ``model``, or model ``name`` built with
     ``seed``, and a prior fitted to its codes of uniform random data. ``dataset`` defaults to the
@@ -282,8 +296,10 @@ def _check_shapes(path: Path, model, prior) -> None:
         if expected.get(key) != stored.get(key):
             want = list(expected[key]) if key in expected else "nothing"
             have = list(stored[key]) if key in stored else "nothing"
-            raise ZooError(f"{path} does not fit the model in config.json: {key} is {have} in the weights, "
-                           f"the config asks for {want}; the run folder's files do not belong together")
+            raise ZooError(
+                f"{path} does not fit the model in config.json: {key} is {have} in the weights, "
+                f"the config asks for {want}; the run folder's files do not belong together"
+            )
 
 
 def load_run(run_dir, device="cpu") -> Run:
@@ -304,8 +320,10 @@ def load_run(run_dir, device="cpu") -> Run:
         model = spec.build(model_config, tuple(config.data_shape))
         prior = model.make_prior()
     except (MemoryError, RuntimeError, ValueError, OverflowError) as exc:
-        raise ZooError(f"{Path(run_dir) / CONFIG}: cannot build {config.model} from its settings "
-                       f"({type(exc).__name__}: {first_line(exc, 120)})") from None
+        raise ZooError(
+            f"{Path(run_dir) / CONFIG}: cannot build {config.model} from its settings "
+            f"({type(exc).__name__}: {first_line(exc, 120)})"
+        ) from None
     load_weights(weights, model, prior)
     model.to(device).eval()
     prior.to(device)

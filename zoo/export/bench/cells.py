@@ -23,7 +23,7 @@ class LoadedArtifact:
 
     @property
     def entries(self) -> list:
-        """"torch" first, then the onnxruntime finalists."""
+        """ "torch" first, then the onnxruntime finalists."""
         return list(self.worker_keys)
 
 
@@ -88,7 +88,11 @@ def settle(cell: Cell, quiet_keep: float, margin: float) -> CellOutcome:
         max_abs_diff=cell.max_abs_diff[best],
         options=options,
         setup_ms={"onnxruntime": cell.loaded.setup_ms[best], "torch": cell.loaded.setup_ms[TORCH]},
-        pick=BatchPick(choice=best, options=options, choice_p50_us=choose,
-                       reported_p50_us={e: report[e]["p50_us"] for e in names},
-                       speedup=report[DEFAULTS]["p50_us"] / report[best]["p50_us"]),
+        pick=BatchPick(
+            choice=best,
+            options=options,
+            choice_p50_us=choose,
+            reported_p50_us={e: report[e]["p50_us"] for e in names},
+            speedup=report[DEFAULTS]["p50_us"] / report[best]["p50_us"],
+        ),
     )

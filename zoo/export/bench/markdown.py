@@ -18,8 +18,10 @@ class _Table:
         from zoo.export.parts import PART_NAMES  # imports torch: not at module level (see __init__.py)
 
         self.by = {(r["model"], r["part"], r["runtime"], r["batch"], r["threads"]): r for r in rows}
-        self.cells = sorted({(r["model"], r["part"], r["batch"], r["threads"]) for r in rows},
-                            key=lambda k: (k[0], PART_NAMES.index(k[1]) if k[1] in PART_NAMES else 9, k[3], k[2]))
+        self.cells = sorted(
+            {(r["model"], r["part"], r["batch"], r["threads"]) for r in rows},
+            key=lambda k: (k[0], PART_NAMES.index(k[1]) if k[1] in PART_NAMES else 9, k[3], k[2]),
+        )
         self.small, self.large = min(r["batch"] for r in rows), max(r["batch"] for r in rows)
 
     def pairs(self, batch=None):
@@ -48,11 +50,14 @@ def _header(result: dict) -> list:
         "| threads | fp32 matmul ceiling, GFLOP/s (torch.matmul / onnxruntime MatMul, "
         f"{result['settings']['ceiling_n']}^2) | floor: onnxruntime Identity p50 (us) | floor: torch Linear p50 (us) |",
         "|---:|---:|---:|---:|",
-        *[f"| {t} | {result['ceiling_gflops_by_threads'][str(t)]:.1f} "
-          f"({result['ceiling_sources'][str(t)]['torch']:.1f} / "
-          f"{result['ceiling_sources'][str(t)]['onnxruntime']:.1f}) | "
-          f"{result['floors'][str(t)]['onnxruntime_identity_p50_us']:.2f} | "
-          f"{result['floors'][str(t)]['torch_linear_p50_us']:.2f} |" for t in threads],
+        *[
+            f"| {t} | {result['ceiling_gflops_by_threads'][str(t)]:.1f} "
+            f"({result['ceiling_sources'][str(t)]['torch']:.1f} / "
+            f"{result['ceiling_sources'][str(t)]['onnxruntime']:.1f}) | "
+            f"{result['floors'][str(t)]['onnxruntime_identity_p50_us']:.2f} | "
+            f"{result['floors'][str(t)]['torch_linear_p50_us']:.2f} |"
+            for t in threads
+        ],
     ]
 
 
@@ -67,9 +72,11 @@ def _latency(result: dict, table: _Table) -> list:
     ]
     for model, part, _, t, o, p in table.pairs(table.small):
         floor = result["floors"][str(t)]["onnxruntime_identity_p50_us"]
-        lines.append(f"| {model} | {part} | {t} | {_fmt(o['p50_us'])} | {_fmt(o['p99_us'])} | {_fmt(p['p50_us'])} | "
-                     f"{_fmt(p['p99_us'])} | {o['torch_over_onnxruntime']:.2f}x | {o['floor_multiple']:.1f}x | "
-                     f"{_fmt(o['p50_us'] - floor)} | {o['options']['intra_op_num_threads']} |")
+        lines.append(
+            f"| {model} | {part} | {t} | {_fmt(o['p50_us'])} | {_fmt(o['p99_us'])} | {_fmt(p['p50_us'])} | "
+            f"{_fmt(p['p99_us'])} | {o['torch_over_onnxruntime']:.2f}x | {o['floor_multiple']:.1f}x | "
+            f"{_fmt(o['p50_us'] - floor)} | {o['options']['intra_op_num_threads']} |"
+        )
     return lines
 
 
@@ -83,9 +90,11 @@ def _throughput(table: _Table) -> list:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, part, _, t, o, p in table.pairs(table.large):
-        lines.append(f"| {model} | {part} | {t} | {_fmt(o['samples_per_second'])} | {_fmt(p['samples_per_second'])} | "
-                     f"{o['torch_over_onnxruntime']:.2f}x | {_fmt(o['gflops'])} | {100 * o['ceiling_fraction']:.0f}% | "
-                     f"{100 * p['ceiling_fraction']:.0f}% |")
+        lines.append(
+            f"| {model} | {part} | {t} | {_fmt(o['samples_per_second'])} | {_fmt(p['samples_per_second'])} | "
+            f"{o['torch_over_onnxruntime']:.2f}x | {_fmt(o['gflops'])} | {100 * o['ceiling_fraction']:.0f}% | "
+            f"{100 * p['ceiling_fraction']:.0f}% |"
+        )
     return lines
 
 
@@ -107,22 +116,30 @@ def _tuning(result: dict, table: _Table) -> list:
         "choose (the defaults stay unless beaten by the same margin), the even rounds give the reported "
         "figures and the gain over the defaults, so no choice is judged on the samples that made it.",
         "",
-        "| batch | chose defaults | chose tuned | chose tuned, 1 thread | gain over defaults (geomean) | "
-        "best gain |",
+        "| batch | chose defaults | chose tuned | chose tuned, 1 thread | gain over defaults (geomean) | best gain |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for batch, b in sorted(summary["by_batch"].items(), key=lambda kv: int(kv[0])):
         c = b["choices"]
-        lines.append(f"| {batch} | {c.get('defaults', 0)} | {c.get('tuned', 0)} | {c.get('tuned, 1 thread', 0)} | "
-                     f"{b['geomean_speedup']:.2f}x | {b['max_speedup']:.2f}x |")
-    lines += ["", f"| artifact | threads | tuned options (changes) | batch {table.small}: choice, gain | "
-                  f"batch {table.large}: choice, gain |", "|---|---:|---|---|---|"]
+        lines.append(
+            f"| {batch} | {c.get('defaults', 0)} | {c.get('tuned', 0)} | {c.get('tuned, 1 thread', 0)} | "
+            f"{b['geomean_speedup']:.2f}x | {b['max_speedup']:.2f}x |"
+        )
+    lines += [
+        "",
+        f"| artifact | threads | tuned options (changes) | batch {table.small}: choice, gain | "
+        f"batch {table.large}: choice, gain |",
+        "|---|---:|---|---|---|",
+    ]
     for key, entry in sorted(tuning["artifacts"].items()):
         artifact, t = key.rsplit("@", 1)
         changed = ", ".join(f"{k}={v}" for k, v in entry["changed"].items()) or "defaults"
         picks = [entry["per_batch"][str(b)] for b in (table.small, table.large)]
-        lines.append(f"| {artifact} | {t} | {changed} | " + " | ".join(
-            f"{p['choice']}, {p['speedup']:.2f}x" for p in picks) + " |")
+        lines.append(
+            f"| {artifact} | {t} | {changed} | "
+            + " | ".join(f"{p['choice']}, {p['speedup']:.2f}x" for p in picks)
+            + " |"
+        )
     return lines
 
 
@@ -130,10 +147,14 @@ def _reproducibility(result: dict) -> list:
     rep = result.get("reproducibility")
     if not (rep and rep.get("cells")):
         return []
-    return ["", "## Against an earlier run", "",
-            f"{rep['within_tolerance']} of {rep['cells']} cells' torch/ORT ratios within "
-            f"{100 * rep['tolerance']:.0f}% of {rep['against']}; median change "
-            f"{100 * rep['median_abs_change']:.1f}%."]
+    return [
+        "",
+        "## Against an earlier run",
+        "",
+        f"{rep['within_tolerance']} of {rep['cells']} cells' torch/ORT ratios within "
+        f"{100 * rep['tolerance']:.0f}% of {rep['against']}; median change "
+        f"{100 * rep['median_abs_change']:.1f}%.",
+    ]
 
 
 def _all_cells(table: _Table) -> list:
@@ -151,25 +172,43 @@ def _all_cells(table: _Table) -> list:
             f"{_fmt(p['p50_us'])} / {_fmt(p['p90_us'])} / {_fmt(p['p99_us'])} | {o['torch_over_onnxruntime']:.2f}x | "
             f"{_fmt(o['samples_per_second'])} | {_fmt(p['samples_per_second'])} | {_fmt(o['gflops'])} "
             f"({100 * o['ceiling_fraction']:.0f}%) | {_fmt(p['gflops'])} ({100 * p['ceiling_fraction']:.0f}%) | "
-            f"{o['max_abs_diff']:.1e} |")
+            f"{o['max_abs_diff']:.1e} |"
+        )
     return lines
 
 
 def _artifacts(result: dict) -> list:
-    lines = ["", "## Artifacts", "",
-             "| artifact | file bytes | FLOPs / sample | session creation ms (threads: ms) | ONNX ops |",
-             "|---|---:|---:|---|---|"]
+    lines = [
+        "",
+        "## Artifacts",
+        "",
+        "| artifact | file bytes | FLOPs / sample | session creation ms (threads: ms) | ONNX ops |",
+        "|---|---:|---:|---|---|",
+    ]
     for model, parts in result["artifacts"].items():
         for part, artifact in parts.items():
             setup = ", ".join(f"{t}: {ms:.1f}" for t, ms in artifact["session_create_ms"].items())
-            lines.append(f"| {model}/{part} | {artifact['file_bytes']:,} | {artifact['flops_per_sample']:,} | "
-                         f"{setup} | {' '.join(artifact['ops'])} |")
+            lines.append(
+                f"| {model}/{part} | {artifact['file_bytes']:,} | {artifact['flops_per_sample']:,} | "
+                f"{setup} | {' '.join(artifact['ops'])} |"
+            )
     return lines
 
 
 def markdown(result: dict) -> str:
     table = _Table(result["rows"])
-    lines = [*_header(result), *_latency(result, table), *_throughput(table), *_tuning(result, table),
-             *_reproducibility(result), *_all_cells(table), *_artifacts(result),
-             "", "## Notes", "", *[f"- {n}" for n in result["notes"]], ""]
+    lines = [
+        *_header(result),
+        *_latency(result, table),
+        *_throughput(table),
+        *_tuning(result, table),
+        *_reproducibility(result),
+        *_all_cells(table),
+        *_artifacts(result),
+        "",
+        "## Notes",
+        "",
+        *[f"- {n}" for n in result["notes"]],
+        "",
+    ]
     return "\n".join(lines)

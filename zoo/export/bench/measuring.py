@@ -34,12 +34,21 @@ def measure_variants(ort_worker, artifact: PreparedPart, variants: list, setting
             for batch in batches:
                 worker_key = sessions[json.dumps(options, sort_keys=True)]
                 if worker_key:
-                    rounds[i][batch].append(ort_worker("time", key=worker_key, input=str(artifact.input), batch=batch,
-                                                       timing=settings.tune_timing().to_json())["ns"])
+                    rounds[i][batch].append(
+                        ort_worker(
+                            "time",
+                            key=worker_key,
+                            input=str(artifact.input),
+                            batch=batch,
+                            timing=settings.tune_timing().to_json(),
+                        )["ns"]
+                    )
     for worker_key in filter(None, sessions.values()):
         ort_worker("drop", key=worker_key)
-    return [{b: (quiet_stats(v, settings.quiet_keep)["p50_us"] if v else math.inf) for b, v in per.items()}
-            for per in rounds]
+    return [
+        {b: (quiet_stats(v, settings.quiet_keep)["p50_us"] if v else math.inf) for b, v in per.items()}
+        for per in rounds
+    ]
 
 
 def rounds_due(cell: Cell, visit: int, passes: int) -> int:
@@ -65,8 +74,9 @@ def max_abs_diffs(saved: dict) -> dict:
     for entry, path in saved.items():
         with np.load(path) as npz:
             outputs[entry] = [npz[f"arr_{i}"].astype(np.float64) for i in range(len(npz.files))]
-    return {e: max(float(np.max(np.abs(a - b))) for a, b in zip(outputs[e], outputs[TORCH]))
-            for e in saved if e != TORCH}
+    return {
+        e: max(float(np.max(np.abs(a - b))) for a, b in zip(outputs[e], outputs[TORCH])) for e in saved if e != TORCH
+    }
 
 
 def measure_cell(workers: dict, cell: Cell, visit: int, settings: Settings, work: Path) -> None:
@@ -78,13 +88,21 @@ def measure_cell(workers: dict, cell: Cell, visit: int, settings: Settings, work
     saved = {e: work / f"out-{i}.npz" for i, e in enumerate(entries)}
     while cell.rounds_done < rounds_due(cell, visit, settings.passes):
         r = cell.rounds_done
-        for entry in entries[r % len(entries):] + entries[:r % len(entries)]:
+        for entry in entries[r % len(entries) :] + entries[: r % len(entries)]:
             worker = workers[TORCH if entry == TORCH else "onnxruntime"]
             previous = cell.round_p50_us[entry]
-            timing = settings.timing(settings.cell_s / (cell.planned_rounds or settings.rounds),
-                                     previous_ns=previous[-1] * 1e3 if previous else None)
-            ns = worker("time", key=cell.loaded.worker_keys[entry], input=str(cell.artifact.input), batch=cell.batch,
-                        timing=timing.to_json(), save=None if previous else str(saved[entry]))["ns"]
+            timing = settings.timing(
+                settings.cell_s / (cell.planned_rounds or settings.rounds),
+                previous_ns=previous[-1] * 1e3 if previous else None,
+            )
+            ns = worker(
+                "time",
+                key=cell.loaded.worker_keys[entry],
+                input=str(cell.artifact.input),
+                batch=cell.batch,
+                timing=timing.to_json(),
+                save=None if previous else str(saved[entry]),
+            )["ns"]
             cell.samples[entry].append(ns)
             previous.append(percentiles(ns)["p50_us"])
         if cell.planned_rounds is None:

@@ -3,12 +3,24 @@
 from zoo.export.bench.settings import Settings
 
 
-def notes(settings: Settings, *, quick: bool, alone: bool, machine: dict, load_start: list, load_end: list,
-          cores: int, ort_imported_torch: bool) -> list:
+def notes(
+    settings: Settings,
+    *,
+    quick: bool,
+    alone: bool,
+    machine: dict,
+    load_start: list,
+    load_end: list,
+    cores: int,
+    ort_imported_torch: bool,
+) -> list:
     s = settings
     busy = load_start and max(load_start[0], load_end[0] if load_end else 0) > 0.5 * cores
-    gpu = (f"this machine has {machine['gpu']}, but this benchmark times the CPU only" if machine.get("gpu")
-           else "no GPU was available to this run; every figure is CPU only")
+    gpu = (
+        f"this machine has {machine['gpu']}, but this benchmark times the CPU only"
+        if machine.get("gpu")
+        else "no GPU was available to this run; every figure is CPU only"
+    )
     found = [
         "Weights are seeded initial weights (a run folder written without training): inference cost does "
         "not depend on the values. Inputs: uniform [0, 1) data for encoders, prior draws for decoders, "
@@ -47,14 +59,17 @@ def notes(settings: Settings, *, quick: bool, alone: bool, machine: dict, load_s
         f"GPU: not measured; {gpu}.",
     ]
     if busy:
-        found.append(f"The machine was shared while this ran (load average {load_start} at the start, {load_end} at "
-                     f"the end, on {cores} cores): absolute times are pessimistic and noisier than on an idle "
-                     "machine; ratios were taken side by side, so they suffer less.")
+        found.append(
+            f"The machine was shared while this ran (load average {load_start} at the start, {load_end} at "
+            f"the end, on {cores} cores): absolute times are pessimistic and noisier than on an idle "
+            "machine; ratios were taken side by side, so they suffer less."
+        )
     if quick:
         found.append("--quick: a smoke run with very few calls per cell; its numbers are not for reading.")
     if not alone:
-        found.append("Another zoo bench was running on this machine at the same time: both runs' numbers are "
-                     "disturbed.")
+        found.append(
+            "Another zoo bench was running on this machine at the same time: both runs' numbers are disturbed."
+        )
     if not s.tune_enabled:
         found.append("onnxruntime ran with the default options (no tuning in this run).")
     return found

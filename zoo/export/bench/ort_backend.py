@@ -37,9 +37,11 @@ def _one_node_model(op: str, inputs: list, shape: list):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node(op, inputs, ["y"])], op.lower(),
+        [helper.make_node(op, inputs, ["y"])],
+        op.lower(),
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in inputs],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     return model.SerializeToString()
@@ -55,8 +57,9 @@ class OrtBackend:
         self.sessions = {}  # key -> (session, input name, output names)
 
     def _session(self, model, options: dict):
-        return self.onnxruntime.InferenceSession(model, session_options(self.threads, options),
-                                                 providers=["CPUExecutionProvider"])
+        return self.onnxruntime.InferenceSession(
+            model, session_options(self.threads, options), providers=["CPUExecutionProvider"]
+        )
 
     def context(self):
         return contextlib.nullcontext()

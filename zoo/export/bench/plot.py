@@ -15,8 +15,9 @@ def plot(result: dict, path) -> None:
     rows = result["rows"]
     models = list(result["artifacts"])
     threads = sorted({r["threads"] for r in rows})
-    fig, axes = plt.subplots(len(threads), len(models), figsize=(3.4 * len(models), 3.0 * len(threads)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(threads), len(models), figsize=(3.4 * len(models), 3.0 * len(threads)), squeeze=False, sharex=True
+    )
     colours = dict(zip(PART_NAMES, ("tab:blue", "tab:orange", "tab:green")))
     styles = dict(zip(RUNTIMES, ("-", "--")))
     for i, t in enumerate(threads):
@@ -24,12 +25,20 @@ def plot(result: dict, path) -> None:
             ax = axes[i][j]
             for part in result["artifacts"][model]:
                 for rt, style in styles.items():
-                    pts = sorted((r["batch"], r["samples_per_second"]) for r in rows
-                                 if r["model"] == model and r["part"] == part and r["runtime"] == rt
-                                 and r["threads"] == t)
+                    pts = sorted(
+                        (r["batch"], r["samples_per_second"])
+                        for r in rows
+                        if r["model"] == model and r["part"] == part and r["runtime"] == rt and r["threads"] == t
+                    )
                     if pts:
-                        ax.plot(*zip(*pts), style, marker="o", ms=3, color=colours.get(part),
-                                label=f"{part} {'ORT' if rt == 'onnxruntime' else 'torch'}")
+                        ax.plot(
+                            *zip(*pts),
+                            style,
+                            marker="o",
+                            ms=3,
+                            color=colours.get(part),
+                            label=f"{part} {'ORT' if rt == 'onnxruntime' else 'torch'}",
+                        )
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_title(f"{model}, {t} thread{'s' if t > 1 else ''}", fontsize=9)
@@ -39,8 +48,10 @@ def plot(result: dict, path) -> None:
             if j == 0:
                 ax.set_ylabel("samples / s")
     axes[0][0].legend(fontsize=6, loc="best")
-    fig.suptitle(f"onnxruntime (solid) vs PyTorch eager (dashed), {result['machine']['cpu']}, "
-                 f"{result['machine']['date']}", fontsize=10)
+    fig.suptitle(
+        f"onnxruntime (solid) vs PyTorch eager (dashed), {result['machine']['cpu']}, {result['machine']['date']}",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90, format="png")
     plt.close(fig)

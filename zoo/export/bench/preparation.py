@@ -35,10 +35,16 @@ class PreparedPart:
 
     def to_json(self, session_create_ms: dict, torch_load_ms: dict) -> dict:
         """What results record (the temporary paths are gone by then)."""
-        return {"file_bytes": self.file_bytes, "export_max_abs_error": self.export_max_abs_error,
-                "flops_per_sample": self.flops_per_sample, "input_shape": self.input_shape, "ops": self.ops,
-                "optimized_ops": self.optimized_ops, "session_create_ms": session_create_ms,
-                "torch_load_ms": torch_load_ms}
+        return {
+            "file_bytes": self.file_bytes,
+            "export_max_abs_error": self.export_max_abs_error,
+            "flops_per_sample": self.flops_per_sample,
+            "input_shape": self.input_shape,
+            "ops": self.ops,
+            "optimized_ops": self.optimized_ops,
+            "session_create_ms": session_create_ms,
+            "torch_load_ms": torch_load_ms,
+        }
 
 
 def make_run(folder: Path, name: str) -> Path:
@@ -92,8 +98,9 @@ def prepare(models, work: Path, max_batch: int, log) -> dict:
         gen = torch.Generator().manual_seed(SEED)
         with torch.no_grad():
             # The same seeded inputs for both runtimes; codes spread as the prior spreads them.
-            data = {part.name: (part.module, part.make_input(max_batch, gen))
-                    for part in make_parts(run.model, run.prior)}
+            data = {
+                part.name: (part.module, part.make_input(max_batch, gen)) for part in make_parts(run.model, run.prior)
+            }
         artifacts[name] = {}
         for part, (module, inputs) in data.items():
             path = work / "inputs" / f"{name}-{part}.npy"
@@ -101,9 +108,16 @@ def prepare(models, work: Path, max_batch: int, log) -> dict:
             np.save(path, inputs.numpy().astype(np.float32))
             exported_part = exported[part]
             artifacts[name][part] = PreparedPart(
-                model=name, part=part, run=run_dir, path=exported_part.path, input=path,
-                file_bytes=exported_part.bytes, export_max_abs_error=exported_part.max_abs_error,
-                flops_per_sample=count_flops(module.eval(), inputs[:1]), input_shape=list(inputs.shape[1:]),
-                ops=[n.op_type for n in onnx.load(str(exported_part.path)).graph.node])
+                model=name,
+                part=part,
+                run=run_dir,
+                path=exported_part.path,
+                input=path,
+                file_bytes=exported_part.bytes,
+                export_max_abs_error=exported_part.max_abs_error,
+                flops_per_sample=count_flops(module.eval(), inputs[:1]),
+                input_shape=list(inputs.shape[1:]),
+                ops=[n.op_type for n in onnx.load(str(exported_part.path)).graph.node],
+            )
         log(f"exported {name} in {time.perf_counter() - t0:.1f} s")
     return artifacts

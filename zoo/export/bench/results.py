@@ -14,7 +14,7 @@ def ceiling_sources(measured: dict, n: int) -> dict:
     """GFLOP/s (FLOPs per ns) of each library's fastest n x n product, per thread budget. The fastest:
     noise only ever slows a call down, and a 0.1 s product on a shared machine is often caught by
     another process, which a ceiling should not count."""
-    return {str(t): {rt: 2 * n ** 3 / min(m.ceiling_ns[rt]) for rt in RUNTIMES} for t, m in measured.items()}
+    return {str(t): {rt: 2 * n**3 / min(m.ceiling_ns[rt]) for rt in RUNTIMES} for t, m in measured.items()}
 
 
 def floors(measured: dict) -> dict:
@@ -31,33 +31,51 @@ def build_rows(cells: list, ceilings: dict, floor_us: dict) -> list:
         for rt in RUNTIMES:
             sps = cell.batch / (stats[rt]["p50_us"] / 1e6)
             gflops = artifact.flops_per_sample * sps / 1e9
-            rows.append({
-                "model": artifact.model, "part": artifact.part, "runtime": rt, "batch": cell.batch, "threads": t,
-                **stats[rt],
-                "samples_per_second": sps,
-                "gflops": gflops,
-                "ceiling_fraction": gflops / ceilings[str(t)],
-                "max_abs_diff": outcome.max_abs_diff,
-                "torch_over_onnxruntime": ratio,
-                "floor_multiple": stats[rt]["p50_us"] / floor_us[str(t)][rt],
-                "setup_ms": outcome.setup_ms[rt],
-                "file_bytes": artifact.file_bytes,
-                "flops_per_sample": artifact.flops_per_sample,
-                **({"options": outcome.options, "tuning_choice": outcome.choice} if rt == "onnxruntime"
-                   else {"options": {"inference_mode": True, "num_threads": t}}),
-            })
+            rows.append(
+                {
+                    "model": artifact.model,
+                    "part": artifact.part,
+                    "runtime": rt,
+                    "batch": cell.batch,
+                    "threads": t,
+                    **stats[rt],
+                    "samples_per_second": sps,
+                    "gflops": gflops,
+                    "ceiling_fraction": gflops / ceilings[str(t)],
+                    "max_abs_diff": outcome.max_abs_diff,
+                    "torch_over_onnxruntime": ratio,
+                    "floor_multiple": stats[rt]["p50_us"] / floor_us[str(t)][rt],
+                    "setup_ms": outcome.setup_ms[rt],
+                    "file_bytes": artifact.file_bytes,
+                    "flops_per_sample": artifact.flops_per_sample,
+                    **(
+                        {"options": outcome.options, "tuning_choice": outcome.choice}
+                        if rt == "onnxruntime"
+                        else {"options": {"inference_mode": True, "num_threads": t}}
+                    ),
+                }
+            )
     return rows
 
 
 def artifacts_json(artifacts: dict, rows: list) -> dict:
     """{model: {part: what results record of the artifact}}, with each runtime's set-up time per
     thread budget taken from the rows."""
-    def setup(artifact, runtime):
-        return {str(r["threads"]): r["setup_ms"] for r in rows
-                if r["model"] == artifact.model and r["part"] == artifact.part and r["runtime"] == runtime}
 
-    return {name: {part: artifact.to_json(setup(artifact, "onnxruntime"), setup(artifact, "torch"))
-                   for part, artifact in parts.items()} for name, parts in artifacts.items()}
+    def setup(artifact, runtime):
+        return {
+            str(r["threads"]): r["setup_ms"]
+            for r in rows
+            if r["model"] == artifact.model and r["part"] == artifact.part and r["runtime"] == runtime
+        }
+
+    return {
+        name: {
+            part: artifact.to_json(setup(artifact, "onnxruntime"), setup(artifact, "torch"))
+            for part, artifact in parts.items()
+        }
+        for name, parts in artifacts.items()
+    }
 
 
 def tuning_summary(tuning: dict) -> dict:
@@ -78,16 +96,22 @@ def tuning_summary(tuning: dict) -> dict:
     return {
         "artifacts_tuned": len(tuning),
         "knob_values_kept": wins,
-        "by_batch": {b: {"choices": v["choices"], "geomean_speedup": geomean(v["speedups"]),
-                         "max_speedup": max(v["speedups"])} for b, v in by_batch.items()},
+        "by_batch": {
+            b: {"choices": v["choices"], "geomean_speedup": geomean(v["speedups"]), "max_speedup": max(v["speedups"])}
+            for b, v in by_batch.items()
+        },
     }
 
 
 def compare(old: dict, rows: list, tolerance: float = 0.15) -> dict:
     """Each cell's torch/onnxruntime ratio against the same cell of an earlier result."""
+
     def ratios(rs):
-        return {(r["model"], r["part"], r["batch"], r["threads"]): r["torch_over_onnxruntime"]
-                for r in rs if r["runtime"] == "onnxruntime"}
+        return {
+            (r["model"], r["part"], r["batch"], r["threads"]): r["torch_over_onnxruntime"]
+            for r in rs
+            if r["runtime"] == "onnxruntime"
+        }
 
     before, now = ratios(old.get("rows", [])), ratios(rows)
     changes = {k: now[k] / before[k] - 1 for k in now if k in before}
@@ -102,8 +126,10 @@ def compare(old: dict, rows: list, tolerance: float = 0.15) -> dict:
         "within_tolerance": within,
         "fraction_within": within / len(changes),
         "median_abs_change": float(np.median([abs(c) for c in changes.values()])),
-        "by_batch": {str(b): float(np.median([abs(c) for k, c in changes.items() if k[2] == b]))
-                     for b in sorted({k[2] for k in changes})},
+        "by_batch": {
+            str(b): float(np.median([abs(c) for k, c in changes.items() if k[2] == b]))
+            for b in sorted({k[2] for k in changes})
+        },
         "worst": [{"model": k[0], "part": k[1], "batch": k[2], "threads": k[3], "change": c} for k, c in worst[:8]],
     }
 
@@ -113,8 +139,13 @@ def versions() -> dict:
     import onnxruntime
     import torch
 
-    found = {"python": platform.python_version(), "torch": torch.__version__,
-             "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__, "numpy": np.__version__}
+    found = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnx": onnx.__version__,
+        "numpy": np.__version__,
+    }
     with contextlib.suppress(ImportError):
         import onnxscript
 

@@ -59,8 +59,9 @@ def _read_earlier(compare_with) -> dict | None:
         raise ZooError(f"--compare {compare_with}: cannot read it as a benchmark result ({exc})") from None
 
 
-def run_benchmark(models=None, quick=False, out_dir=None, threads=None, batches=None, tune=None,
-                  compare_with=None, log=_log) -> dict:
+def run_benchmark(
+    models=None, quick=False, out_dir=None, threads=None, batches=None, tune=None, compare_with=None, log=_log
+) -> dict:
     """Measure, write ``<out_dir>/inference-<machine>-<date>.{json,md,png}`` and return
     ``{"result": ..., "json": path, "markdown": path, "plot": path}``. ``out_dir`` defaults to
     benchmarks/results in a source checkout, ./benchmark-results elsewhere."""
@@ -68,12 +69,17 @@ def run_benchmark(models=None, quick=False, out_dir=None, threads=None, batches=
     settings = make_settings(quick, threads, batches, tune)
     earlier = _read_earlier(compare_with)
 
-    with terminate_cleanly(), one_at_a_time(wait=not quick, log=log) as alone, \
-            tempfile.TemporaryDirectory(prefix="zoo-bench-") as work:
+    with (
+        terminate_cleanly(),
+        one_at_a_time(wait=not quick, log=log) as alone,
+        tempfile.TemporaryDirectory(prefix="zoo-bench-") as work,
+    ):
         load_start = _load_average()
         started = time.perf_counter()
-        log(f"zoo bench: {', '.join(names)}; batches {list(settings.batches)}; threads {list(settings.threads)}; "
-            f"{'quick' if quick else 'full'} mode; load average {load_start}")
+        log(
+            f"zoo bench: {', '.join(names)}; batches {list(settings.batches)}; threads {list(settings.threads)}; "
+            f"{'quick' if quick else 'full'} mode; load average {load_start}"
+        )
         work = Path(work)
         artifacts = prepare(names, work, max(settings.batches), log)
         phases = {"prepare": time.perf_counter() - started}
@@ -83,15 +89,25 @@ def run_benchmark(models=None, quick=False, out_dir=None, threads=None, batches=
             measured[t] = measure_threads(t, names, artifacts, settings, work, log)
             phases[f"measure_{t}_threads"] = time.perf_counter() - t0
 
-    result = assemble(settings, measured, artifacts, quick=quick, alone=alone, load_start=load_start,
-                      started=started, phases=phases)
+    result = assemble(
+        settings, measured, artifacts, quick=quick, alone=alone, load_start=load_start, started=started, phases=phases
+    )
     if earlier is not None:
         result["reproducibility"] = results.compare(earlier, result["rows"])
     return write(result, Path(out_dir) if out_dir else default_results_folder())
 
 
-def assemble(settings: Settings, measured: dict, artifacts: dict, *, quick: bool, alone: bool,
-             load_start: list, started: float, phases: dict) -> dict:
+def assemble(
+    settings: Settings,
+    measured: dict,
+    artifacts: dict,
+    *,
+    quick: bool,
+    alone: bool,
+    load_start: list,
+    started: float,
+    phases: dict,
+) -> dict:
     """The result's JSON form, from the measurements of every thread budget. ``started``: the run's
     perf_counter() at its start; ``phases``: seconds per phase."""
     sources = results.ceiling_sources(measured, settings.ceiling_n)
@@ -99,8 +115,9 @@ def assemble(settings: Settings, measured: dict, artifacts: dict, *, quick: bool
     floors = results.floors(measured)
     rows = results.build_rows([c for m in measured.values() for c in m.cells], ceilings, floors)
     tuning = {f"{k}@{t}": v.to_json() for t, m in measured.items() for k, v in m.tuning.items()}
-    ort_imported_torch = any(module.split(".")[0] == "torch" for m in measured.values()
-                             for module in m.worker_modules["onnxruntime"])
+    ort_imported_torch = any(
+        module.split(".")[0] == "torch" for m in measured.values() for module in m.worker_modules["onnxruntime"]
+    )
     load_end = _load_average()
     machine = describe()
     return {
@@ -110,8 +127,10 @@ def assemble(settings: Settings, measured: dict, artifacts: dict, *, quick: bool
         "ceiling_gflops": ceilings[str(max(settings.threads))],
         "ceiling_gflops_by_threads": ceilings,
         "ceiling_sources": sources,
-        "floors": {t: {"onnxruntime_identity_p50_us": f["onnxruntime"], "torch_linear_p50_us": f["torch"]}
-                   for t, f in floors.items()},
+        "floors": {
+            t: {"onnxruntime_identity_p50_us": f["onnxruntime"], "torch_linear_p50_us": f["torch"]}
+            for t, f in floors.items()
+        },
         "rows": rows,
         "mode": "quick" if quick else "full",
         "settings": {**settings.to_json(), "default_options": DEFAULT_OPTIONS},
@@ -120,8 +139,16 @@ def assemble(settings: Settings, measured: dict, artifacts: dict, *, quick: bool
         "load_average": {"start": load_start, "end": load_end},
         "seconds": time.perf_counter() - started,
         "phase_seconds": phases,
-        "notes": notes(settings, quick=quick, alone=alone, machine=machine, load_start=load_start, load_end=load_end,
-                       cores=os.cpu_count() or 1, ort_imported_torch=ort_imported_torch),
+        "notes": notes(
+            settings,
+            quick=quick,
+            alone=alone,
+            machine=machine,
+            load_start=load_start,
+            load_end=load_end,
+            cores=os.cpu_count() or 1,
+            ort_imported_torch=ort_imported_torch,
+        ),
         "onnxruntime_worker_imported_torch": ort_imported_torch,
     }
 
@@ -140,4 +167,3 @@ def write(result: dict, out_dir: Path) -> dict:
     atomic_write_text(paths["markdown"], markdown(result))
     atomic_write(paths["plot"], lambda tmp: plot(result, tmp))
     return {"result": result, **paths}
-

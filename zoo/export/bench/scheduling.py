@@ -32,8 +32,9 @@ def load_artifact(ort_worker, torch_worker, artifact, threads: int, finalists: d
     key = artifact.key
     optimized = work / "optimized" / f"{artifact.model}-{artifact.part}-{threads}.onnx"
     optimized.parent.mkdir(exist_ok=True)
-    loaded = ort_worker("load", key=key, path=str(artifact.path), options=DEFAULT_OPTIONS,
-                        optimized_path=str(optimized))
+    loaded = ort_worker(
+        "load", key=key, path=str(artifact.path), options=DEFAULT_OPTIONS, optimized_path=str(optimized)
+    )
     artifact.optimized_ops[str(threads)] = loaded["optimized_ops"]
     ort_worker("drop", key=key)
     # Each finalist's creation time is the row's session creation time when it is chosen.
@@ -41,22 +42,28 @@ def load_artifact(ort_worker, torch_worker, artifact, threads: int, finalists: d
     setup_ms = {TORCH: torch_worker("load", key=key, run=str(artifact.run), part=artifact.part)["setup_ms"]}
     for finalist, options in finalists.items():
         worker_keys[finalist] = f"{key}#{finalist}"
-        setup_ms[finalist] = ort_worker("load", key=worker_keys[finalist], path=str(artifact.path),
-                                        options=options)["setup_ms"]
-    return LoadedArtifact(artifact=artifact, threads=threads, worker_keys=worker_keys, setup_ms=setup_ms,
-                          finalists=finalists)
+        setup_ms[finalist] = ort_worker("load", key=worker_keys[finalist], path=str(artifact.path), options=options)[
+            "setup_ms"
+        ]
+    return LoadedArtifact(
+        artifact=artifact, threads=threads, worker_keys=worker_keys, setup_ms=setup_ms, finalists=finalists
+    )
 
 
-def prepare_cells(ort_worker, torch_worker, measurement: ThreadMeasurement, models, artifacts: dict,
-                  settings: Settings, work: Path) -> list:
+def prepare_cells(
+    ort_worker, torch_worker, measurement: ThreadMeasurement, models, artifacts: dict, settings: Settings, work: Path
+) -> list:
     """Tune every artifact (step 1), open the sessions and modules the cells need, list the cells."""
     threads, cells = measurement.threads, []
     for name in models:
         for artifact in artifacts[name].values():
             if settings.tune_enabled:
                 t0 = time.perf_counter()
-                tuning = search_knobs(lambda variants: measure_variants(ort_worker, artifact, variants, settings),
-                                      threads, settings.tune_margin)
+                tuning = search_knobs(
+                    lambda variants, artifact=artifact: measure_variants(ort_worker, artifact, variants, settings),
+                    threads,
+                    settings.tune_margin,
+                )
                 measurement.tuning[artifact.key] = tuning
                 measurement.tune_seconds += time.perf_counter() - t0
                 finalists = tuning.finalists
@@ -74,8 +81,10 @@ def measure_threads(threads: int, models, artifacts: dict, settings: Settings, w
     cell are spread over ``settings.passes`` passes over all the cells, and its quiet rounds found
     among them."""
     measurement = ThreadMeasurement(threads)
-    with WorkerProcess("onnxruntime", threads, work) as ort_worker, \
-            WorkerProcess("torch", threads, work) as torch_worker:
+    with (
+        WorkerProcess("onnxruntime", threads, work) as ort_worker,
+        WorkerProcess("torch", threads, work) as torch_worker,
+    ):
         workers = {"onnxruntime": ort_worker, "torch": torch_worker}
         cells = prepare_cells(ort_worker, torch_worker, measurement, models, artifacts, settings, work)
         log(f"  {threads} thread(s): tuned and loaded {len(models)} models in {measurement.tune_seconds:.1f} s")
@@ -83,14 +92,17 @@ def measure_threads(threads: int, models, artifacts: dict, settings: Settings, w
             t0 = time.perf_counter()
             # The references in every pass, so that a change of machine load reaches them too.
             for runtime, worker in workers.items():
-                measurement.ceiling_ns[runtime] += worker("matmul", n=settings.ceiling_n, calls=settings.ceiling_calls,
-                                                          warmup=visit == 0)["ns"]
+                measurement.ceiling_ns[runtime] += worker(
+                    "matmul", n=settings.ceiling_n, calls=settings.ceiling_calls, warmup=visit == 0
+                )["ns"]
                 floor_timing = settings.timing(settings.floor_s).to_json()
                 measurement.floor_ns[runtime] += worker("floor", timing=floor_timing)["ns"]
             for cell in cells:
                 measure_cell(workers, cell, visit, settings, work)
-            log(f"  {threads} thread(s): pass {visit + 1}/{settings.passes} over every cell in "
-                f"{time.perf_counter() - t0:.1f} s")
+            log(
+                f"  {threads} thread(s): pass {visit + 1}/{settings.passes} over every cell in "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
         measurement.worker_modules = {runtime: worker("modules")["modules"] for runtime, worker in workers.items()}
     for cell in cells:
         cell.outcome = settle(cell, settings.quiet_keep, settings.tune_margin)

@@ -60,21 +60,41 @@ class Settings:
     def quick(cls, **changes):
         """A smoke run for CI: every code path, two batch sizes, tiny samples. Its numbers are not for
         reading."""
-        quick = dict(batches=(1, 64), cell_s=0.006, rounds=2, passes=1, min_rounds=2, min_calls=2, max_calls=1000,
-                     warmup_calls=1, warmup_s=0.001, ceiling_n=512, ceiling_calls=2, floor_s=0.005,
-                     tune_batches=(1,), tune_rounds=1, tune_target_s=0.002)
+        quick = dict(
+            batches=(1, 64),
+            cell_s=0.006,
+            rounds=2,
+            passes=1,
+            min_rounds=2,
+            min_calls=2,
+            max_calls=1000,
+            warmup_calls=1,
+            warmup_s=0.001,
+            ceiling_n=512,
+            ceiling_calls=2,
+            floor_s=0.005,
+            tune_batches=(1,),
+            tune_rounds=1,
+            tune_target_s=0.002,
+        )
         return cls(**{**quick, **changes})
 
     def timing(self, target_s: float, previous_ns: float | None = None) -> Timing:
         """How to time one block of calls. ``previous_ns``: the p50 of this cell's previous round,
         which sets the number of calls directly and shortens the warm-up (arenas and caches are warm)."""
-        timing = Timing(target_s=target_s, min_calls=self.min_calls, max_calls=self.max_calls,
-                        warmup_calls=self.warmup_calls, warmup_s=self.warmup_s)
+        timing = Timing(
+            target_s=target_s,
+            min_calls=self.min_calls,
+            max_calls=self.max_calls,
+            warmup_calls=self.warmup_calls,
+            warmup_s=self.warmup_s,
+        )
         if previous_ns:
             slow = previous_ns > 0.05e9  # such a call is its own warm-up
             calls = min(max(target_s * 1e9 / previous_ns, self.min_calls), self.max_calls)
-            timing = dataclasses.replace(timing, warmup_calls=0 if slow else 1, warmup_s=0.0 if slow else 0.001,
-                                         calls=int(calls))
+            timing = dataclasses.replace(
+                timing, warmup_calls=0 if slow else 1, warmup_s=0.0 if slow else 0.001, calls=int(calls)
+            )
         return timing
 
     def tune_timing(self) -> Timing:

@@ -69,10 +69,14 @@ def quiet_stats(rounds_ns: list, keep: float) -> dict:
     about either of them. Each runtime is filtered against its own best round, the same way."""
     p50s = [percentiles(ns)["p50_us"] for ns in rounds_ns]
     kept = [ns for ns, p in zip(rounds_ns, p50s) if p <= keep * min(p50s)]
-    return {**percentiles([x for ns in kept for x in ns]),
-            "p50_all_rounds_us": percentiles([x for ns in rounds_ns for x in ns])["p50_us"],
-            "rounds_kept": len(kept), "rounds": len(rounds_ns), "round_p50_us": p50s,
-            "calls": sum(len(ns) for ns in kept)}
+    return {
+        **percentiles([x for ns in kept for x in ns]),
+        "p50_all_rounds_us": percentiles([x for ns in rounds_ns for x in ns])["p50_us"],
+        "rounds_kept": len(kept),
+        "rounds": len(rounds_ns),
+        "round_p50_us": p50s,
+        "calls": sum(len(ns) for ns in kept),
+    }
 
 
 def geomean(values) -> float:

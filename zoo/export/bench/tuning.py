@@ -73,11 +73,19 @@ def search_knobs(measure, threads: int, margin: float) -> ArtifactTuning:
         variants = knob_variants(current, knob, values)
         p50s = measure(variants)
         current = variants[knob_winner([geomean(p.values()) for p in p50s], margin)]
-        steps.append({"knob": knob, "chosen": current[knob],
-                      "p50_us": {str(v[knob]): {str(b): x for b, x in p.items()} for v, p in zip(variants, p50s)}})
-    return ArtifactTuning(tuned_options=current,
-                          changed={k: v for k, v in current.items() if DEFAULT_OPTIONS[k] != v},
-                          steps=steps, finalists=finalists(current, threads))
+        steps.append(
+            {
+                "knob": knob,
+                "chosen": current[knob],
+                "p50_us": {str(v[knob]): {str(b): x for b, x in p.items()} for v, p in zip(variants, p50s)},
+            }
+        )
+    return ArtifactTuning(
+        tuned_options=current,
+        changed={k: v for k, v in current.items() if DEFAULT_OPTIONS[k] != v},
+        steps=steps,
+        finalists=finalists(current, threads),
+    )
 
 
 def finalists(tuned: dict, threads: int) -> dict:

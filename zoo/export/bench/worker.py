@@ -77,8 +77,9 @@ def make_backend(runtime: str, threads: int):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zoo.export.bench.worker",
-                                     description="A zoo bench worker (started by `zoo bench`).")
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.export.bench.worker", description="A zoo bench worker (started by `zoo bench`)."
+    )
     parser.add_argument("--runtime", choices=("onnxruntime", "torch"), required=True)
     parser.add_argument("--threads", type=int, required=True)
     args = parser.parse_args(argv)

@@ -22,15 +22,22 @@ class WorkerProcess:
             env[var] = str(threads)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", WORKER_MODULE, "--runtime", runtime, "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(cwd))
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(cwd),
+        )
         # cwd: a folder with no Python packages in it, since `python -m` puts it first on sys.path.
         self._read()  # {"ready": ...}
 
     def _read(self) -> dict:
         line = self.proc.stdout.readline()
         if not line:
-            raise ZooError(f"the {self.runtime} benchmark worker ({self.threads} threads) exited "
-                           f"with status {self.proc.wait()}; its error is above")
+            raise ZooError(
+                f"the {self.runtime} benchmark worker ({self.threads} threads) exited "
+                f"with status {self.proc.wait()}; its error is above"
+            )
         reply = json.loads(line)
         if "error" in reply:
             raise ZooError(f"{self.runtime} worker: {reply['error']}")

@@ -2,8 +2,8 @@
 
 from torch import nn
 
-from zoo.models.layers import mlp
 from zoo.models.base import AutoEncoder
+from zoo.models.layers import mlp
 
 
 class DeepAutoEncoder(AutoEncoder):

@@ -16,11 +16,11 @@ from starlette.routing import Route
 import zoo
 from zoo.export import repository
 from zoo.serve import protocol
-from zoo.serve.inference import memory
-from zoo.serve.inference.batcher import Batcher
 from zoo.serve.http.hot_path import HotPath, find_model
 from zoo.serve.http.metrics import Metrics
 from zoo.serve.http.middleware import Observe, RequireToken
+from zoo.serve.inference import memory
+from zoo.serve.inference.batcher import Batcher
 
 PAGE = Path(__file__).with_name("page.html")
 SCRIPT = Path(__file__).with_name("page.js")
@@ -33,7 +33,9 @@ class Settings:
     max_queue: int = 1024
     max_body: int = 64 * 2**20  # Triton's default request limit
     max_response: int = 64 * 2**20  # the most bytes one answer may take; larger ones are refused unrun
-    max_memory: int = memory.DEFAULT_MB * 2**20  # what the requests in flight may hold at once (zoo/serve/inference/memory.py)
+    max_memory: int = (
+        memory.DEFAULT_MB * 2**20
+    )  # what the requests in flight may hold at once (zoo/serve/inference/memory.py)
     timeout_s: float = 30.0
     token: str | None = None
     quiet: bool = False
@@ -45,6 +47,18 @@ def page_html(token_required: bool) -> str:
     # is no secret (any request would learn it from a 401); saying so lets the page ask at once.
     html = PAGE.read_text().replace('<script src="page.js"></script>', f"<script>\n{SCRIPT.read_text()}</script>")
     return html.replace("<body>", '<body data-token-required="1">') if token_required else html
+
+
+def describe_model(model) -> dict:
+    """The protocol's model metadata: names, versions, the platform, the tensors, and zoo's own."""
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": repository.PLATFORM,
+        "inputs": [model.input.describe()],
+        "outputs": [o.describe() for o in model.outputs],
+        "parameters": model.parameters(),
+    }
 
 
 def create_app(models: dict, settings: Settings) -> Starlette:
@@ -60,21 +74,21 @@ def create_app(models: dict, settings: Settings) -> Starlette:
         return model
 
     async def server_metadata(request):
-        return JSONResponse({"name": "autoencoder-zoo", "version": zoo.__version__,
-                             "extensions": ["binary_tensor_data"]})
+        return JSONResponse(
+            {"name": "autoencoder-zoo", "version": zoo.__version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def model_metadata(request):
-        model = find(request)
-        return JSONResponse({"name": model.name, "versions": [model.version], "platform": repository.PLATFORM,
-                             "inputs": [model.input.describe()],
-                             "outputs": [o.describe() for o in model.outputs], "parameters": model.parameters()})
+        return JSONResponse(describe_model(find(request)))
 
     async def model_ready(request):
         return JSONResponse({"name": find(request).name, "ready": True})
 
     async def repository_index(request):
         # Triton's repository index (POST): how the page learns which models there are.
-        return JSONResponse([{"name": name, "version": model.version, "state": "READY"} for name, model in models.items()])
+        return JSONResponse(
+            [{"name": name, "version": model.version, "state": "READY"} for name, model in models.items()]
+        )
 
     async def page(request):
         return HTMLResponse(html)
@@ -86,8 +100,12 @@ def create_app(models: dict, settings: Settings) -> Starlette:
         return Response(metrics.render(), media_type=metrics.content_type)
 
     async def http_error(request, exc):
-        return Response(protocol.error_body(exc.detail), status_code=exc.status_code, headers=exc.headers,
-                        media_type="application/json")
+        return Response(
+            protocol.error_body(exc.detail),
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type="application/json",
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -113,4 +131,5 @@ def create_app(models: dict, settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     hot = HotPath(app, models, batchers, settings)
     guarded = RequireToken(hot, settings.token) if settings.token else hot
-    return Observe(guarded, metrics, models, settings.quiet, settings.name_worker)  # outermost, so refusals are logged too
+    # Observe is outermost, so refusals are logged too.
+    return Observe(guarded, metrics, models, settings.quiet, settings.name_worker)

@@ -40,8 +40,10 @@ class ConnectionLimits:
 
     def refusal(self) -> bytes:
         body = error_body(f"this server has its limit of {self.max_connections} open connections; retry shortly")
-        return (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
-                b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        return (
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+        )
 
 
 class _CycleTransport:

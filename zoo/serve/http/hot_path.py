@@ -42,8 +42,13 @@ class ClientGone(Exception):
 
 
 async def send_response(send, status: int, body: bytes, headers: list) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -110,8 +115,9 @@ class HotPath:
         self.memory = MemoryBudget(settings.max_memory)
         # The most body each model reads: a request of its max batch needs no more.
         self.body_limits = {name: min(settings.max_body, protocol.body_bound(model)) for name, model in models.items()}
-        self.too_large = {name: _too_large(model, self.body_limits[name], settings.max_body)
-                          for name, model in models.items()}
+        self.too_large = {
+            name: _too_large(model, self.body_limits[name], settings.max_body) for name, model in models.items()
+        }
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -119,7 +125,7 @@ class HotPath:
             if path.startswith(INFER_PREFIX) and path.endswith(INFER_SUFFIX) and path.count("/") in (4, 6):
                 if method != "POST":
                     return await send_error(send, 405, f"{path} takes POST", [(b"allow", b"POST")])
-                name, versioned, version = path[len(INFER_PREFIX):-len(INFER_SUFFIX)].partition(VERSIONS)
+                name, versioned, version = path[len(INFER_PREFIX) : -len(INFER_SUFFIX)].partition(VERSIONS)
                 return await self.infer(name, version if versioned else None, scope, receive, send)
             if path in HEALTH:
                 if method != "GET":
@@ -191,8 +197,10 @@ def _error(status: int, message: str, request, headers=()) -> tuple:
 
 def _too_large(model, limit: int, max_body: int) -> str:
     if limit < max_body:  # the model's max batch is what binds
-        return (f"the request body is over {limit} bytes, more than {model.max_batch} rows (the max batch of "
-                f"{model.name}) can need: send fewer rows per request")
+        return (
+            f"the request body is over {limit} bytes, more than {model.max_batch} rows (the max batch of "
+            f"{model.name}) can need: send fewer rows per request"
+        )
     return f"the request body is over the server's limit of {limit} bytes (--max-body-mb)"
 
 

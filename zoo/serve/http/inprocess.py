@@ -30,7 +30,9 @@ class InProcessServer:
             if message["type"] == "lifespan.startup.complete":
                 started.set()
 
-        self._lifespan = asyncio.ensure_future(self.app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+        self._lifespan = asyncio.ensure_future(
+            self.app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        )
         await asyncio.wait_for(started.wait(), 30)
 
     async def _stop(self):
@@ -46,10 +48,21 @@ class InProcessServer:
         return self.loop.run_until_complete(asyncio.wait_for(self.arequest(method, path, body, headers), timeout))
 
     async def arequest(self, method: str, path: str, body: bytes = b"", headers=()) -> tuple:
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-                 "headers": list(headers), "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
-        chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)] or [b""]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": list(headers),
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 8000),
+        }
+        chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] or [b""]
         pending = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
 
         async def receive():

@@ -26,18 +26,40 @@ class Metrics:
         # a test) must not share or collide on counters.
         self.registry = CollectorRegistry()
         labels = {"registry": self.registry}
-        self.requests = Counter("zoo_serve_requests", "HTTP requests answered, by model and status code",
-                                ["model", "status"], **labels)
-        self.errors = Counter("zoo_serve_errors", "HTTP requests answered with status 400 or above",
-                              ["model", "status"], **labels)
-        self.latency = Histogram("zoo_serve_request_seconds", "Time from request to response, by model",
-                                 ["model"], buckets=LATENCY_BUCKETS, **labels)
-        self.queue_time = Histogram("zoo_serve_queue_seconds", "Time an inference request waited for its batch",
-                                    ["model"], buckets=LATENCY_BUCKETS, **labels)
-        self.batch_size = Histogram("zoo_serve_batch_rows", "Rows in each onnxruntime call (merged requests)",
-                                    ["model"], buckets=BATCH_BUCKETS, **labels)
-        self.queue_depth = Gauge("zoo_serve_queue_depth", "Inference requests waiting for a batch",
-                                 ["model"], multiprocess_mode="livesum", **labels)
+        self.requests = Counter(
+            "zoo_serve_requests", "HTTP requests answered, by model and status code", ["model", "status"], **labels
+        )
+        self.errors = Counter(
+            "zoo_serve_errors", "HTTP requests answered with status 400 or above", ["model", "status"], **labels
+        )
+        self.latency = Histogram(
+            "zoo_serve_request_seconds",
+            "Time from request to response, by model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            **labels,
+        )
+        self.queue_time = Histogram(
+            "zoo_serve_queue_seconds",
+            "Time an inference request waited for its batch",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            **labels,
+        )
+        self.batch_size = Histogram(
+            "zoo_serve_batch_rows",
+            "Rows in each onnxruntime call (merged requests)",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            **labels,
+        )
+        self.queue_depth = Gauge(
+            "zoo_serve_queue_depth",
+            "Inference requests waiting for a batch",
+            ["model"],
+            multiprocess_mode="livesum",
+            **labels,
+        )
         self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         if self.shared:  # what /metrics reports: every worker's files, not this process's counters
             self.render_registry = CollectorRegistry()

@@ -30,16 +30,24 @@ class RequireToken:
         if hmac.compare_digest(given, self.expected):
             return await self.app(scope, receive, send)
         body = error_body("this server needs a token: send the header Authorization: Bearer <token>")
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b"Bearer"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
 def model_label(path: str, model_names) -> str:
     """The loaded model a path names, or "" (see metrics.py: never a name a client made up)."""
     if path.startswith("/v2/models/"):
-        name = path[len("/v2/models/"):].split("/", 1)[0]
+        name = path[len("/v2/models/") :].split("/", 1)[0]
         if name in model_names:
             return name
     return ""
@@ -78,5 +86,7 @@ class Observe:
                 client = scope.get("client") or ("-", 0)
                 # raw_path: still percent-encoded, so a request cannot write a line break into the log
                 path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-                sys.stderr.write(f'{self.prefix}{client[0]}:{client[1]} "{scope["method"]} {path} '
-                                 f'HTTP/{scope["http_version"]}" {status} {seconds * 1000:.1f} ms\n')
+                sys.stderr.write(
+                    f'{self.prefix}{client[0]}:{client[1]} "{scope["method"]} {path} '
+                    f'HTTP/{scope["http_version"]}" {status} {seconds * 1000:.1f} ms\n'
+                )

@@ -32,8 +32,9 @@ PROTOCOL = "zoo.serve.http.connections:LimitedHttpProtocol"
 def listen(host: str, port: int) -> socket.socket:
     """A bound socket, so that a taken port is one clear error (and port 0 picks a free one)."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
@@ -47,9 +48,18 @@ def listen(host: str, port: int) -> socket.socket:
 
 def _config(app, limits: ConnectionLimits, drain_s: float, workers: int = 1, factory: bool = False):
     # No proxy-header rewriting: it costs on every request, and the server faces its clients directly.
-    config = uvicorn.Config(app, factory=factory, workers=workers, http=PROTOCOL, log_level="warning",
-                            access_log=False, lifespan="on", proxy_headers=False,
-                            timeout_graceful_shutdown=drain_s, server_header=False)
+    config = uvicorn.Config(
+        app,
+        factory=factory,
+        workers=workers,
+        http=PROTOCOL,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
+        timeout_graceful_shutdown=drain_s,
+        server_header=False,
+    )
     config.zoo_limits = limits  # read by LimitedHttpProtocol, in this process or a worker's
     return config
 

@@ -83,8 +83,10 @@ class InferenceThreads:
 
     def __init__(self, runs: list, name: str):
         self._jobs = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._serve, args=(run,), name=f"{name}-{i}", daemon=True)
-                         for i, run in enumerate(runs)]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(run,), name=f"{name}-{i}", daemon=True)
+            for i, run in enumerate(runs)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -185,12 +187,12 @@ class Batcher:
         batch = taken[0].batch if len(taken) == 1 else np.concatenate([p.batch for p in taken])
         self._batch_size.observe(len(batch))
         self._recent_rows.append(len(batch))
-        if (self._inline is not None and IN_FLIGHT.count <= 1
-                and len(batch) * self._seconds_per_row < INLINE_BELOW_S):
+        if self._inline is not None and IN_FLIGHT.count <= 1 and len(batch) * self._seconds_per_row < INLINE_BELOW_S:
             self._finish(taken, len(batch), *_timed(self._inline, batch))
         else:
-            self._threads.submit(batch, lambda outputs, error, seconds: self._finish(taken, len(batch), outputs,
-                                                                                       error, seconds))
+            self._threads.submit(
+                batch, lambda outputs, error, seconds: self._finish(taken, len(batch), outputs, error, seconds)
+            )
 
     def _finish(self, taken: list, rows: int, outputs, error, seconds: float) -> None:
         """A call has ended (on the event loop): free its instance and answer its requests."""
@@ -208,7 +210,9 @@ class Batcher:
         for pending in taken:
             stop = start + len(pending.batch)
             if not pending.future.done():  # a request that timed out meanwhile gets nothing
-                pending.future.set_result({name: out[start:stop] for name, out in zip(self.model.output_names, outputs)})
+                pending.future.set_result(
+                    {name: out[start:stop] for name, out in zip(self.model.output_names, outputs)}
+                )
             start = stop
 
     async def _work(self) -> None:

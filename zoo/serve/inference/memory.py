@@ -26,8 +26,10 @@ class OverBudget(Exception):
     def message(self) -> str:
         mb = self.limit / 2**20
         if self.never:
-            return (f"the request needs more memory than this server's whole budget of {mb:g} MiB "
-                    "(--max-memory-mb): send fewer rows per request")
+            return (
+                f"the request needs more memory than this server's whole budget of {mb:g} MiB "
+                "(--max-memory-mb): send fewer rows per request"
+            )
         return f"the server is at its memory budget of {mb:g} MiB for requests in flight; retry shortly"
 
 

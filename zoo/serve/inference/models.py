@@ -78,8 +78,11 @@ def resolve(flags: dict, config=None) -> tuple:
 
 def describe_serving(serving: Serving, sources: dict) -> str:
     """One line for the banner: each setting, marked with where it came from unless a default."""
-    marked = [setting.describe(getattr(serving, setting.name))
-              + (f" [{sources[setting.name]}]" if sources[setting.name] != "default" else "") for setting in SETTINGS]
+    marked = [
+        setting.describe(getattr(serving, setting.name))
+        + (f" [{sources[setting.name]}]" if sources[setting.name] != "default" else "")
+        for setting in SETTINGS
+    ]
     defaults = any(sources[setting.name] == "default" for setting in SETTINGS)
     return ", ".join(marked) + ("; unmarked: defaults" if defaults else "")
 
@@ -122,7 +125,9 @@ class Model:
 
 def _tensor(node, where: Path) -> Tensor:
     if node.type not in repository.ONNX_TO_V2:
-        raise ZooError(f"{where}: {node.name!r} has type {node.type}; zoo serve handles {', '.join(repository.ONNX_TO_V2)}")
+        raise ZooError(
+            f"{where}: {node.name!r} has type {node.type}; zoo serve handles {', '.join(repository.ONNX_TO_V2)}"
+        )
     dims = node.shape[1:]
     if not all(isinstance(d, int) and d > 0 for d in dims):
         raise ZooError(f"{where}: {node.name!r} has shape {node.shape}; only the batch may vary")
@@ -140,8 +145,11 @@ def open_model(name: str, path: Path, flags: dict, folder: Path | None = None) -
     serving, sources = resolve(flags, config)
     # No memory arena: onnxruntime's would keep the largest batch's memory for good (measured: the
     # same speed for these models, and the memory back after a burst of large requests).
-    options = {"intra_op_num_threads": serving.intra_op_threads, "inter_op_num_threads": serving.inter_op_threads,
-               "memory_arena": False}
+    options = {
+        "intra_op_num_threads": serving.intra_op_threads,
+        "inter_op_num_threads": serving.inter_op_threads,
+        "memory_arena": False,
+    }
     # One session per instance, as Triton gives each instance its own: parallel calls into one
     # session would share (and contend for) its thread pool.
     artifacts = [runtime.load(path, **options) for _ in range(serving.instances)]
@@ -149,9 +157,16 @@ def open_model(name: str, path: Path, flags: dict, folder: Path | None = None) -
     (input_node,) = session.get_inputs()  # runtime.load has checked it is a zoo artifact: one input
     if repository.ONNX_TO_V2.get(input_node.type) != "FP32":  # BOOL is an output type only (a scorer's flags)
         raise ZooError(f"{path}: input {input_node.name!r} has type {input_node.type}; zoo serve takes FP32 inputs")
-    return Model(name, artifacts[0], _tensor(input_node, path), [_tensor(o, path) for o in session.get_outputs()],
-                 serving, sources, [a.session for a in artifacts],
-                 version=path.parent.name if folder is not None else repository.VERSION)
+    return Model(
+        name,
+        artifacts[0],
+        _tensor(input_node, path),
+        [_tensor(o, path) for o in session.get_outputs()],
+        serving,
+        sources,
+        [a.session for a in artifacts],
+        version=path.parent.name if folder is not None else repository.VERSION,
+    )
 
 
 def _named_files(path: Path, prefix: str | None) -> list:
@@ -163,8 +178,9 @@ def _named_files(path: Path, prefix: str | None) -> list:
         raise ZooError(f"{path}: no such file or folder")
     if repository.is_repository(path):
         if prefix:
-            raise ZooError(f"--name does not apply to the model repository {path}: its folder names are the "
-                           "model names")
+            raise ZooError(
+                f"--name does not apply to the model repository {path}: its folder names are the model names"
+            )
         return [(name, file, file.parent.parent) for name, file in repository.find_models(path).items()]
     files = sorted(path.glob("*.onnx"))
     if not files:
@@ -185,7 +201,11 @@ def load_models(paths, name: str | None = None, flags: dict | None = None) -> di
         for model_name, file, folder in _named_files(path, name):
             repository.check_name(model_name)
             if model_name in found:
-                raise ZooError(f"two models are named {model_name}: {found[model_name][0]} and {file}; "
-                               "serve one of them with --name")
+                raise ZooError(
+                    f"two models are named {model_name}: {found[model_name][0]} and {file}; "
+                    "serve one of them with --name"
+                )
             found[model_name] = (file, folder)
-    return {model_name: open_model(model_name, file, flags or {}, folder) for model_name, (file, folder) in found.items()}
+    return {
+        model_name: open_model(model_name, file, flags or {}, folder) for model_name, (file, folder) in found.items()
+    }
