@@ -10,11 +10,11 @@
 #   train  the conv-vae GPU recipe, its epoch count fitted to TRAIN_SECONDS (default 480) by a
 #          one-epoch timing run first
 #   nll    zoo eval --nll on the trained run: k = 5000, the whole binarized test split, on the GPU
-#   loop   benchmarks/train_throughput.py --device cuda (seed loop against the zoo's loop), and the
-#          VAE's MNIST epoch time
-#   serve  benchmarks/serve_workers.py on the machine's CPU cores: `zoo serve --workers N` for N = 1,
-#          2, 4 and 8, each worker count on cores of its own and 4 load-client processes on the next
-#          four (about 3 minutes; needs no GPU and no MNIST)
+#   loop   python -m benchmarks.training.train_throughput --device cuda (seed loop against the zoo's
+#          loop), and the VAE's MNIST epoch time
+#   serve  python -m benchmarks.serving.serve_workers on the machine's CPU cores: `zoo serve
+#          --workers N` for N = 1, 2, 4 and 8, each worker count on cores of its own and 4
+#          load-client processes on the next four (about 3 minutes; needs no GPU and no MNIST)
 #   all    train, nll, loop, serve
 # Everything lands under $OUT (card name, logs, run folder, JSON); benchmark result files are also
 # copied to $OUT/results/ for benchmarks/results/.
@@ -79,7 +79,7 @@ stage_nll() {
 }
 
 stage_loop() {
-    "$PY" benchmarks/train_throughput.py --device cuda --epochs 3 2>&1 | tee "$OUT/train_throughput.log"
+    "$PY" -m benchmarks.training.train_throughput --device cuda --epochs 3 2>&1 | tee "$OUT/train_throughput.log"
     rm -rf "$OUT/vae-epoch"
     "$PY" -m zoo train vae --epochs 3 --device cuda --out "$OUT/vae-epoch" 2>&1 | tee "$OUT/vae_epoch.log"
     echo "{\"vae_mnist_epoch_seconds_median\": $(epoch_seconds "$OUT/vae-epoch")}" | tee "$OUT/vae_epoch.json"
@@ -88,7 +88,7 @@ stage_loop() {
 
 stage_serve() {
     nproc | tee "$OUT/serve_cores.txt"
-    "$PY" benchmarks/serve_workers.py --workers 1 2 4 8 --clients 4 --out "$OUT/results" 2>&1 | tee "$OUT/serve_workers.log"
+    "$PY" -m benchmarks.serving.serve_workers --workers 1 2 4 8 --clients 4 --out "$OUT/results" 2>&1 | tee "$OUT/serve_workers.log"
 }
 
 card

@@ -1,5 +1,6 @@
-"""What every benchmark result records about where it ran: the scripts in benchmarks/ use the same
-helpers as `zoo bench`, which keeps them in the installed package (zoo.export.bench.machine)."""
+"""What every benchmark result records about where it ran, and how every benchmark ends (publish):
+the modules in benchmarks/ use the same helpers as `zoo bench`, which keeps them in the installed
+package (zoo.export.bench.machine)."""
 
 import argparse
 import sys
@@ -17,12 +18,17 @@ def write_results(stem: str, result: dict, markdown: str, out_dir: Path | None =
     return _machine.write_results(stem, result, markdown, out_dir if out_dir is not None else RESULTS)
 
 
-def publish(stem: str, result: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """write_results, then the Markdown on stdout and where it went on stderr: how a benchmark ends."""
+def publish(stem: str, result: dict, markdown: str, out_dir: Path | None = None, *, plot=None,
+            note: str = "") -> tuple[Path, ...]:
+    """How every benchmark ends: write_results (the JSON and the Markdown), then ``plot(path)`` for the
+    .png beside them where the benchmark draws one; the Markdown on stdout, and on stderr where it all
+    went, followed by ``note``. The paths written, the JSON's first."""
     json_path, md_path = write_results(stem, result, markdown, out_dir)
+    written = [json_path, md_path] + ([plot(md_path.with_suffix(".png"))] if plot is not None else [])
     print(markdown)
-    print(f"wrote {json_path} and {md_path.name}", file=sys.stderr)
-    return json_path, md_path
+    names = [str(json_path), *(path.name for path in written[1:])]
+    print(f"wrote {', '.join(names[:-1])} and {names[-1]}" + (f" {note}" if note else ""), file=sys.stderr)
+    return tuple(written)
 
 
 def arguments(doc: str, quick: str | None = None) -> argparse.ArgumentParser:

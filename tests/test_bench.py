@@ -1,4 +1,4 @@
-"""`zoo bench` / benchmarks/inference.py: the --quick smoke run writes a well-formed result.
+"""`zoo bench` / `python -m benchmarks.export.inference`: the --quick smoke run writes a well-formed result.
 
 Structure and sanity only (every number finite, positive where it must be); never timings, which
 belong to the benchmark's own results on a quiet machine.
@@ -31,7 +31,7 @@ POSITIVE = ("p50_us", "p90_us", "p99_us", "samples_per_second", "gflops", "ceili
 def quick(tmp_path_factory):
     """One --quick run of the script on two small models, in a fresh process like CI's."""
     out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inference.py"), *MODELS, "--quick",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.export.inference", *MODELS, "--quick",
                            "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (json_path,) = out.glob("inference-*.json")

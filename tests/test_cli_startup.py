@@ -1,6 +1,6 @@
 """The commands that only read the registry, and every command's --help, import no torch, numpy or
 onnx: they answer at once. Each command runs in-process, in a fresh interpreter, as the CLI runs it;
-how long they take is measured by benchmarks/cli_startup.py, not here."""
+how long they take is measured by `python -m benchmarks.startup.cli_startup`, not here."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""benchmarks/one_class.py --quick runs end to end on the small generated datasets: the selection on
+"""`python -m benchmarks.quality.one_class --quick` runs end to end on the small generated datasets: the selection on
 held-out training data, the one-class protocol on both datasets, Fashion-MNIST -> MNIST, and the
 JSON, Markdown and plot it writes. No AUROC is asserted beyond its range (one epoch on 50 images)."""
 
@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "one_class.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_one_class_run_writes_every_result(tmp_path):
-    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--models", "deep-ae", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.quality.one_class", "--quick", "--models", "deep-ae",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     (result_file,) = tmp_path.glob("one_class-*.json")
     result = json.loads(result_file.read_text())

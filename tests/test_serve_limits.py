@@ -269,16 +269,16 @@ def test_an_onnxruntime_failure_is_a_500_that_the_log_explains(vae, tmp_path):
 
 
 def test_the_hostile_client_benchmark_runs_and_memory_comes_back(tmp_path):
-    """benchmarks/serve_hostile.py --quick end to end: every hostile attempt refused with a 4xx, the
+    """`python -m benchmarks.serving.serve_hostile --quick` end to end: every hostile attempt refused with a 4xx, the
     server's memory back within 50 MB of its steady state after large requests, and a healthy
     request answered while slow clients hold connections."""
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_hostile.py"
-    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.serving.serve_hostile", "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     (result_file,) = tmp_path.glob("serve_hostile-*.json")
     result = json.loads(result_file.read_text())

@@ -3,25 +3,20 @@
 thread spent only on requests still waiting for their answers, a memory budget per worker, and a
 drain on SIGTERM within its deadline.
 
-The slow model (benchmarks/slow_model.py) is the VAE generator's interface around a loop of matrix
-products whose length is calibrated here to take about CALL_S on this machine; every bound below is
-a multiple of the call it measured, so the tests assert behaviour, not speed."""
+The slow model (benchmarks/serving/slow_model.py) is the VAE generator's interface around a loop of
+matrix products whose length is calibrated here to take about CALL_S on this machine; every bound
+below is a multiple of the call it measured, so the tests assert behaviour, not speed."""
 
 import os
 import socket
 import threading
 import time
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from test_serve_helpers import Server, infer_json, vae_run, wait_until
 
-from test_serve_helpers import Server, infer_json, metric, vae_run, wait_until
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from slow_model import calibrated, overrun  # noqa: E402  (the benchmark serves the same model)
+from benchmarks.serving.slow_model import calibrated, overrun  # the benchmark serves the same model
 
 CALL_S = 0.15
 

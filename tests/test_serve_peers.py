@@ -1,7 +1,7 @@
-"""benchmarks/serve_peers.py --quick runs end to end for zoo serve and Triton's onnxruntime backend,
-and writes the JSON, Markdown and plot; the load client reads chunked answers (KServe's binary ones).
-No timing is asserted, and nothing is installed here: KServe and MLServer (network, minutes) are
-left to the benchmark's own runs."""
+"""`python -m benchmarks.serving.peers.serve_peers --quick` runs end to end for zoo serve and Triton's
+onnxruntime backend, and writes the JSON, Markdown and plot; the load client reads chunked answers
+(KServe's binary ones). No timing is asserted, and nothing is installed here: KServe and MLServer
+(network, minutes) are left to the benchmark's own runs."""
 
 import asyncio
 import json
@@ -10,16 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_serve_helpers import vae_run
 
+from benchmarks.serving import load_client
+from benchmarks.serving.peers import peer_servers
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "serve_peers.py"
 TRITON_BACKEND = ROOT / ".triton" / "backends" / "onnxruntime" / "libtriton_onnxruntime.so"
 CELLS = {"json_c1", "json_c64", "binary_c1", "binary_c64", "health_c64"}
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import serve_load_client  # noqa: E402
 
 
 @pytest.mark.skipif(not TRITON_BACKEND.is_file(),
@@ -27,8 +25,9 @@ import serve_load_client  # noqa: E402
                            "run `bash scripts/triton.sh build`")
 def test_quick_peers_run_writes_every_result(tmp_path_factory, tmp_path):
     run = vae_run(tmp_path_factory)
-    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path), "--only", "zoo,triton-ort",
-                           "--no-install", "--run", str(run)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.serving.peers.serve_peers", "--quick", "--out",
+                           str(tmp_path), "--only", "zoo,triton-ort", "--no-install", "--run", str(run)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     (result_file,) = tmp_path.glob("serve_peers-*.json")
     result = json.loads(result_file.read_text())
@@ -53,8 +52,6 @@ def test_quick_peers_run_writes_every_result(tmp_path_factory, tmp_path):
 
 
 def test_peers_are_never_installed_when_installing_is_off(tmp_path, monkeypatch):
-    import peer_servers
-
     monkeypatch.setattr(peer_servers, "PEERS_DIR", tmp_path)
     context = peer_servers.Context(tmp_path / "generator.onnx", tmp_path, None, install=False)
     with pytest.raises(RuntimeError, match="installing is off"):
@@ -83,7 +80,7 @@ def test_load_client_reads_chunked_answers():
         job = {"url": f"http://127.0.0.1:{port}", "method": "POST", "path": "/x", "headers": {}, "body": "e30=",
                "concurrency": 1, "requests": 2, "seconds": 10, "warmup": 0}
         async with server:
-            return await serve_load_client._closed_loop(job)
+            return await load_client._closed_loop(job)
 
     result = asyncio.run(main())
     assert result["requests"] == 2 and result["status_counts"] == {"200": 2}

@@ -3,7 +3,7 @@ two: 20,000 32x32 PNGs kept at their size, and 2,000 larger JPEGs (500x375) crop
 64x64; then how long a later run takes to open the cached array.
 
 Run:
-    python benchmarks/decode_images.py [--quick] [--out DIR]
+    python -m benchmarks.data.decode_images [--quick] [--out DIR]
 """
 
 import os
@@ -13,9 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_folders import write_folder  # noqa: E402
-from machine import arguments, describe, publish  # noqa: E402
+from benchmarks.data.image_folders import write_folder
+from benchmarks.machine import arguments, describe, publish
 
 FOLDERS = {  # name: (count, height, width, suffix, the size decoded to)
     "png32": (20_000, 32, 32, ".png", None),

@@ -8,7 +8,7 @@
 
 The loops take turns, round by round, so that drift in the machine's load hits them alike; the median
 epoch is reported. Run:
-    python benchmarks/folder_epoch.py [--quick] [--images 10000] [--rounds 3] [--out DIR]
+    python -m benchmarks.data.folder_epoch [--quick] [--images 10000] [--rounds 3] [--out DIR]
 """
 
 import os
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_folders import write_folder  # noqa: E402
-from machine import arguments, describe, publish  # noqa: E402
+from benchmarks.data.image_folders import write_folder
+from benchmarks.machine import arguments, describe, publish
 
 BATCH, LR, THREADS = 128, 2e-3, 2
 MODELS = {"deep-ae": {}, "conv-ae": {}}  # as they ship

@@ -6,7 +6,7 @@ peak file-backed resident memory (pages of the mapped file in the page cache, wh
 drop at any time), beside the kernel's peak RSS (VmHWM, both together).
 
 Run:
-    python benchmarks/mapped_rss.py [--quick] [--megabytes 400] [--out DIR]
+    python -m benchmarks.data.mapped_rss [--quick] [--megabytes 400] [--out DIR]
 """
 
 import json
@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import arguments, describe, publish  # noqa: E402
+from benchmarks.machine import arguments, describe, publish
 
 BUDGET = 64 << 20  # the mapped run's memory_budget, bytes (a quarter of the split if that is less)
 

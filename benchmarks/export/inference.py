@@ -5,9 +5,9 @@ matmul ceiling and the fixed cost of one call measured in the same run.
 The same as `zoo bench`; the measuring code is zoo.export.bench. Writes
 benchmarks/results/inference-<machine>-<date>.json, .md and .png. Run:
 
-    python benchmarks/inference.py                      # the full run, a few minutes on 2 cores
-    python benchmarks/inference.py vae deep-ae --quick  # a smoke run, well under a minute
-    python benchmarks/inference.py --compare benchmarks/results/inference-....json --out /tmp/rerun
+    python -m benchmarks.export.inference                      # the full run, a few minutes on 2 cores
+    python -m benchmarks.export.inference vae deep-ae --quick  # a smoke run, well under a minute
+    python -m benchmarks.export.inference --compare benchmarks/results/inference-....json --out /tmp/rerun
 """
 
 import sys
@@ -18,7 +18,7 @@ from zoo.core.errors import ZooError
 
 def main():
     try:
-        bench_cmd.main(prog_name="benchmarks/inference.py", standalone_mode=True)
+        bench_cmd.main(prog_name="python -m benchmarks.export.inference", standalone_mode=True)
     except ZooError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -7,21 +7,18 @@
   runs), on the binarized MNIST test split.
 
 A ratio near 1 means the evaluation runs at the machine's matmul speed. Run:
-    ZOO_DATA_DIR=../shared/datasets python benchmarks/nll_eval.py [--run RUN | --model vae]
+    ZOO_DATA_DIR=../shared/datasets python -m benchmarks.quality.nll_eval [--run RUN | --model vae]
         [--k 5000] [--images 10000] [--threads N] [--device cpu|cuda]
 Without --run an untrained model of --model is timed: the work does not depend on the weights.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, publish  # noqa: E402
+from benchmarks.machine import describe, publish
 
 CEILING_N, CEILING_CALLS = 2048, 5
 

@@ -11,8 +11,8 @@ images minus a held-out fifth (`score_holdout=0.2`), and is scored on that fifth
 training images of the other classes (anomalies); the candidate with the best mean validation
 AUROC over the selection classes is the one the test protocol runs.
 
-    ZOO_DATA_DIR=../shared/datasets python benchmarks/one_class.py [--classes 0 1 ...] [--epochs N]
-    python benchmarks/one_class.py --quick --out /tmp/one-class
+    ZOO_DATA_DIR=../shared/datasets python -m benchmarks.quality.one_class [--classes 0 1 ...] [--epochs N]
+    python -m benchmarks.quality.one_class --quick --out /tmp/one-class
 """
 
 import contextlib
@@ -26,11 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import arguments, describe, write_results  # noqa: E402
-from one_class_report import markdown, plot  # noqa: E402
-
-from zoo.anomaly.metrics import auroc  # noqa: E402
+from benchmarks.machine import arguments, describe, publish, write_results
+from benchmarks.quality.one_class_report import markdown, plot
+from zoo.anomaly.metrics import auroc
 
 DATASETS = ("mnist", "fashion-mnist")
 # Per model: settings every run uses, the candidates selection chooses among, and the epochs (few:
@@ -192,11 +190,12 @@ def main():
     with tempfile.TemporaryDirectory(prefix="one-class-") as tmp:
         for model in args.models:
             models.append(run_model(Path(tmp), data, model, args, log))
-            # Written after each model, so a run stopped part of the way keeps what it finished.
             result["seconds"] = time.perf_counter() - started
-            json_path, md_path = write_results("one_class", result, markdown(result), args.out)
-            picture = plot(result, json_path.with_suffix(".png"))
-    print(f"wrote {json_path}, {md_path.name} and {picture.name} in {result['seconds']:.0f} s")
+            if len(models) < len(args.models):  # after each model, so a run stopped part of the way keeps it
+                json_path, _ = write_results("one_class", result, markdown(result), args.out)
+                plot(result, json_path.with_suffix(".png"))
+    publish("one_class", result, markdown(result), args.out, plot=lambda path: plot(result, path),
+            note=f"in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

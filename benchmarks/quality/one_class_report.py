@@ -1,4 +1,4 @@
-"""The one-class benchmark's Markdown and plot (benchmarks/one_class.py writes the results)."""
+"""The one-class benchmark's Markdown and plot (benchmarks.quality.one_class writes the results)."""
 
 from pathlib import Path
 

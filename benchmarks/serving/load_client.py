@@ -1,10 +1,10 @@
-"""The load generator of serve_load.py, run as its own (pinned) process: a closed loop of
-keep-alive HTTP/1.1 connections, each sending one prepared request and waiting for its answer
-before the next. A hand-written client on asyncio streams, so that the client's own cost per
+"""The load generator of the serving benchmarks, run as its own (pinned) process by the harness: a
+closed loop of keep-alive HTTP/1.1 connections, each sending one prepared request and waiting for its
+answer before the next. A hand-written client on asyncio streams, so that the client's own cost per
 request stays small beside the server's on a shared machine.
 
-    echo '{"url": ..., "method": ..., "path": ..., ...}' | python serve_load_client.py
-    python serve_load_client.py --inprocess FILE.onnx CALLS    # the in-process onnxruntime floor
+    echo '{"url": ..., "method": ..., "path": ..., ...}' | python -m benchmarks.serving.load_client
+    python -m benchmarks.serving.load_client --inprocess FILE.onnx CALLS   # the in-process onnxruntime floor
 
 Prints one JSON summary: requests/s, p50/p90/p99 in ms, errors and the count of each status.
 Imports only the standard library (and onnxruntime/numpy for --inprocess), to start fast.

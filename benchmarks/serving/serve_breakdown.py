@@ -1,7 +1,7 @@
 """Where a request's microseconds go in `zoo serve`: batch-1 binary requests to the VAE generator at
 concurrency 64, the cell where Triton leads, split into the parts a request passes through.
 
-Measured in one run, on one core (the server's, as in serve_load.py):
+Measured in one run, on one core (the server's, as in serve_load):
 - over HTTP: the real server, pinned, with serve_load's client on the other core: the infer cell and
   the health route at concurrency 64; the server's core is saturated, so 1 / (req/s) is the
   server's time per request
@@ -13,8 +13,8 @@ Measured in one run, on one core (the server's, as in serve_load.py):
 HTTP and the sockets = the infer cell over HTTP minus the app in-process; batching, futures,
 metrics and the access-log layer = the app in-process minus the parts timed alone.
 
-    python benchmarks/serve_breakdown.py                 # about 40 s
-    python benchmarks/serve_breakdown.py --quick --out /tmp/breakdown
+    python -m benchmarks.serving.serve_breakdown         # about 40 s
+    python -m benchmarks.serving.serve_breakdown --quick --out /tmp/breakdown
 
 Writes benchmarks/results/serve_breakdown-<machine>-<date>.json and .md.
 """
@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine  # noqa: E402
-import serve_load_client as load_client  # noqa: E402
-from serve_load import Server, cores, make_run, run_client  # noqa: E402
+from benchmarks import machine
+from benchmarks.serving import load_client
+from benchmarks.serving.harness import Server, cores, make_run, run_client
 
 MODEL = "vae-generator"
 CONCURRENCY = 64

@@ -10,12 +10,12 @@ memory (RSS) before, at most and after.
 - many idle keep-alive connections, clients trickling their headers and bodies stalled after 4
   bytes, all at once, and the latency of a healthy request meanwhile
 - the attempts that once got through, each against a server started with the settings it names
-  (serve_hostile_holes.py): a surrogate id, a body trickled after a 413, clients that never read,
+  (serve_hostile_holes): a surrogate id, a body trickled after a 413, clients that never read,
   urllib's large body, a delay of 0 in a repository, a damaged `zoo info` cache, a slow model
   under overload, and 200 clients sending 16 MB bodies at once with the server's RSS
 
-    python benchmarks/serve_hostile.py                   # about a minute and a half
-    python benchmarks/serve_hostile.py --quick --out /tmp/hostile
+    python -m benchmarks.serving.serve_hostile           # about a minute and a half
+    python -m benchmarks.serving.serve_hostile --quick --out /tmp/hostile
 
 Writes benchmarks/results/serve_hostile-<machine>-<date>.json and .md.
 """
@@ -23,51 +23,41 @@ Writes benchmarks/results/serve_hostile-<machine>-<date>.json and .md.
 import json
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine  # noqa: E402
-from serve_hostile_holes import all_holes  # noqa: E402
-from serve_load import make_run  # noqa: E402
+from benchmarks import machine
+from benchmarks.serving import harness
+from benchmarks.serving.harness import make_run
+from benchmarks.serving.serve_hostile_holes import all_holes
 
 FULL = {"burst": 10, "idle": 1000, "trickling": 300, "stalled": 200, "probes": 20}
 QUICK = {"burst": 2, "idle": 50, "trickling": 20, "stalled": 20, "probes": 5}
 
 
-class Server:
+class Server(harness.Server):
+    """The harness's server with the server's own defaults (no --threads, not pinned), its log in a
+    file, and an HTTP client of its own."""
+
     def __init__(self, run: Path, *args):
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log")  # stderr: never a pipe that could fill
-        self.process = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(run), "--port", "0", "--quiet",
-                                         *map(str, args)], stdout=subprocess.PIPE, stderr=self.log, text=True)
-        for line in self.process.stdout:
-            if "serving" in line:
-                self.url = line.split(" on ")[1].split()[0]
-                break
-        else:
-            raise SystemExit("Error: zoo serve did not start")
-        self.host, port = self.url.removeprefix("http://").split(":")
-        self.port = int(port)
+        super().__init__([run], None, *args, threads=None, stderr=self.log)
+        address = urlsplit(self.url)
+        self.host, self.port = address.hostname, address.port
         self.client = httpx.Client(base_url=self.url, timeout=300)
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
 
     def log_text(self) -> str:
         self.log.flush()
         return Path(self.log.name).read_text()
 
-    def stop(self) -> None:
+    def stop(self) -> int:
         self.client.close()
-        self.process.terminate()
-        self.process.wait(timeout=60)
+        return super().stop()
 
 
 def json_infer(name: str, rows: np.ndarray) -> bytes:

@@ -1,5 +1,5 @@
 """The attempts that once got through `zoo serve`, each repeated with what it costs now (used by
-serve_hostile.py; every function returns one JSON-able record):
+serve_hostile; every function returns one JSON-able record):
 
 - a request whose id is a lone surrogate escape ("\\ud800");
 - headers declaring a 10 MB body, then one byte every 0.5 s after the 413 (--timeout 2);
@@ -142,7 +142,7 @@ def info_cache_wrong_types(scratch: Path) -> dict:
 
 
 def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: bool) -> dict:
-    from slow_model import calibrated, overrun
+    from benchmarks.serving.slow_model import calibrated, overrun  # onnx and onnxruntime: only when run
 
     folder = scratch / "slow"
     _, call = calibrated(generator, folder, 0.1 if quick else 0.37)

@@ -10,43 +10,27 @@ keep-alive connections, bounded in count and time, on loopback), each pinned to 
 taskset where there are two. Writes benchmarks/results/serve_load-<machine>-<date>.json, .md
 (its first table pastes into the README) and .png.
 
-    python benchmarks/serve_load.py                 # the full run: about a minute on 2 cores
-    python benchmarks/serve_load.py --quick --out /tmp/serve-load    # a smoke run, every path once
-    python benchmarks/serve_load.py --peers         # and Triton, KServe and MLServer beside it (serve_peers.py)
+    python -m benchmarks.serving.serve_load                # the full run: about a minute on 2 cores
+    python -m benchmarks.serving.serve_load --quick --out /tmp/serve-load   # a smoke run, every path once
+    python -m benchmarks.serving.serve_load --peers        # and Triton, KServe and MLServer beside it
+                                                           # (benchmarks.serving.peers.serve_peers)
 """
 
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import serve_load_client as load_client  # noqa: E402  (beside this file)
-import machine  # noqa: E402
-from serve_load_report import markdown, plot, targets  # noqa: E402
+from benchmarks import machine
+from benchmarks.serving import load_client
+from benchmarks.serving.harness import FULL, QUICK, Server, client_process, cores, make_run, run_client, run_inprocess
+from benchmarks.serving.peers import serve_peers
+from benchmarks.serving.serve_load_report import markdown, plot, targets
+from benchmarks.serving.serve_workers import measure_workers
 
 MODELS = (("vae", "generator"), ("conv-ae", "decoder"))  # (architecture, part) pairs to load
 NO_WORK = "no-work"  # the floor model's folder, so it is served as no-work-generator
-FULL = {"concurrency": (1, 8, 64, 256), "requests": 4000, "seconds": 8.0, "queue": 64, "overload_seconds": 8.0,
-        "inprocess_calls": 5000, "workers_concurrency": (64, 256)}
-QUICK = {"concurrency": (1, 8), "requests": 40, "seconds": 2.0, "queue": 4, "overload_seconds": 1.0,
-         "inprocess_calls": 50, "workers_concurrency": (8,)}
-
-
-def make_run(folder: Path, name: str) -> Path:
-    """The inference benchmark's run of ``name`` (seeded weights: serving speed does not depend on
-    training), exported."""
-    from zoo.export.bench.preparation import make_run as untrained_run
-    from zoo.export.onnx import export_artifacts
-
-    export_artifacts(untrained_run(folder, name))
-    return folder
 
 
 def make_no_work_model(generator: Path, folder: Path) -> Path:
@@ -76,69 +60,6 @@ def make_no_work_model(generator: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(no_work, folder / "generator.onnx")
     return folder
-
-
-def cores() -> tuple:
-    """(server core, client core) as taskset arguments, or (None, None) where pinning is impossible."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2 or shutil.which("taskset") is None:
-        return None, None
-    return str(allowed[0]), str(allowed[1])
-
-
-def pinned(core, command: list) -> list:
-    return (["taskset", "-c", core] if core is not None else []) + command
-
-
-class Server:
-    def __init__(self, runs: list, core, *options):
-        command = [sys.executable, "-m", "zoo", "serve", *map(str, runs), "--port", "0", "--quiet", "--threads", "1",
-                   *map(str, options)]
-        self.process = subprocess.Popen(pinned(core, command), stdout=subprocess.PIPE, text=True)
-        for line in self.process.stdout:
-            if match := re.search(r"on (http://\S+)", line):
-                self.url = match.group(1)
-                return
-        raise RuntimeError("zoo serve did not start")
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(self.url + "/metrics") as response:
-            return response.read().decode()
-
-    def batch_totals(self, model: str) -> tuple:
-        """(calls, rows) the server has run for ``model`` so far."""
-        values = dict(re.findall(rf'zoo_serve_batch_rows_(count|sum){{model="{re.escape(model)}"}} (\S+)', self.metrics()))
-        return float(values.get("count", 0)), float(values.get("sum", 0))
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> int:
-        self.process.terminate()
-        return self.process.wait(timeout=60)
-
-
-def run_client(core, url: str, request: dict, concurrency: int, plan: dict) -> dict:
-    """One closed-loop measurement, in its own (pinned) process; the client's summary dict."""
-    job = {"url": url, **request, "concurrency": concurrency, "requests": plan["requests"], "seconds": plan["seconds"],
-           "warmup": min(plan["requests"] // 4, 2 * concurrency)}
-    return _json_from(pinned(core, [sys.executable, load_client.__file__]), json.dumps(job), plan["seconds"] * 4 + 60)
-
-
-def run_inprocess(core, onnx_file: Path, calls: int) -> dict:
-    """Batch-1 latency of the same file in onnxruntime, one thread, pinned where the server runs."""
-    return _json_from(pinned(core, [sys.executable, load_client.__file__, "--inprocess", str(onnx_file), str(calls)]),
-                      "", 600)
-
-
-def _json_from(command: list, stdin: str, timeout: float) -> dict:
-    out = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        raise SystemExit(f"Error: {' '.join(command)} failed:\n{out.stderr.strip()[-2000:]}")
-    return json.loads(out.stdout)
 
 
 def measure_cells(server, model: str, batching: str, plan: dict, client_core, log) -> list:
@@ -184,8 +105,6 @@ def measure(runs: dict, plan: dict, log, scratch: Path) -> dict:
         finally:
             server.stop()
     result["overload"] = overload(runs, plan, server_core, client_core, log)
-    from serve_workers import measure_workers  # beside this file; it imports this module's helpers
-
     result["workers"] = measure_workers(runs["vae"], (1, 2), 1, plan, log)
     return result
 
@@ -199,8 +118,7 @@ def overload(runs: dict, plan: dict, server_core, client_core, log) -> dict:
         model = "conv-ae-decoder"
         request = load_client.infer_request(server.url, model, load_client.input_shape(server.url, model), binary=True)
         rss = [server.rss_mb()]
-        job = subprocess.Popen(pinned(client_core, [sys.executable, load_client.__file__]), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
+        job = client_process(client_core)
         job.stdin.write(json.dumps({"url": server.url, **request, "concurrency": 4 * queue, "warmup": 0,
                                     "requests": 10**9, "seconds": plan["overload_seconds"]}))
         job.stdin.close()
@@ -222,7 +140,7 @@ def main(argv=None):
     parser.add_argument("--runs", nargs=2, type=Path, metavar=("VAE_RUN", "CONV_AE_RUN"),
                         help="exported run folders to serve (default: seeded models exported to a temporary folder)")
     parser.add_argument("--peers", action="store_true",
-                        help="also serve the VAE generator through Triton, KServe and MLServer (serve_peers.py; "
+                        help="also serve the VAE generator through Triton, KServe and MLServer (serve_peers; "
                              "installs KServe and MLServer into .peers/ on first use)")
     args = parser.parse_args(argv)
     for run in args.runs or ():
@@ -240,22 +158,15 @@ def main(argv=None):
             result["peers"] = measure_peers_here(runs["vae"], args, log, Path(scratch))
     result["targets"] = targets(result)
     result["seconds"] = round(time.perf_counter() - started, 1)
-    text = markdown(result)
-    json_path, md_path = machine.write_results("serve_load", result, text, args.out)
-    png_path = plot(result, md_path.with_suffix(".png"))
-    print(f"wrote {json_path}, {md_path.name} and {png_path.name} in {result['seconds']:.0f} s; "
-          f"read {md_path} (its first table pastes into the README)")
+    machine.publish("serve_load", result, markdown(result), args.out, plot=lambda path: plot(result, path),
+                    note=f"in {result['seconds']:.0f} s; read the .md (its first table pastes into the README)")
     if args.peers:
-        import serve_peers  # beside this file
-
         peers = {"benchmark": "serve_peers", "quick": args.quick, "machine": result["machine"], **result["peers"]}
-        print("wrote {}, {} and {}".format(*(p.name for p in serve_peers.write(peers, args.out))))
+        serve_peers.write(peers, args.out)
 
 
 def measure_peers_here(vae_run: Path, args, log, scratch: Path) -> dict:
-    """serve_peers.py's measurement on the same VAE run, in this run (its own files are written too)."""
-    import serve_peers  # beside this file; it imports this module's helpers
-
+    """serve_peers' measurement on the same VAE run, in this run (its own files are written too)."""
     return serve_peers.measure_peers(vae_run / "generator.onnx", serve_peers.QUICK if args.quick else serve_peers.FULL,
                                      log, scratch / "peers")
 

@@ -1,14 +1,16 @@
-"""`zoo serve` at an earlier commit and now, side by side: serve_load.py's cells run for each, in
+"""`zoo serve` at an earlier commit and now, side by side: serve_load's cells run for each, in
 alternating rounds, from the same exported models, and each cell's requests/s reported as the ratio
 now / before (above 1: faster now).
 
 The earlier commit is checked out into a temporary git worktree and imported in place of this
-checkout (its zoo/ with plugins/, export/ and serve/ linked under it, first on PYTHONPATH, run from
-a folder outside the checkout so that the current directory does not shadow it); the load client,
-the models and the benchmark script are this checkout's for both sides.
+checkout (its zoo/, first on PYTHONPATH; a commit from before plugins/, export/ and serve/ moved
+under zoo/ gets them linked there, as its pyproject.toml mapped them), run from a folder outside the
+checkout so that the current directory does not shadow it; the load client, the models and the
+benchmark (benchmarks.serving.serve_load, this checkout's, next on PYTHONPATH) are the same for both
+sides.
 
-    python benchmarks/serve_load_compare.py --before d81c0c6          # two rounds, about 8 minutes
-    python benchmarks/serve_load_compare.py --before HEAD~3 --rounds 1 --quick --out /tmp/compare
+    python -m benchmarks.serving.serve_load_compare --before d81c0c6      # two rounds, about 8 minutes
+    python -m benchmarks.serving.serve_load_compare --before HEAD~3 --rounds 1 --quick --out /tmp/compare
 
 Writes benchmarks/results/serve_load_compare-<machine>-<date>.json and .md.
 """
@@ -21,24 +23,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine  # noqa: E402
-from serve_load import make_run  # noqa: E402
+from benchmarks import machine
+from benchmarks.serving.harness import ROOT, make_run
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "serve_load.py"
+BENCHMARK = "benchmarks.serving.serve_load"
+OLD_TOP_LEVEL = ("plugins", "export", "serve")  # beside zoo/ before they moved under it (pyproject's package-dir)
 
 
 def importable_tree(revision: str, scratch: Path) -> Path:
-    """A folder whose zoo package is ``revision``'s, laid out as the installed package is."""
+    """A folder whose zoo package is ``revision``'s, laid out as the installed package is: as it is
+    where the revision keeps everything under zoo/, with the old top-level folders linked in where not."""
     tree = scratch / "tree"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), revision], check=True)
     package = scratch / "path"
     package.mkdir()
     (package / "zoo").symlink_to(tree / "zoo")
-    for folder in ("plugins", "export", "serve"):  # pyproject.toml's package-dir mapping
+    for folder in OLD_TOP_LEVEL:
         link = tree / "zoo" / folder
-        if not link.exists():
+        if not link.exists() and (tree / folder).is_dir():
             link.symlink_to(tree / folder)
     return package
 
@@ -52,10 +54,14 @@ def cell_rates(result: dict) -> dict:
 
 
 def run_side(path: Path | None, runs: list, out: Path, quick: bool, cwd: Path) -> dict:
+    """serve_load on ``runs`` with the zoo in ``path`` (None: this checkout's), from ``cwd``, a folder
+    outside the checkout: `python -m` puts the current directory first on sys.path, so the checkout's
+    root as cwd would put its zoo before ``path``'s. The benchmarks package comes from this checkout,
+    after ``path``."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    if path is not None:
-        env["PYTHONPATH"] = str(path)
-    command = [sys.executable, str(SCRIPT), "--runs", *map(str, runs), "--out", str(out), *(["--quick"] if quick else [])]
+    env["PYTHONPATH"] = os.pathsep.join([*([str(path)] if path is not None else []), str(ROOT)])
+    command = [sys.executable, "-m", BENCHMARK, "--runs", *map(str, runs), "--out", str(out),
+               *(["--quick"] if quick else [])]
     subprocess.run(command, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
     (result,) = out.glob("serve_load-*.json")
     return json.loads(result.read_text())
@@ -78,7 +84,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None):
-    parser = machine.arguments(__doc__, quick="serve_load.py's quick plan")
+    parser = machine.arguments(__doc__, quick="serve_load's quick plan")
     parser.add_argument("--before", required=True, help="the commit to compare against")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
@@ -92,7 +98,7 @@ def main(argv=None):
                 for side, path in (("before", before), ("now", None)):
                     out = scratch / f"{side}-{round_}"
                     sides[side].append(cell_rates(run_side(path, runs, out, args.quick, cwd=scratch)))
-                    print(f"round {round_ + 1}: {side} done", flush=True)
+                    print(f"round {round_ + 1}: {side} done", file=sys.stderr, flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch / "tree")], check=False)
     cells = [{"model": key[0], "tensors": key[1], "batching": key[2], "concurrency": key[3],

@@ -1,6 +1,9 @@
-"""serve_load.py's results as the issue's targets, Markdown and a plot."""
+"""serve_load's results as the issue's targets, Markdown and a plot."""
 
 import math
+
+from benchmarks.serving.peers.serve_peers_report import markdown_rows as peers_rows
+from benchmarks.serving.serve_workers import markdown_rows as workers_rows
 
 SUMMARY_CONCURRENCY = (1, 64)  # the README table's rows; the .md file lists every cell below it
 SHARE_OF_HELLO = {"binary": 0.85, "json": 0.5}  # req/s under load, as a share of the hello-world route's
@@ -111,12 +114,10 @@ def markdown(result) -> str:
     if not result.get("workers"):
         lines += ["", "## Every cell", "", HEADER]
     if result.get("workers"):
-        from serve_workers import markdown_rows  # beside this file
-
         lines += ["", "## Worker processes", "",
                   "`--workers N`, the VAE generator. With 2 workers on 2 cores the server and the load client "
                   "share both cores (server cores 'all'), so the client's own work comes out of the server's.",
-                  "", *markdown_rows(result["workers"]), "", "## Every cell", "", HEADER]
+                  "", *workers_rows(result["workers"]), "", "## Every cell", "", HEADER]
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result["cells"]]
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result.get("no_work", [])]
     lines += [_row("hello-world route (no model)", "-", "-", h) for h in result["hello"]]
@@ -124,15 +125,14 @@ def markdown(result) -> str:
 
 
 def peers_section(result) -> list:
-    """Under `--peers`: the same VAE generator through Triton, KServe and MLServer (serve_peers.py)."""
+    """Under `--peers`: the same VAE generator through Triton, KServe and MLServer (serve_peers)."""
     if not result.get("peers"):
         return []
-    from serve_peers_report import markdown_rows  # beside this file
 
     return ["", "## Beside its peers", "",
             "The VAE generator file served by zoo serve and by the systems a user would pick instead, each pinned "
             "to one core with onnxruntime at one intra-op thread, with the same client (serve_peers.py; its own "
-            "results file has every cell's latency and a plot).", "", *markdown_rows(result["peers"])]
+            "results file has every cell's latency and a plot).", "", *peers_rows(result["peers"])]
 
 
 def no_work_reference(result) -> list:

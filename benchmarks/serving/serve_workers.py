@@ -6,61 +6,34 @@ or more processes, since one Python client tops out near one core) the next ones
 taskset. Where it has not (2 cores and 2 workers), server and client share every core, and the
 results say so: the client's own cost then comes out of the server's.
 
-    python benchmarks/serve_workers.py                      # 1, 2, 4 and 8 workers (those that fit)
-    python benchmarks/serve_workers.py --workers 1 2 --clients 1 --quick --out /tmp/w
+    python -m benchmarks.serving.serve_workers              # 1, 2, 4 and 8 workers (those that fit)
+    python -m benchmarks.serving.serve_workers --workers 1 2 --clients 1 --quick --out /tmp/w
 
-serve_load.py runs the same measurement for 1 and 2 workers as part of its full run.
+serve_load runs the same measurement for 1 and 2 workers as part of its full run.
 Writes benchmarks/results/serve_workers-<machine>-<date>.json and .md.
 """
 
-import json
-import os
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine  # noqa: E402
-import serve_load_client as load_client  # noqa: E402
-from serve_load import FULL, QUICK, Server, make_run, pinned  # noqa: E402
+from benchmarks import machine
+from benchmarks.serving import load_client
+from benchmarks.serving.harness import FULL, QUICK, Server, allowed_cores, can_pin, make_run, run_clients
 
 MODEL = "vae-generator"
 
 
 def placement(workers: int, clients: int) -> tuple:
     """(server cores, [client core per client process], shared?) as taskset lists."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if shutil.which("taskset") is None or len(allowed) < 2:
+    if not can_pin():
         return None, [None] * clients, True
+    allowed = allowed_cores()
     if len(allowed) >= workers + clients:
         server = ",".join(map(str, allowed[:workers]))
         return server, [str(allowed[workers + i]) for i in range(clients)], False
     return None, [None] * clients, True  # not enough cores to keep them apart: everything shares
-
-
-def run_clients(cores: list, url: str, request: dict, concurrency: int, plan: dict) -> dict:
-    """Closed-loop load from len(cores) client processes at once, ``concurrency`` connections in all."""
-    share = max(1, concurrency // len(cores))
-    job = json.dumps({"url": url, **request, "concurrency": share, "requests": plan["requests"],
-                      "seconds": plan["seconds"], "warmup": min(plan["requests"] // 4, 2 * share)})
-    processes = [subprocess.Popen(pinned(core, [sys.executable, load_client.__file__]), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True) for core in cores]
-    for process in processes:
-        process.stdin.write(job)
-        process.stdin.close()
-    results = []
-    for process in processes:
-        out = process.stdout.read()
-        if process.wait(timeout=plan["seconds"] * 4 + 60) != 0:
-            raise SystemExit(f"Error: the load client failed: {out[-2000:]}")
-        results.append(json.loads(out))
-    return {"rps": sum(r["rps"] for r in results), "p50_ms": statistics.median(r["p50_ms"] for r in results),
-            "p99_ms": max(r["p99_ms"] for r in results), "errors": sum(r["errors"] for r in results),
-            "clients": len(results), "concurrency": share * len(results)}
 
 
 def measure_workers(vae_run: Path, counts, clients: int, plan: dict, log) -> list:
@@ -107,7 +80,7 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=None,
                         help="load client processes (default: 1 on up to 4 cores, else 4)")
     args = parser.parse_args(argv)
-    cores = len(os.sched_getaffinity(0))
+    cores = len(allowed_cores())
     clients = args.clients or (1 if cores <= 4 else 4)
     counts = [n for n in args.workers if n == 1 or n + clients <= max(cores, 2)] or [1]
     plan = QUICK if args.quick else FULL
@@ -122,8 +95,7 @@ def main(argv=None):
                       f"Batch-1 requests to {MODEL}, onnxruntime with one intra-op thread per worker, "
                       f"{clients} load client process(es). Rows marked 'all' ran with server and client "
                       "sharing every core.", "", *markdown_rows(rows), ""])
-    json_path, md_path = machine.write_results("serve_workers", result, text, args.out)
-    print(f"wrote {json_path} and {md_path.name} in {result['seconds']:.0f} s")
+    machine.publish("serve_workers", result, text, args.out, note=f"in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A model slow enough to overrun `zoo serve`: the VAE generator's interface (eps [N, 20] -> x_hat
 [N, 1, 28, 28], the same zoo.* metadata) around a loop of matrix products whose length is calibrated
-to a wanted number of seconds per call on this machine. The overload tests and serve_hostile.py
+to a wanted number of seconds per call on this machine. The overload tests and serve_hostile
 serve it."""
 
 import json

@@ -6,8 +6,8 @@ installed): the rounds alternate between them, so a slow moment of the machine h
 `zoo info` runs once untimed first, so the timed runs answer from its cache as a user's second
 `zoo info` does.
 
-    python benchmarks/cli_startup.py                       # this checkout's interpreter, 5 runs each
-    python benchmarks/cli_startup.py --python before=/tmp/old/bin/python --runs 9
+    python -m benchmarks.startup.cli_startup               # this checkout's interpreter, 5 runs each
+    python -m benchmarks.startup.cli_startup --python before=/tmp/old/bin/python --runs 9
 
 Writes benchmarks/results/cli_startup-<machine>-<date>.json and .md.
 """
@@ -18,10 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine  # noqa: E402
+from benchmarks import machine
 
 COMMANDS = [["--help"], ["list"], ["info", "vae"], ["plugins"], ["datasets"], ["train", "--help"],
             ["serve", "--help"], ["sample", "--help"]]
@@ -89,10 +87,7 @@ def main():
     result = {"machine": machine.describe(), "runs": args.runs, "pythons": pythons,
               "sources": {label: source_of(python) for label, python in pythons.items()},
               "seconds": measure(pythons, args.runs)}
-    text = markdown(result)
-    print(text)
-    for path in machine.write_results("cli_startup", result, text, args.out):
-        print(f"wrote {path}")
+    machine.publish("cli_startup", result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

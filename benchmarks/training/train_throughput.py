@@ -6,7 +6,7 @@
 - bare: the same optimizer steps over batches preloaded as float tensors with nothing else: the floor.
 
 Writes the epoch times and the ratios to benchmarks/results/. Run:
-    ZOO_DATA_DIR=../shared/datasets python benchmarks/train_throughput.py [--epochs 3] [--threads N]
+    ZOO_DATA_DIR=../shared/datasets python -m benchmarks.training.train_throughput [--epochs 3] [--threads N]
 """
 
 import argparse
@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, write_results  # noqa: E402
+from benchmarks.machine import describe, publish
 
 BATCH, LR, LATENT = 100, 1e-3, 100
 
@@ -151,9 +150,7 @@ def main():
           f"{median[k] / median['bare']:.2f}x |" for k in ("seed", "zoo", "bare")],
         "",
     ])
-    json_path, md_path = write_results("train_throughput", result, markdown)
-    print(markdown)
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    publish("train_throughput", result, markdown)
 
 
 if __name__ == "__main__":

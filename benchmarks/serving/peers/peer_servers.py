@@ -1,4 +1,4 @@
-"""Installing and starting each server serve_peers.py measures: zoo serve, Triton (onnxruntime and
+"""Installing and starting each server serve_peers measures: zoo serve, Triton (onnxruntime and
 Python backends, from scripts/triton.sh), KServe and MLServer (pinned, in their own venvs under .peers/),
 each on free loopback ports, pinned to the server's core, until it answers."""
 
@@ -13,10 +13,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import Server, pinned  # noqa: E402
+from benchmarks.serving.harness import ROOT, Server, pinned
+from benchmarks.serving.peers.peer_models import (KSERVE_SERVER, MLSERVER_RUNTIME, TRITON_PYTHON_CONFIG,
+                                                  TRITON_PYTHON_MODEL)
 
-ROOT = Path(__file__).resolve().parents[1]
 TRITON = ROOT / ".triton"
 TRITON_ORT_BACKEND = TRITON / "backends" / "onnxruntime" / "libtriton_onnxruntime.so"
 PEERS_DIR = ROOT / ".peers"
@@ -164,15 +164,12 @@ def dist_version(site_packages: Path, package: str) -> str | None:
 
 
 
-from peer_models import KSERVE_SERVER, MLSERVER_RUNTIME, TRITON_PYTHON_CONFIG, TRITON_PYTHON_MODEL  # noqa: E402
-
-
 # -- starting each peer ----------------------------------------------------------------------------
 
 def start_zoo(ctx: Context) -> Running:
     import zoo
 
-    server = Server([ctx.generator.parent], ctx.core)  # serve_load's: defaults plus --threads 1
+    server = Server([ctx.generator.parent], ctx.core)  # the harness's: defaults plus --threads 1
     return Running(server.url, server.stop, {"zoo": zoo.__version__, "onnxruntime": ctx.ort_version},
                    {"command": "zoo serve RUN --threads 1", "max_batch": MAX_BATCH, "max_delay_ms": 2.0,
                     "instances": 1, "intra_op_threads": 1, "workers": 1})

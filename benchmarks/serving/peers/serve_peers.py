@@ -11,9 +11,9 @@ backend's numpy and onnxruntime are installed here, pinned, into .peers/ (git-ig
 A peer that cannot be installed or started is recorded with the reason and the others still run.
 Writes benchmarks/results/serve_peers-<machine>-<date>.json, .md and .png.
 
-    python benchmarks/serve_peers.py                  # the full run: a few minutes on 2 cores
-    python benchmarks/serve_peers.py --quick --out /tmp/peers --only zoo,triton-ort   # a smoke run
-    python benchmarks/serve_load.py --peers           # the same, inside serve_load's full run
+    python -m benchmarks.serving.peers.serve_peers          # the full run: a few minutes on 2 cores
+    python -m benchmarks.serving.peers.serve_peers --quick --out /tmp/peers --only zoo,triton-ort  # a smoke run
+    python -m benchmarks.serving.serve_load --peers         # the same, inside serve_load's full run
 """
 
 import base64
@@ -24,12 +24,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine  # noqa: E402  (beside this file)
-import serve_load_client as load_client  # noqa: E402
-from serve_load import cores, make_run, run_client  # noqa: E402
-from peer_servers import CELL_TITLES, CELLS, FULL, GROUPS, HEALTH, LABELS, MODEL, QUICK, STARTERS, Context, Running, tensor_dims  # noqa: E402
-from serve_peers_report import markdown, plot, targets  # noqa: E402
+from benchmarks import machine
+from benchmarks.serving import load_client
+from benchmarks.serving.harness import cores, make_run, run_client
+from benchmarks.serving.peers.peer_servers import (CELL_TITLES, CELLS, FULL, GROUPS, HEALTH, LABELS, MODEL, QUICK,
+                                                   STARTERS, Context, Running, tensor_dims)
+from benchmarks.serving.peers.serve_peers_report import markdown, plot, targets
+
 
 def requests_for(generator: Path) -> dict:
     """The batch-1 requests every server gets (the same bytes), and the answer they must give."""
@@ -127,12 +128,12 @@ def measure_peers(generator: Path, plan: dict, log, scratch: Path, only=None, in
             "targets": targets(servers)}
 
 
-def write(result: dict, out: Path | None) -> tuple:
-    """serve_peers-<machine>-<date>.json, .md and .png in ``out`` (default benchmarks/results)."""
+def write(result: dict, out: Path | None, note: str = "") -> tuple:
+    """serve_peers-<machine>-<date>.json, .md and .png in ``out`` (default benchmarks/results), through
+    machine.publish: the Markdown on stdout, where it went on stderr."""
     stem = f"serve_peers-{machine.slug(result['machine'])}-{result['machine']['date']}"
     text = markdown(result, stem + ".png")
-    json_path, md_path = machine.write_results("serve_peers", result, text, out)
-    return json_path, md_path, plot(result, md_path.with_suffix(".png"))
+    return machine.publish("serve_peers", result, text, out, plot=lambda path: plot(result, path), note=note)
 
 
 def main(argv=None):
@@ -154,8 +155,7 @@ def main(argv=None):
                   **measure_peers(run / "generator.onnx", QUICK if args.quick else FULL, log, Path(scratch),
                                   args.only, install=not args.no_install)}
     result["seconds"] = round(time.perf_counter() - started, 1)
-    json_path, md_path, png_path = write(result, args.out)
-    print(f"wrote {json_path}, {md_path.name} and {png_path.name} in {result['seconds']:.0f} s")
+    write(result, args.out, note=f"in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
-"""What serve_peers.py reports: the targets (zoo serve against Triton's best setting, KServe and
+"""What serve_peers reports: the targets (zoo serve against Triton's best setting, KServe and
 MLServer), the Markdown tables and the plot."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_servers import CELL_TITLES, CELLS, HEALTH, LABELS, PYTHON_SERVER_TARGET, TRITON_TARGET  # noqa: E402
+from benchmarks.serving.peers.peer_servers import (CELL_TITLES, CELLS, HEALTH, LABELS, PYTHON_SERVER_TARGET,
+                                                   TRITON_TARGET)
 
 # -- targets, Markdown and the plot ----------------------------------------------------------------
 

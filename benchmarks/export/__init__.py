@@ -1,0 +1,1 @@
+"""The exported parts in onnxruntime against PyTorch eager (the same as `zoo bench`)."""

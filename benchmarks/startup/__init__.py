@@ -1,0 +1,1 @@
+"""How long the `zoo` commands take to answer."""

@@ -1,0 +1,1 @@
+"""The training loop against the lecture's loop and the bare floor."""
