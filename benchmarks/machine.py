@@ -18,8 +18,9 @@ def write_results(stem: str, result: dict, markdown: str, out_dir: Path | None =
     return _machine.write_results(stem, result, markdown, out_dir if out_dir is not None else RESULTS)
 
 
-def publish(stem: str, result: dict, markdown: str, out_dir: Path | None = None, *, plot=None,
-            note: str = "") -> tuple[Path, ...]:
+def publish(
+    stem: str, result: dict, markdown: str, out_dir: Path | None = None, *, plot=None, note: str = ""
+) -> tuple[Path, ...]:
     """How every benchmark ends: write_results (the JSON and the Markdown), then ``plot(path)`` for the
     .png beside them where the benchmark draws one; the Markdown on stdout, and on stderr where it all
     went, followed by ``note``. The paths written, the JSON's first."""

@@ -21,18 +21,47 @@ from zoo.export.parts import PART_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["pca-ae", "vae"]  # the smallest linear model and one with a two-output encoder
-ROW_KEYS = {"model", "part", "runtime", "batch", "threads", "p50_us", "p90_us", "p99_us", "samples_per_second",
-            "gflops", "ceiling_fraction", "max_abs_diff"}
-POSITIVE = ("p50_us", "p90_us", "p99_us", "samples_per_second", "gflops", "ceiling_fraction",
-            "torch_over_onnxruntime", "floor_multiple", "setup_ms", "file_bytes", "flops_per_sample", "calls")
+ROW_KEYS = {
+    "model",
+    "part",
+    "runtime",
+    "batch",
+    "threads",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "samples_per_second",
+    "gflops",
+    "ceiling_fraction",
+    "max_abs_diff",
+}
+POSITIVE = (
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "samples_per_second",
+    "gflops",
+    "ceiling_fraction",
+    "torch_over_onnxruntime",
+    "floor_multiple",
+    "setup_ms",
+    "file_bytes",
+    "flops_per_sample",
+    "calls",
+)
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     """One --quick run of the script on two small models, in a fresh process like CI's."""
     out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.export.inference", *MODELS, "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.export.inference", *MODELS, "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (json_path,) = out.glob("inference-*.json")
     return {"out": out, "json": json_path, "result": json.loads(json_path.read_text()), "stderr": proc.stderr}
@@ -60,8 +89,14 @@ def test_rows_cover_every_model_part_runtime_batch_and_thread_count(quick):
     settings = result["settings"]
     threads = sorted({1, os.cpu_count()})
     assert settings["threads"] == threads
-    want = {(m, p, rt, b, t) for m in MODELS for p in PART_NAMES for rt in bench.RUNTIMES
-            for b in settings["batches"] for t in threads}
+    want = {
+        (m, p, rt, b, t)
+        for m in MODELS
+        for p in PART_NAMES
+        for rt in bench.RUNTIMES
+        for b in settings["batches"]
+        for t in threads
+    }
     have = [(r["model"], r["part"], r["runtime"], r["batch"], r["threads"]) for r in result["rows"]]
     assert sorted(have) == sorted(want)  # each cell exactly once
 
@@ -114,8 +149,17 @@ def test_markdown_and_plot_are_written_beside_the_json(quick):
 
 def test_compare_reports_how_far_ratios_moved():
     def rows(ratio):
-        return [{"model": "m", "part": "decoder", "runtime": "onnxruntime", "batch": b, "threads": 1,
-                 "torch_over_onnxruntime": ratio * b} for b in (1, 8)]
+        return [
+            {
+                "model": "m",
+                "part": "decoder",
+                "runtime": "onnxruntime",
+                "batch": b,
+                "threads": 1,
+                "torch_over_onnxruntime": ratio * b,
+            }
+            for b in (1, 8)
+        ]
 
     report = bench.compare({"rows": rows(2.0), "file": "old.json"}, rows(2.2))
     assert report["cells"] == 2 and report["within_tolerance"] == 2

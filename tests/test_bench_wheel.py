@@ -58,8 +58,9 @@ def wheel_site(tmp_path_factory):
 
 def test_a_wheel_install_names_the_machine_as_a_checkout_does(wheel_site, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(wheel_site)}
-    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(found["machine_file"]).is_relative_to(wheel_site)  # the installed copy, not the checkout

@@ -60,7 +60,7 @@ def find_cycle(edges: dict) -> list:
         stack.append(node)
         for target in sorted(edges.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         stack.pop()
@@ -83,7 +83,9 @@ def test_the_benchmarks_import_each_other_in_no_circle():
 def test_a_circle_added_on_purpose_is_found(tmp_path):
     shutil.copytree(ROOT / PACKAGE, tmp_path / PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "results"))
     harness = tmp_path / PACKAGE / "serving" / "harness.py"
-    harness.write_text(harness.read_text() + "\n\ndef later():\n    from benchmarks.serving import serve_load  # noqa\n")
+    harness.write_text(
+        harness.read_text() + "\n\ndef later():\n    from benchmarks.serving import serve_load  # noqa\n"
+    )
     cycle = find_cycle(graph(tmp_path))
     assert cycle[0] == cycle[-1] and {"benchmarks.serving.harness", "benchmarks.serving.serve_load"} <= set(cycle)
     relative = tmp_path / PACKAGE / "serving" / "load_client.py"  # a relative import counts the same
@@ -103,8 +105,7 @@ def test_the_serving_harness_and_the_load_client_import_no_benchmark():
 def test_no_benchmark_edits_sys_path():
     for name, path in modules(ROOT).items():
         for node in ast.walk(ast.parse(path.read_text())):
-            touched = (isinstance(node, ast.Attribute) and node.attr == "path"
-                       and getattr(node.value, "id", "") == "sys")
+            touched = isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", "") == "sys"
             assert not touched, f"{name} (line {node.lineno}) uses sys.path: import by package path instead"
 
 
@@ -123,10 +124,13 @@ def test_every_benchmark_module_imports_by_its_package_path():
     """Each module, imported as benchmarks.<...> from the repository's root in a fresh interpreter, is
     the file it is named after."""
     names = sorted(modules(ROOT))
-    probe = ("import importlib, json, sys\n"
-             "print(json.dumps({n: importlib.import_module(n).__file__ for n in json.loads(sys.argv[1])}))")
-    done = subprocess.run([sys.executable, "-c", probe, json.dumps(names)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    probe = (
+        "import importlib, json, sys\n"
+        "print(json.dumps({n: importlib.import_module(n).__file__ for n in json.loads(sys.argv[1])}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(names)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     files = json.loads(done.stdout.strip().splitlines()[-1])
     assert {name: Path(file) for name, file in files.items()} == modules(ROOT)

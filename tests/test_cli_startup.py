@@ -17,11 +17,11 @@ HEAVY = ("torch", "numpy", "onnx", "onnxruntime", "onnxscript", "tritonclient", 
 # and the heavy modules loaded so far: a command that imports one shows up as the first to have it.
 # Standalone mode, as the `zoo` script runs: every command ends in SystemExit with its status (outside
 # it, click returns a ctx.exit code and raises usage errors instead, and a failure could pass as 0).
-PROBE = """
+PROBE = f"""
 import json, sys
 from zoo.cli import cli
 
-heavy = %r
+heavy = {HEAVY!r}
 report = []
 for args in json.loads(sys.argv[1]):
     try:
@@ -29,9 +29,9 @@ for args in json.loads(sys.argv[1]):
         code = "returned without exiting"
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1 if exc.code else 0
-    report.append({"args": args, "exit": code, "heavy": sorted(m for m in heavy if m in sys.modules)})
+    report.append({{"args": args, "exit": code, "heavy": sorted(m for m in heavy if m in sys.modules)}})
 print(json.dumps(report))
-""" % (HEAVY,)
+"""
 
 # A third-party command that fails by ctx.exit, the way a click command says "no" without an error.
 EXITING_COMMAND = """
@@ -60,14 +60,29 @@ COMMANDS = all_commands()
 
 
 def run_in_process(*commands, env=None):
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(commands)], capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--json"], ["plugins"], ["datasets", "--json"],
-                                  *[[command, "--help"] for command in COMMANDS]], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["list"],
+        ["list", "--json"],
+        ["plugins"],
+        ["datasets", "--json"],
+        *[[command, "--help"] for command in COMMANDS],
+    ],
+    ids=" ".join,
+)
 def test_command_imports_no_heavy_module(args):
     [report] = run_in_process(args)
     assert report == {"args": args, "exit": 0, "heavy": []}
@@ -77,8 +92,13 @@ def test_the_probe_records_each_way_a_command_fails(tmp_path):
     from helpers import install_distribution
 
     install_distribution(tmp_path, "zoo-exit", "zoo_exit", EXITING_COMMAND, {"exit": "zoo_exit"})
-    reports = run_in_process(["exit-three"], ["list", "--no-such-option"], ["info", "no-such-model"], ["list"],
-                             env={"PYTHONPATH": str(tmp_path)})
+    reports = run_in_process(
+        ["exit-three"],
+        ["list", "--no-such-option"],
+        ["info", "no-such-model"],
+        ["list"],
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert [report["exit"] for report in reports] == [3, 2, 2, 0]  # a usage error, an unknown model: 2
 
 

@@ -11,8 +11,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_one_class_run_writes_every_result(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "benchmarks.quality.one_class", "--quick", "--models", "deep-ae",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.quality.one_class",
+            "--quick",
+            "--models",
+            "deep-ae",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (result_file,) = tmp_path.glob("one_class-*.json")
     result = json.loads(result_file.read_text())
@@ -22,7 +36,10 @@ def test_quick_one_class_run_writes_every_result(tmp_path):
     selection = model["selection"]
     assert [t["settings"] for t in selection["candidates"]] == [{"latent": "4"}, {"latent": "16"}]
     assert selection["chosen"] in [t["settings"] for t in selection["candidates"]]
-    assert model["settings"] == {"batch_size": "64", **selection["chosen"]}  # the test protocol runs what selection chose
+    assert model["settings"] == {
+        "batch_size": "64",
+        **selection["chosen"],
+    }  # the test protocol runs what selection chose
     for dataset in ("mnist", "fashion-mnist"):
         per_class = model["datasets"][dataset]["per_class"]
         assert list(per_class) == ["0"] and 0 <= per_class["0"]["auroc"] <= 1

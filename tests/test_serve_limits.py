@@ -13,7 +13,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-
 from test_serve_helpers import Server, infer_json, metric, raw_connection, read_all, read_response, vae_run, wait_until
 
 
@@ -25,8 +24,16 @@ def vae(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(vae, tmp_path_factory):
     """Small limits, so that each is easy to cross: 8 rows, 64 KiB answers, 2 s to send a request."""
-    server = Server(vae, "--max-batch", "8", "--max-response-mb", "0.0625", "--timeout", "2",
-                    log=tmp_path_factory.mktemp("log") / "serve.log")
+    server = Server(
+        vae,
+        "--max-batch",
+        "8",
+        "--max-response-mb",
+        "0.0625",
+        "--timeout",
+        "2",
+        log=tmp_path_factory.mktemp("log") / "serve.log",
+    )
     yield server
     assert server.stop() == 0
 
@@ -55,14 +62,16 @@ def test_an_answer_over_the_response_limit_is_refused_unrun(server):
     refused = server.client.post("/v2/models/vae-generator/infer", json=eps_request(8))
     assert refused.status_code == 400 and "response limit" in refused.json()["error"]
     assert calls(server, "vae-generator") == before
-    binary = server.client.post("/v2/models/vae-generator/infer",
-                                json=eps_request(8, parameters={"binary_data_output": True}))
+    binary = server.client.post(
+        "/v2/models/vae-generator/infer", json=eps_request(8, parameters={"binary_data_output": True})
+    )
     assert binary.status_code == 200 and len(binary.content) > 8 * 784 * 4
 
 
 def test_a_body_longer_than_the_max_batch_needs_is_413_unread(server):
     # vae-decoder takes 8 rows of 20 values: a 10 MB body is no request it could need.
-    body = b'{"inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": [' + b"0.1, " * 2_000_000 + b"0]}]}"
+    head = b'{"inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": ['
+    body = head + b"0.1, " * 2_000_000 + b"0]}]}"
     response = server.client.post("/v2/models/vae-decoder/infer", content=body)
     assert response.status_code == 413 and "more than 8 rows (the max batch of vae-decoder)" in response.json()["error"]
 
@@ -77,7 +86,7 @@ def test_deeply_nested_json_is_400_without_a_traceback(server, depth):
 
 def test_a_stalled_body_is_answered_504_and_dropped(server):
     with raw_connection(server) as sock:
-        sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"in")
+        sock.sendall(b'POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"in')
         started = time.monotonic()
         answer = read_response(sock)
         assert answer.startswith(b"HTTP/1.1 504") and b"timeout" in answer
@@ -120,10 +129,13 @@ def hostile_connection(server, kind: str) -> socket.socket:
     request head still trickling in, or a body stalled after 4 bytes."""
     sock = raw_connection(server)
     try:
-        sock.sendall({"idle": b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n",
-                      "trickling": b"GET /v2/health/live HTTP/1.1\r\nHo",
-                      "stalled": b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
-                                 b"\r\n{\"in"}[kind])
+        sock.sendall(
+            {
+                "idle": b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n",
+                "trickling": b"GET /v2/health/live HTTP/1.1\r\nHo",
+                "stalled": b'POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"in',
+            }[kind]
+        )
     except OSError:
         pass  # refused and closed before it could send: seen as refused below
     return sock
@@ -240,11 +252,18 @@ def failing_generator(generator, folder):
     model = onnx.load(generator)
     (source,), (target,) = model.graph.input, model.graph.output
     graph = helper.make_graph(
-        [helper.make_node("Pad", [source.name, "pads"], ["padded"]),
-         helper.make_node("Reshape", ["padded", "shape"], [target.name])],
-        "fails_past_one_row", [source], [target],
-        [helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, 784 - 20]),
-         helper.make_tensor("shape", TensorProto.INT64, [4], [1, 1, 28, 28])])
+        [
+            helper.make_node("Pad", [source.name, "pads"], ["padded"]),
+            helper.make_node("Reshape", ["padded", "shape"], [target.name]),
+        ],
+        "fails_past_one_row",
+        [source],
+        [target],
+        [
+            helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, 784 - 20]),
+            helper.make_tensor("shape", TensorProto.INT64, [4], [1, 1, 28, 28]),
+        ],
+    )
     broken = helper.make_model(graph, opset_imports=model.opset_import)
     broken.metadata_props.extend(model.metadata_props)
     folder.mkdir()
@@ -277,8 +296,13 @@ def test_the_hostile_client_benchmark_runs_and_memory_comes_back(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-m", "benchmarks.serving.serve_hostile", "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=root)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serving.serve_hostile", "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (result_file,) = tmp_path.glob("serve_hostile-*.json")
     result = json.loads(result_file.read_text())

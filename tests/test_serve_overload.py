@@ -34,8 +34,19 @@ def test_overload_refuses_at_once_and_answers_what_it_admits(slow, tmp_path):
     runs while at most three wait, with room for calls slowed by the load clients on the same two
     cores. 8 clients overrun it; the excess gets 503s and nearly every admitted request its 200."""
     run, call = slow
-    server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{8 * call:.3f}", "--threads", "1",
-                    "--quiet", log=tmp_path / "serve.log")
+    server = Server(
+        run,
+        "--max-batch",
+        "1",
+        "--max-queue",
+        "4",
+        "--timeout",
+        f"{8 * call:.3f}",
+        "--threads",
+        "1",
+        "--quiet",
+        log=tmp_path / "serve.log",
+    )
     try:
         counts = overrun(server.url, clients=8, seconds=3.0, pause_after_503=0.05)
     finally:
@@ -61,8 +72,19 @@ def test_no_call_runs_for_a_request_that_has_left(slow, tmp_path):
     timeout freed the instance early, the next request's call queued unseen behind the running
     one, and the backlog kept the server busy for seconds after the client had gone.)"""
     run, call = slow
-    server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{call / 2:.3f}", "--threads", "1",
-                    "--quiet", log=tmp_path / "serve.log")
+    server = Server(
+        run,
+        "--max-batch",
+        "1",
+        "--max-queue",
+        "4",
+        "--timeout",
+        f"{call / 2:.3f}",
+        "--threads",
+        "1",
+        "--quiet",
+        log=tmp_path / "serve.log",
+    )
     try:
         counts = overrun(server.url, clients=1, seconds=max(2.0, 12 * call))
         assert set(counts) == {"504"}, counts
@@ -78,8 +100,17 @@ def test_no_call_runs_for_a_request_that_has_left(slow, tmp_path):
 def test_sigterm_drains_the_admitted_requests_within_its_deadline(slow, tmp_path):
     run, call = slow
     timeout = 20 * call  # room for calls slowed by whatever else the machine runs
-    server = Server(run, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{timeout:.3f}", "--quiet",
-                    log=tmp_path / "serve.log")
+    server = Server(
+        run,
+        "--max-batch",
+        "1",
+        "--max-queue",
+        "4",
+        "--timeout",
+        f"{timeout:.3f}",
+        "--quiet",
+        log=tmp_path / "serve.log",
+    )
     assert wait_until(lambda: server.client.get("/v2/health/ready").status_code == 200)  # past its warm-up calls
     results = []
 
@@ -88,7 +119,9 @@ def test_sigterm_drains_the_admitted_requests_within_its_deadline(slow, tmp_path
 
         body = infer_json(np.ones((1, 20), np.float32), "eps")
         try:
-            results.append(httpx.post(f"{server.url}/v2/models/slow-generator/infer", json=body, timeout=60).status_code)
+            results.append(
+                httpx.post(f"{server.url}/v2/models/slow-generator/infer", json=body, timeout=60).status_code
+            )
         except httpx.HTTPError as exc:
             results.append(type(exc).__name__)
 
@@ -114,8 +147,9 @@ def test_the_memory_budget_refuses_at_once_and_comes_back(tmp_path_factory, tmp_
     """--max-memory-mb 2: a body of 1.5 MB being received holds 1.5 MB; meanwhile a request of
     1 MB is a 503 at once, one that could never fit a 413, and once the first has timed out the
     budget is whole again."""
-    server = Server(vae_run(tmp_path_factory), "--max-memory-mb", "2", "--timeout", "2", "--quiet",
-                    log=tmp_path / "serve.log")
+    server = Server(
+        vae_run(tmp_path_factory), "--max-memory-mb", "2", "--timeout", "2", "--quiet", log=tmp_path / "serve.log"
+    )
     head = b"POST /v2/models/vae-encoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"
     try:
         with connect(server) as stalled:
@@ -130,7 +164,9 @@ def test_the_memory_budget_refuses_at_once_and_comes_back(tmp_path_factory, tmp_
         request = infer_json(np.zeros((1, 1, 28, 28), np.float32), "x")
         assert server.client.post("/v2/models/vae-encoder/infer", json=request).status_code == 200
         # A JSON body's parsing counts too: 300 rows of 784 values (1.2 MB) need 10 MB as Python objects.
-        big = server.client.post("/v2/models/vae-encoder/infer", json=infer_json(np.zeros((300, 1, 28, 28), np.float32), "x"))
+        big = server.client.post(
+            "/v2/models/vae-encoder/infer", json=infer_json(np.zeros((300, 1, 28, 28), np.float32), "x")
+        )
         assert big.status_code == 413 and "whole budget" in big.json()["error"]
     finally:
         assert server.stop() == 0

@@ -36,8 +36,13 @@ def decode_once(folder: Path, size, workers: int) -> dict:
     t0 = time.perf_counter()
     decoded(list_folder(folder), Preprocess(size))  # a later run: list, fingerprint, open the .npy
     reopen = time.perf_counter() - t0
-    return {"images": len(result.usable), "seconds": seconds, "images_per_second": len(result.usable) / seconds,
-            "reopen_seconds": reopen, "array_bytes": int(result.images.nbytes)}
+    return {
+        "images": len(result.usable),
+        "seconds": seconds,
+        "images_per_second": len(result.usable) / seconds,
+        "reopen_seconds": reopen,
+        "array_bytes": int(result.images.nbytes),
+    }
 
 
 def main():
@@ -52,26 +57,41 @@ def main():
             folder = write_folder(Path(tmp) / name, count // scale, height, width, suffix)
             for workers in (1, 2):
                 print(f"{name}: {workers} process(es)", file=sys.stderr)
-                rows[f"{name}/{workers}"] = {"folder": name, "workers": workers, "size": size,
-                                             **decode_once(folder, size, workers)}
-    result = {"benchmark": "decode_images", "machine": describe(1), "load_average_before": load_before,
-              "load_average_after": os.getloadavg(), "quick": args.quick, "rows": rows}
+                rows[f"{name}/{workers}"] = {
+                    "folder": name,
+                    "workers": workers,
+                    "size": size,
+                    **decode_once(folder, size, workers),
+                }
+    result = {
+        "benchmark": "decode_images",
+        "machine": describe(1),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "quick": args.quick,
+        "rows": rows,
+    }
     m = result["machine"]
-    markdown = "\n".join([
-        "# Decoding a folder of images once into the cache",
-        "",
-        f"{m['cpu']}, {m['cores']} cores, Pillow {pillow_version()}, {m['date']}. Load average "
-        f"{result['load_average_before'][0]:.2f} before, {result['load_average_after'][0]:.2f} after (above 0: "
-        "other work shared the cores). Each decode starts from an empty cache and includes listing the folder, "
-        "reading the headers and starting the worker processes; 'reopen' is a later run's listing, "
-        "fingerprint and opening of the cached array.",
-        "",
-        "| folder | images | processes | seconds | images / s | reopen (s) | array MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        *[f"| {r['folder']} | {r['images']:,} | {r['workers']} | {r['seconds']:.2f} | {r['images_per_second']:,.0f} | "
-          f"{r['reopen_seconds']:.3f} | {r['array_bytes'] / 1e6:.1f} |" for r in rows.values()],
-        "",
-    ])
+    markdown = "\n".join(
+        [
+            "# Decoding a folder of images once into the cache",
+            "",
+            f"{m['cpu']}, {m['cores']} cores, Pillow {pillow_version()}, {m['date']}. Load average "
+            f"{result['load_average_before'][0]:.2f} before, {result['load_average_after'][0]:.2f} after (above 0: "
+            "other work shared the cores). Each decode starts from an empty cache and includes listing the folder, "
+            "reading the headers and starting the worker processes; 'reopen' is a later run's listing, "
+            "fingerprint and opening of the cached array.",
+            "",
+            "| folder | images | processes | seconds | images / s | reopen (s) | array MB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *[
+                f"| {r['folder']} | {r['images']:,} | {r['workers']} | {r['seconds']:.2f} | "
+                f"{r['images_per_second']:,.0f} | {r['reopen_seconds']:.3f} | {r['array_bytes'] / 1e6:.1f} |"
+                for r in rows.values()
+            ],
+            "",
+        ]
+    )
     publish("decode_images", result, markdown, args.out)
 
 

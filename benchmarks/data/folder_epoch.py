@@ -51,8 +51,9 @@ def torchvision_epoch(name, folder: Path, workers: int) -> float:
     from torchvision import datasets, transforms
 
     data = datasets.ImageFolder(str(folder), transform=transforms.ToTensor())
-    loader = DataLoader(data, batch_size=BATCH, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        data, batch_size=BATCH, shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(0)
+    )
     return steps(make_model(name), (x for x, _ in loader))
 
 
@@ -63,12 +64,21 @@ def bare_epoch(name, images: torch.Tensor) -> float:
 
 def zoo_epoch(name, folder: Path, out: Path) -> float:
     from zoo.data.by_path import make_request
-    from zoo.train.run_folder import read_metrics
     from zoo.train.loop import train
+    from zoo.train.run_folder import read_metrics
 
     # score_holdout=0: train on every training image, as the other loops do (no anomaly threshold).
-    run = train(name, out, data=make_request(folder, test_fraction=0.01), sets={"score_holdout": 0.0, **MODELS[name]},
-                epochs=1, batch_size=BATCH, lr=LR, schedule="constant", device="cpu")
+    run = train(
+        name,
+        out,
+        data=make_request(folder, test_fraction=0.01),
+        sets={"score_holdout": 0.0, **MODELS[name]},
+        epochs=1,
+        batch_size=BATCH,
+        lr=LR,
+        schedule="constant",
+        device="cpu",
+    )
     return read_metrics(run)[0]["epoch_seconds"]
 
 
@@ -87,10 +97,23 @@ def main():
         decoded = run_rounds(folder, Path(tmp), rounds, times)
     median = {name: {loop: statistics.median(t) for loop, t in loops.items()} for name, loops in times.items()}
     fastest = {name: {loop: min(t) for loop, t in loops.items()} for name, loops in times.items()}
-    result = {"benchmark": "folder_epoch", "machine": describe(THREADS), "load_average_before": load_before,
-              "load_average_after": os.getloadavg(), "settings": {"images": images, "batch": BATCH, "lr": LR,
-              "rounds": rounds, "torch_threads": THREADS, "zoo_train_images": decoded},
-              "epoch_seconds": times, "median_epoch_seconds": median, "fastest_epoch_seconds": fastest}
+    result = {
+        "benchmark": "folder_epoch",
+        "machine": describe(THREADS),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "settings": {
+            "images": images,
+            "batch": BATCH,
+            "lr": LR,
+            "rounds": rounds,
+            "torch_threads": THREADS,
+            "zoo_train_images": decoded,
+        },
+        "epoch_seconds": times,
+        "median_epoch_seconds": median,
+        "fastest_epoch_seconds": fastest,
+    }
     publish("folder_epoch", result, markdown(result), args.out)
 
 
@@ -117,24 +140,28 @@ def markdown(result) -> str:
     for name, loops in median.items():
         quickest = fastest[name]
         for loop, seconds in loops.items():
-            rows.append(f"| {name} | {loop} | {seconds:.2f} | {seconds / loops['bare']:.2f}x | "
-                        f"{loops['torchvision-2'] / seconds:.2f}x | {quickest[loop]:.2f} | "
-                        f"{quickest[loop] / quickest['bare']:.2f}x | {quickest['torchvision-2'] / quickest[loop]:.2f}x |")
-    return "\n".join([
-        "# One epoch on a folder of 3x32x32 PNGs",
-        "",
-        f"{m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, {s['torch_threads']} torch threads, "
-        f"{m['date']}; {s['zoo_train_images']:,} training images, batch {s['batch']}, Adam {s['lr']}, median of "
-        f"{s['rounds']} round(s). Load average {result['load_average_before'][0]:.2f} before, "
-        f"{result['load_average_after'][0]:.2f} after (other work shared the machine when it is above 0; the "
-        "fastest round is then the steadier figure).",
-        "",
-        "| model | loop | median s / epoch | vs bare floor | speed-up over ImageFolder, 2 workers | "
-        "fastest s / epoch | vs bare floor | speed-up over ImageFolder, 2 workers |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-    ])
+            rows.append(
+                f"| {name} | {loop} | {seconds:.2f} | {seconds / loops['bare']:.2f}x | "
+                f"{loops['torchvision-2'] / seconds:.2f}x | {quickest[loop]:.2f} | "
+                f"{quickest[loop] / quickest['bare']:.2f}x | {quickest['torchvision-2'] / quickest[loop]:.2f}x |"
+            )
+    return "\n".join(
+        [
+            "# One epoch on a folder of 3x32x32 PNGs",
+            "",
+            f"{m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, {s['torch_threads']} torch threads, "
+            f"{m['date']}; {s['zoo_train_images']:,} training images, batch {s['batch']}, Adam {s['lr']}, median of "
+            f"{s['rounds']} round(s). Load average {result['load_average_before'][0]:.2f} before, "
+            f"{result['load_average_after'][0]:.2f} after (other work shared the machine when it is above 0; the "
+            "fastest round is then the steadier figure).",
+            "",
+            "| model | loop | median s / epoch | vs bare floor | speed-up over ImageFolder, 2 workers | "
+            "fastest s / epoch | vs bare floor | speed-up over ImageFolder, 2 workers |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

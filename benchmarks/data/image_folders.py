@@ -15,8 +15,9 @@ def picture(rng, height: int, width: int) -> Image.Image:
     return Image.fromarray(np.clip(np.asarray(image) + grain, 0, 255).astype(np.uint8))
 
 
-def write_folder(folder: Path, count: int, height: int, width: int, suffix: str = ".png", labels: int = 10,
-                 seed: int = 0) -> Path:
+def write_folder(
+    folder: Path, count: int, height: int, width: int, suffix: str = ".png", labels: int = 10, seed: int = 0
+) -> Path:
     """``count`` images in ``folder``/<label>/<index><suffix>; written once (kept if already there)."""
     done = folder / ".complete"
     if done.exists():

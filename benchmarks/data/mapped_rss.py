@@ -65,8 +65,9 @@ print(json.dumps({"peak_anon_bytes": peak["RssAnon"], "peak_file_bytes": peak["R
 
 
 def run_child(npy: Path, out: Path, budget: int) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(npy), str(out), str(budget)], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(npy), str(out), str(budget)], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -88,31 +89,45 @@ def main():
         print(f"{count:,} images, {npy.stat().st_size / 1e6:,.0f} MB", file=sys.stderr)
         split_bytes = npy.stat().st_size
         budget = min(BUDGET, split_bytes // 4)
-        rows = {"in RAM": run_child(npy, Path(tmp) / "ram", 0),
-                "memory-mapped": run_child(npy, Path(tmp) / "mapped", budget)}
-    result = {"benchmark": "mapped_rss", "machine": describe(2), "load_average_before": load_before,
-              "load_average_after": os.getloadavg(), "images": count, "split_file_bytes": split_bytes,
-              "mapped_budget_bytes": budget, "runs": rows}
+        rows = {
+            "in RAM": run_child(npy, Path(tmp) / "ram", 0),
+            "memory-mapped": run_child(npy, Path(tmp) / "mapped", budget),
+        }
+    result = {
+        "benchmark": "mapped_rss",
+        "machine": describe(2),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "images": count,
+        "split_file_bytes": split_bytes,
+        "mapped_budget_bytes": budget,
+        "runs": rows,
+    }
     publish("mapped_rss", result, markdown(result), args.out)
 
 
 def markdown(result) -> str:
     m, mb = result["machine"], lambda b: f"{b / 2**20:,.0f}"
-    return "\n".join([
-        "# Peak memory training from a memory-mapped split",
-        "",
-        f"{m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, 2 torch threads, {m['date']}. deep-ae, "
-        f"one epoch, batch 128, on {result['images']:,} uint8 3x32x32 images in one .npy "
-        f"({mb(result['split_file_bytes'])} MiB; the whole file is the split, less the seeded tenth that is the "
-        f"test split). The mapped run's budget: {mb(result['mapped_budget_bytes'])} MiB. Load average "
-        f"{result['load_average_before'][0]:.2f} before, {result['load_average_after'][0]:.2f} after.",
-        "",
-        "| split | peak anonymous MiB | peak file-backed MiB | peak RSS (VmHWM) MiB | s / epoch |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| {name} | {mb(r['peak_anon_bytes'])} | {mb(r['peak_file_bytes'])} | {mb(r['vm_hwm_bytes'])} | "
-          f"{r['epoch_seconds']:.2f} |" for name, r in result["runs"].items()],
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Peak memory training from a memory-mapped split",
+            "",
+            f"{m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, 2 torch threads, {m['date']}. deep-ae, "
+            f"one epoch, batch 128, on {result['images']:,} uint8 3x32x32 images in one .npy "
+            f"({mb(result['split_file_bytes'])} MiB; the whole file is the split, less the seeded tenth that is the "
+            f"test split). The mapped run's budget: {mb(result['mapped_budget_bytes'])} MiB. Load average "
+            f"{result['load_average_before'][0]:.2f} before, {result['load_average_after'][0]:.2f} after.",
+            "",
+            "| split | peak anonymous MiB | peak file-backed MiB | peak RSS (VmHWM) MiB | s / epoch |",
+            "|---|---:|---:|---:|---:|",
+            *[
+                f"| {name} | {mb(r['peak_anon_bytes'])} | {mb(r['peak_file_bytes'])} | {mb(r['vm_hwm_bytes'])} | "
+                f"{r['epoch_seconds']:.2f} |"
+                for name, r in result["runs"].items()
+            ],
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

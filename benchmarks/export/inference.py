@@ -12,8 +12,8 @@ benchmarks/results/inference-<machine>-<date>.json, .md and .png. Run:
 
 import sys
 
-from zoo.export.commands import bench_cmd
 from zoo.core.errors import ZooError
+from zoo.export.commands import bench_cmd
 
 
 def main():

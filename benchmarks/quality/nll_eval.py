@@ -56,7 +56,11 @@ def load_model(args, device):
         run = load_run(args.run, device=device)
         return run.model, run.config.model, f"run {args.run}"
     torch.manual_seed(0)
-    return zoo.create_model(args.model).to(device).eval(), args.model, "untrained (the work does not depend on the weights)"
+    return (
+        zoo.create_model(args.model).to(device).eval(),
+        args.model,
+        "untrained (the work does not depend on the weights)",
+    )
 
 
 def main():
@@ -72,12 +76,12 @@ def main():
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    from zoo.evaluate.likelihood import estimate_nll, plan_chunks, memory_budget
-    from zoo.data.loading import load_splits
-    from zoo.train.devices import flush_denormals
-    from zoo.train.run_folder import TEST_BINARIZATION_SEED
     from zoo.core.registry import get_dataset
     from zoo.data import as_float
+    from zoo.data.loading import load_splits
+    from zoo.evaluate.likelihood import estimate_nll, memory_budget, plan_chunks
+    from zoo.train.devices import flush_denormals
+    from zoo.train.run_folder import TEST_BINARIZATION_SEED
 
     flush_denormals()  # as `zoo eval` does
     model, name, source = load_model(args, device)
@@ -103,8 +107,13 @@ def main():
         "device": str(device),
         "model": name,
         "weights": source,
-        "settings": {"k": args.k, "images": len(test), "threads": args.threads, "ceiling_n": CEILING_N,
-                     "repeats": args.repeats},
+        "settings": {
+            "k": args.k,
+            "images": len(test),
+            "threads": args.threads,
+            "ceiling_n": CEILING_N,
+            "repeats": args.repeats,
+        },
         "ceiling_gflops": ceilings,
         "best_ceiling_gflops": best_ceiling,
         "eval_seconds": [r["seconds"] for r in reports],
@@ -125,25 +134,28 @@ def main():
     runs = ", ".join(f"{r['seconds']:.2f}" for r in reports)
     peaks = ", ".join(f"{c:.0f}" for c in ceilings)
     chunks = ", ".join(f"{r['chunk_images']} x {r['chunk_samples']}" for r in reports)
-    markdown = "\n".join([
-        f"# `zoo eval --nll` against its FLOP floor ({name}, {device})",
-        "",
-        f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, {args.threads} torch threads, "
-        f"{m['date']}. k = {args.k}, the first {len(test):,} binarized MNIST test images; weights: {source}.",
-        "",
-        "| FLOPs / pair | total GFLOP | matmul ceiling GFLOP/s (best) | floor s | measured s (fastest) | "
-        "achieved GFLOP/s | measured / floor | NLL (nats) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {per_pair:,.0f} | {total_flops / 1e9:,.1f} | {best_ceiling:.1f} | {floor_seconds:.2f} | "
-        f"{report['seconds']:.2f} | {result['achieved_gflops']:.1f} | {result['ratio_to_floor']:.2f}x | "
-        f"{report['nll']:.2f} ± {report['nll_stderr']:.2f} |",
-        "",
-        f"FLOPs count matrix products and convolutions only (torch.utils.flop_counter). The evaluation ran "
-        f"{args.repeats} times, each followed by a ceiling measurement; the table compares the fastest evaluation "
-        f"with the best ceiling (all runs: {runs} s; ceilings {peaks} GFLOP/s). Each run times chunk sizes "
-        f"first, within the seconds above, and keeps the fastest (images x draws per call: {chunks}).",
-        "",
-    ])
+    markdown = "\n".join(
+        [
+            f"# `zoo eval --nll` against its FLOP floor ({name}, {device})",
+            "",
+            f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, {args.threads} torch "
+            f"threads, {m['date']}. k = {args.k}, the first {len(test):,} binarized MNIST test images; "
+            f"weights: {source}.",
+            "",
+            "| FLOPs / pair | total GFLOP | matmul ceiling GFLOP/s (best) | floor s | measured s (fastest) | "
+            "achieved GFLOP/s | measured / floor | NLL (nats) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {per_pair:,.0f} | {total_flops / 1e9:,.1f} | {best_ceiling:.1f} | {floor_seconds:.2f} | "
+            f"{report['seconds']:.2f} | {result['achieved_gflops']:.1f} | {result['ratio_to_floor']:.2f}x | "
+            f"{report['nll']:.2f} ± {report['nll_stderr']:.2f} |",
+            "",
+            f"FLOPs count matrix products and convolutions only (torch.utils.flop_counter). The evaluation ran "
+            f"{args.repeats} times, each followed by a ceiling measurement; the table compares the fastest evaluation "
+            f"with the best ceiling (all runs: {runs} s; ceilings {peaks} GFLOP/s). Each run times chunk sizes "
+            f"first, within the seconds above, and keeps the fastest (images x draws per call: {chunks}).",
+            "",
+        ]
+    )
     publish("nll_eval", result, markdown)
 
 

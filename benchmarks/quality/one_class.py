@@ -37,12 +37,20 @@ DATASETS = ("mnist", "fashion-mnist")
 # of one epoch; the conv models are narrowed (hidden, channels) to fit a CPU's time.
 MODELS = {
     "deep-ae": {"fixed": {"batch_size": "64"}, "candidates": [{"latent": "4"}, {"latent": "16"}], "epochs": 5},
-    "conv-vae": {"fixed": {"batch_size": "64", "channels": "16", "hidden": "128", "binarize": "none",
-                           "kl_warmup_epochs": "1"},
-                 "candidates": [{"latent": "8", "score": "neg_elbo"}, {"latent": "32", "score": "neg_elbo"},
-                                {"latent": "32", "score": "mse"}], "epochs": 2},
-    "conv-ae": {"fixed": {"batch_size": "64", "hidden": "32"}, "candidates": [{"latent": "1"}, {"latent": "4"}],
-                "epochs": 2},
+    "conv-vae": {
+        "fixed": {"batch_size": "64", "channels": "16", "hidden": "128", "binarize": "none", "kl_warmup_epochs": "1"},
+        "candidates": [
+            {"latent": "8", "score": "neg_elbo"},
+            {"latent": "32", "score": "neg_elbo"},
+            {"latent": "32", "score": "mse"},
+        ],
+        "epochs": 2,
+    },
+    "conv-ae": {
+        "fixed": {"batch_size": "64", "hidden": "32"},
+        "candidates": [{"latent": "1"}, {"latent": "4"}],
+        "epochs": 2,
+    },
 }
 VALIDATION_HOLDOUT = 0.2  # the fifth of class C's training images a candidate is validated on
 VALIDATION_ANOMALIES = 2000  # training images of the other classes, drawn with a fixed seed
@@ -58,13 +66,22 @@ def train_run(out: Path, model: str, dataset: str, labels, sets: dict, epochs: i
     from zoo.train.loop import train
 
     with contextlib.redirect_stderr(io.StringIO()):  # the loop's progress lines
-        return train(model, out, dataset=dataset, labels=labels, sets=dict(sets), epochs=epochs, device="cpu",
-                     seed=0, subset=subset)
+        return train(
+            model,
+            out,
+            dataset=dataset,
+            labels=labels,
+            sets=dict(sets),
+            epochs=epochs,
+            device="cpu",
+            seed=0,
+            subset=subset,
+        )
 
 
 def split_scores(run: Path, split) -> np.ndarray:
-    from zoo.train.run_folder import load_run
     from zoo.anomaly.scores import score_split
+    from zoo.train.run_folder import load_run
 
     return score_split(load_run(run).model, split)
 
@@ -76,8 +93,8 @@ class Data:
         self._splits = {}
 
     def __call__(self, name: str):
-        from zoo.data.loading import load_splits
         from zoo.core.registry import get_dataset
+        from zoo.data.loading import load_splits
 
         if name not in self._splits:
             self._splits[name] = load_splits(get_dataset(name), None, 0, "cpu")
@@ -108,8 +125,15 @@ def select(tmp: Path, data: Data, model: str, dataset: str, classes, epochs: int
         for c in classes:
             run = train_run(tmp / f"select-{model}-{i}-{c}", model, dataset, [str(c)], sets, epochs)
             values.append(validation_auroc(run, data, dataset, c))
-        tried.append({"settings": candidate, "classes": list(classes), "validation_auroc": values,
-                      "mean": float(np.mean(values)), "seconds": time.perf_counter() - started})
+        tried.append(
+            {
+                "settings": candidate,
+                "classes": list(classes),
+                "validation_auroc": values,
+                "mean": float(np.mean(values)),
+                "seconds": time.perf_counter() - started,
+            }
+        )
         log(f"select {model} {candidate}: validation AUROC {np.mean(values):.4f} ({dataset} classes {list(classes)})")
     best = max(tried, key=lambda t: t["mean"])
     return {"dataset": dataset, "epochs": epochs, "candidates": tried, "chosen": best["settings"]}
@@ -137,8 +161,14 @@ def fashion_to_mnist(tmp: Path, data: Data, model: str, sets: dict, epochs: int,
     normal, anomalies = split_scores(run, data("fashion-mnist").test), split_scores(run, data("mnist").test)
     value = auroc(np.r_[normal, anomalies], np.r_[np.zeros(len(normal), bool), np.ones(len(anomalies), bool)])
     log(f"{model} fashion-mnist -> mnist: AUROC {value:.4f}")
-    return {"auroc": value, "train_subset": subset, "epochs": epochs, "seconds": time.perf_counter() - started,
-            "mean_score_fashion": float(normal.mean()), "mean_score_mnist": float(anomalies.mean())}
+    return {
+        "auroc": value,
+        "train_subset": subset,
+        "epochs": epochs,
+        "seconds": time.perf_counter() - started,
+        "mean_score_fashion": float(normal.mean()),
+        "mean_score_mnist": float(anomalies.mean()),
+    }
 
 
 def run_model(tmp: Path, data: Data, model: str, args, log) -> dict:
@@ -146,8 +176,13 @@ def run_model(tmp: Path, data: Data, model: str, args, log) -> dict:
     started = time.perf_counter()
     selection = select(tmp, data, model, "mnist", args.select_classes, args.select_epochs or epochs, log)
     sets = {**MODELS[model]["fixed"], **selection["chosen"]}
-    result = {"model": model, "settings": sets, "epochs": epochs, "selection": selection,
-              "datasets": {d: one_class(tmp, data, model, d, args.classes, sets, epochs, log) for d in args.datasets}}
+    result = {
+        "model": model,
+        "settings": sets,
+        "epochs": epochs,
+        "selection": selection,
+        "datasets": {d: one_class(tmp, data, model, d, args.classes, sets, epochs, log) for d in args.datasets},
+    }
     if not args.no_fashion_to_mnist:
         result["fashion_to_mnist"] = fashion_to_mnist(tmp, data, model, sets, epochs, args.fashion_subset, log)
     result["seconds"] = time.perf_counter() - started
@@ -180,9 +215,16 @@ def main():
         "benchmark": "one_class",
         "machine": describe(args.threads),
         "quick": args.quick,
-        "protocol": {"classes": args.classes, "datasets": args.datasets, "select_classes": args.select_classes,
-                     "select_epochs": args.select_epochs, "validation_holdout": VALIDATION_HOLDOUT,
-                     "validation_anomalies": VALIDATION_ANOMALIES, "fashion_subset": args.fashion_subset, "seed": 0},
+        "protocol": {
+            "classes": args.classes,
+            "datasets": args.datasets,
+            "select_classes": args.select_classes,
+            "select_epochs": args.select_epochs,
+            "validation_holdout": VALIDATION_HOLDOUT,
+            "validation_anomalies": VALIDATION_ANOMALIES,
+            "fashion_subset": args.fashion_subset,
+            "seed": 0,
+        },
         "models_asked": args.models,
         "models": models,
         "anchors": [dict(zip(("method", "mnist", "fashion_mnist", "source"), a)) for a in ANCHORS],
@@ -194,8 +236,14 @@ def main():
             if len(models) < len(args.models):  # after each model, so a run stopped part of the way keeps it
                 json_path, _ = write_results("one_class", result, markdown(result), args.out)
                 plot(result, json_path.with_suffix(".png"))
-    publish("one_class", result, markdown(result), args.out, plot=lambda path: plot(result, path),
-            note=f"in {result['seconds']:.0f} s")
+    publish(
+        "one_class",
+        result,
+        markdown(result),
+        args.out,
+        plot=lambda path: plot(result, path),
+        note=f"in {result['seconds']:.0f} s",
+    )
 
 
 if __name__ == "__main__":

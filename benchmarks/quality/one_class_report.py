@@ -11,19 +11,25 @@ def _percent(value) -> str:
 
 def _summary(result: dict) -> list:
     datasets = result["protocol"]["datasets"]
-    lines = ["| method | " + " | ".join(f"{NAMES[d]} mean AUROC" for d in datasets)
-             + " | Fashion-MNIST -> MNIST AUROC | settings (`--set`) | epochs | wall time |",
-             "|---|" + "---:|" * len(datasets) + "---:|---|---:|---:|"]
+    lines = [
+        "| method | "
+        + " | ".join(f"{NAMES[d]} mean AUROC" for d in datasets)
+        + " | Fashion-MNIST -> MNIST AUROC | settings (`--set`) | epochs | wall time |",
+        "|---|" + "---:|" * len(datasets) + "---:|---|---:|---:|",
+    ]
     for m in result["models"]:
         means = " | ".join(_percent(m["datasets"][d]["mean_auroc"]) for d in datasets)
         f2m = _percent(m.get("fashion_to_mnist", {}).get("auroc"))
         sets = " ".join(f"{k}={v}" for k, v in m["settings"].items())
-        lines.append(f"| zoo {m['model']}, its own score | {means} | {f2m} | {sets} | {m['epochs']} | "
-                     f"{m['seconds'] / 60:.1f} min |")
+        lines.append(
+            f"| zoo {m['model']}, its own score | {means} | {f2m} | {sets} | {m['epochs']} | "
+            f"{m['seconds'] / 60:.1f} min |"
+        )
     for a in result["anchors"]:
         values = {"mnist": a["mnist"], "fashion-mnist": a["fashion_mnist"]}
-        lines.append(f"| {a['method']} ({a['source']}) | " + " | ".join(f"{values[d]:.1f}" for d in datasets)
-                     + " | | | | |")
+        lines.append(
+            f"| {a['method']} ({a['source']}) | " + " | ".join(f"{values[d]:.1f}" for d in datasets) + " | | | | |"
+        )
     return lines
 
 
@@ -31,24 +37,40 @@ def _per_class(result: dict) -> list:
     lines = []
     for d in result["protocol"]["datasets"]:
         classes = [str(c) for c in result["protocol"]["classes"]]
-        lines += ["", f"### {NAMES[d]}: AUROC per normal class (%)", "",
-                  "| model | " + " | ".join(classes) + " | mean |", "|---|" + "---:|" * (len(classes) + 1)]
+        lines += [
+            "",
+            f"### {NAMES[d]}: AUROC per normal class (%)",
+            "",
+            "| model | " + " | ".join(classes) + " | mean |",
+            "|---|" + "---:|" * (len(classes) + 1),
+        ]
         for m in result["models"]:
             per = m["datasets"][d]["per_class"]
-            lines.append(f"| {m['model']} | " + " | ".join(_percent(per[c]["auroc"]) for c in classes)
-                         + f" | {_percent(m['datasets'][d]['mean_auroc'])} |")
+            lines.append(
+                f"| {m['model']} | "
+                + " | ".join(_percent(per[c]["auroc"]) for c in classes)
+                + f" | {_percent(m['datasets'][d]['mean_auroc'])} |"
+            )
     return lines
 
 
 def _selection(result: dict) -> list:
-    lines = ["", "## Settings chosen on held-out training data", "",
-             "| model | candidate | validation AUROC per class | mean | chosen |", "|---|---|---|---:|---|"]
+    lines = [
+        "",
+        "## Settings chosen on held-out training data",
+        "",
+        "| model | candidate | validation AUROC per class | mean | chosen |",
+        "|---|---|---|---:|---|",
+    ]
     for m in result["models"]:
         chosen = m["selection"]["chosen"]
         for t in m["selection"]["candidates"]:
             per = ", ".join(f"{c}: {_percent(v)}" for c, v in zip(t["classes"], t["validation_auroc"]))
             sets = " ".join(f"{k}={v}" for k, v in t["settings"].items())
-            lines.append(f"| {m['model']} | {sets} | {per} | {_percent(t['mean'])} | {'yes' if t['settings'] == chosen else ''} |")
+            lines.append(
+                f"| {m['model']} | {sets} | {per} | {_percent(t['mean'])} | "
+                f"{'yes' if t['settings'] == chosen else ''} |"
+            )
     return lines
 
 
@@ -65,7 +87,8 @@ def markdown(result: dict) -> str:
         "the mean over the classes run. Fashion-MNIST -> MNIST: trained on Fashion-MNIST"
         + (f" (its first {p['fashion_subset']:,} training images)" if p["fashion_subset"] else "")
         + ", its test images normal, MNIST's test images the anomalies. Settings chosen on MNIST classes "
-        f"{', '.join(map(str, p['select_classes']))} only, on held-out training data: {100 * p['validation_holdout']:.0f}% "
+        f"{', '.join(map(str, p['select_classes']))} only, on held-out training data: "
+        f"{100 * p['validation_holdout']:.0f}% "
         f"of the class's training images (never trained on) against {p['validation_anomalies']:,} training images of "
         "the other classes"
         + (f", each candidate trained {p['select_epochs']} epoch(s)" if p.get("select_epochs") else "")
@@ -92,8 +115,12 @@ def plot(result: dict, path: Path) -> Path:
     for ax, d in zip(axes[0], datasets):
         for i, m in enumerate(result["models"]):
             values = [100 * m["datasets"][d]["per_class"][c]["auroc"] for c in classes]
-            ax.bar([k + i * width for k in range(len(classes))], values, width,
-                   label=f"{m['model']} (mean {100 * m['datasets'][d]['mean_auroc']:.1f})")
+            ax.bar(
+                [k + i * width for k in range(len(classes))],
+                values,
+                width,
+                label=f"{m['model']} (mean {100 * m['datasets'][d]['mean_auroc']:.1f})",
+            )
         ax.set_xticks([k + width * (len(result["models"]) - 1) / 2 for k in range(len(classes))], classes)
         ax.set_ylim(0, 100)
         ax.axhline(50, color="grey", linestyle="--", linewidth=0.8)  # chance

@@ -22,13 +22,28 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository: where `python -m b
 LOAD_CLIENT = "benchmarks.serving.load_client"
 
 # serve_load's plans: the full run and the smoke run (--quick); serve_workers runs the same.
-FULL = {"concurrency": (1, 8, 64, 256), "requests": 4000, "seconds": 8.0, "queue": 64, "overload_seconds": 8.0,
-        "inprocess_calls": 5000, "workers_concurrency": (64, 256)}
-QUICK = {"concurrency": (1, 8), "requests": 40, "seconds": 2.0, "queue": 4, "overload_seconds": 1.0,
-         "inprocess_calls": 50, "workers_concurrency": (8,)}
+FULL = {
+    "concurrency": (1, 8, 64, 256),
+    "requests": 4000,
+    "seconds": 8.0,
+    "queue": 64,
+    "overload_seconds": 8.0,
+    "inprocess_calls": 5000,
+    "workers_concurrency": (64, 256),
+}
+QUICK = {
+    "concurrency": (1, 8),
+    "requests": 40,
+    "seconds": 2.0,
+    "queue": 4,
+    "overload_seconds": 1.0,
+    "inprocess_calls": 50,
+    "workers_concurrency": (8,),
+}
 
 
 # -- cores -----------------------------------------------------------------------------------------
+
 
 def allowed_cores() -> list:
     """The cores this process may run on, in order (its affinity, not the machine's count): the one
@@ -58,14 +73,25 @@ def pinned(core, command: list) -> list:
 
 # -- the server ------------------------------------------------------------------------------------
 
+
 class Server:
     """`zoo serve RUN... --port 0 --quiet` in a subprocess, pinned to ``core`` (None: not pinned), with
     ``--threads threads`` (None: the server's default) and any further options; ``url`` once it serves.
     ``stderr`` is where the server's own log goes (default: this process's)."""
 
     def __init__(self, runs: list, core=None, *options, threads: int | None = 1, stderr=None):
-        command = [sys.executable, "-m", "zoo", "serve", *map(str, runs), "--port", "0", "--quiet",
-                   *(["--threads", str(threads)] if threads is not None else []), *map(str, options)]
+        command = [
+            sys.executable,
+            "-m",
+            "zoo",
+            "serve",
+            *map(str, runs),
+            "--port",
+            "0",
+            "--quiet",
+            *(["--threads", str(threads)] if threads is not None else []),
+            *map(str, options),
+        ]
         self.process = subprocess.Popen(pinned(core, command), stdout=subprocess.PIPE, stderr=stderr, text=True)
         for line in self.process.stdout:
             if match := re.search(r"on (http://\S+)", line):
@@ -79,7 +105,9 @@ class Server:
 
     def batch_totals(self, model: str) -> tuple:
         """(calls, rows) the server has run for ``model`` so far."""
-        values = dict(re.findall(rf'zoo_serve_batch_rows_(count|sum){{model="{re.escape(model)}"}} (\S+)', self.metrics()))
+        values = dict(
+            re.findall(rf'zoo_serve_batch_rows_(count|sum){{model="{re.escape(model)}"}} (\S+)', self.metrics())
+        )
         return float(values.get("count", 0)), float(values.get("sum", 0))
 
     def rss_mb(self) -> float:
@@ -105,24 +133,44 @@ def make_run(folder: Path, name: str) -> Path:
 
 # -- the load clients ------------------------------------------------------------------------------
 
+
 def client_process(core, *args) -> subprocess.Popen:
     """The load client in its own process, pinned to ``core``, its job to be written to its stdin."""
-    return subprocess.Popen(pinned(core, [sys.executable, "-m", LOAD_CLIENT, *args]), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        pinned(core, [sys.executable, "-m", LOAD_CLIENT, *args]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def run_client(core, url: str, request: dict, concurrency: int, plan: dict) -> dict:
     """One closed-loop measurement, in its own (pinned) process; the client's summary dict."""
-    job = {"url": url, **request, "concurrency": concurrency, "requests": plan["requests"], "seconds": plan["seconds"],
-           "warmup": min(plan["requests"] // 4, 2 * concurrency)}
+    job = {
+        "url": url,
+        **request,
+        "concurrency": concurrency,
+        "requests": plan["requests"],
+        "seconds": plan["seconds"],
+        "warmup": min(plan["requests"] // 4, 2 * concurrency),
+    }
     return _json_from(pinned(core, [sys.executable, "-m", LOAD_CLIENT]), json.dumps(job), plan["seconds"] * 4 + 60)
 
 
 def run_clients(cores: list, url: str, request: dict, concurrency: int, plan: dict) -> dict:
     """Closed-loop load from len(cores) client processes at once, ``concurrency`` connections in all."""
     share = max(1, concurrency // len(cores))
-    job = json.dumps({"url": url, **request, "concurrency": share, "requests": plan["requests"],
-                      "seconds": plan["seconds"], "warmup": min(plan["requests"] // 4, 2 * share)})
+    job = json.dumps(
+        {
+            "url": url,
+            **request,
+            "concurrency": share,
+            "requests": plan["requests"],
+            "seconds": plan["seconds"],
+            "warmup": min(plan["requests"] // 4, 2 * share),
+        }
+    )
     processes = [client_process(core) for core in cores]
     for process in processes:
         process.stdin.write(job)
@@ -133,9 +181,14 @@ def run_clients(cores: list, url: str, request: dict, concurrency: int, plan: di
         if process.wait(timeout=plan["seconds"] * 4 + 60) != 0:
             raise SystemExit(f"Error: the load client failed: {out[-2000:]}")
         results.append(json.loads(out))
-    return {"rps": sum(r["rps"] for r in results), "p50_ms": statistics.median(r["p50_ms"] for r in results),
-            "p99_ms": max(r["p99_ms"] for r in results), "errors": sum(r["errors"] for r in results),
-            "clients": len(results), "concurrency": share * len(results)}
+    return {
+        "rps": sum(r["rps"] for r in results),
+        "p50_ms": statistics.median(r["p50_ms"] for r in results),
+        "p99_ms": max(r["p99_ms"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "clients": len(results),
+        "concurrency": share * len(results),
+    }
 
 
 def run_inprocess(core, onnx_file: Path, calls: int) -> dict:

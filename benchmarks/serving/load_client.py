@@ -51,14 +51,22 @@ def infer_request(url: str, model: str, tensor: dict, binary: bool) -> dict:
         headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))}
     else:
         body = json.dumps({"inputs": [{**entry, "data": values}]}).encode()
-    return {"method": "POST", "path": f"/v2/models/{model}/infer", "headers": headers,
-            "body": base64.b64encode(body).decode()}
+    return {
+        "method": "POST",
+        "path": f"/v2/models/{model}/infer",
+        "headers": headers,
+        "body": base64.b64encode(body).decode(),
+    }
 
 
 def _request_bytes(job: dict, host: str) -> bytes:
     body = base64.b64decode(job["body"])
-    lines = [f"{job['method']} {job['path']} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
-             *(f"{k}: {v}" for k, v in job["headers"].items())]
+    lines = [
+        f"{job['method']} {job['path']} HTTP/1.1",
+        f"Host: {host}",
+        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in job["headers"].items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
@@ -132,9 +140,14 @@ def summary(samples: list, elapsed: float) -> dict:
     statuses = {}
     for status, _ in samples:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
-    result = {"requests": len(samples), "seconds": elapsed, "rps": len(samples) / elapsed if elapsed > 0 else 0.0,
-              "errors": sum(1 for status, _ in samples if status != 200), "status_counts": statuses,
-              **_percentiles([s for _, s in samples])}
+    result = {
+        "requests": len(samples),
+        "seconds": elapsed,
+        "rps": len(samples) / elapsed if elapsed > 0 else 0.0,
+        "errors": sum(1 for status, _ in samples if status != 200),
+        "status_counts": statuses,
+        **_percentiles([s for _, s in samples]),
+    }
     for status in statuses:  # per status too: the overload run reports how fast 503s come back
         if status != "200":
             result.update(_percentiles([s for code, s in samples if str(code) == status], f"_{status}"))

@@ -43,9 +43,14 @@ QUICK = {"seconds": 0.5, "requests": 300, "loops": 300, "repeats": 1}
 
 def binary_body(width: int) -> tuple:
     eps = np.random.default_rng(0).standard_normal((1, width), dtype=np.float32)
-    header = json.dumps({"inputs": [{"name": "eps", "shape": [1, width], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": eps.nbytes}}],
-                         "parameters": {"binary_data_output": True}}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "eps", "shape": [1, width], "datatype": "FP32", "parameters": {"binary_data_size": eps.nbytes}}
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
     return header + eps.tobytes(), [(b"inference-header-content-length", str(len(header)).encode())]
 
 
@@ -55,8 +60,9 @@ def over_http(run: Path, plan: dict, log) -> dict:
     try:
         shape = load_client.input_shape(server.url, MODEL)
         job = {"requests": plan["requests"], "seconds": plan["seconds"]}
-        infer = run_client(client_core, server.url, load_client.infer_request(server.url, MODEL, shape, binary=True),
-                           CONCURRENCY, job)
+        infer = run_client(
+            client_core, server.url, load_client.infer_request(server.url, MODEL, shape, binary=True), CONCURRENCY, job
+        )
         health = run_client(client_core, server.url, load_client.hello_request(), CONCURRENCY, job)
     finally:
         server.stop()
@@ -95,13 +101,21 @@ def in_process(run: Path, plan: dict, log) -> dict:
         infer = server.loop.run_until_complete(_callers(server, "POST", path, body, headers, plan["seconds"]))
         health = server.loop.run_until_complete(_callers(server, "GET", "/v2/health/ready", b"", [], plan["seconds"]))
         _, _, text = server.request("GET", "/metrics")
-        calls, rows = (float(re.search(rf'zoo_serve_batch_rows_{kind}{{model="{MODEL}"}} (\S+)', text.decode()).group(1))
-                       for kind in ("count", "sum"))
+        calls, rows = (
+            float(re.search(rf'zoo_serve_batch_rows_{kind}{{model="{MODEL}"}} (\S+)', text.decode()).group(1))
+            for kind in ("count", "sum")
+        )
     finally:
         server.close()
     log(f"in-process: infer {infer:.0f} req/s (mean batch {rows / calls:.1f}), health {health:.0f} req/s")
-    return {"infer_rps": infer, "health_rps": health, "mean_batch": rows / calls, "models": models, "body": body,
-            "header_length": headers[0][1].decode()}
+    return {
+        "infer_rps": infer,
+        "health_rps": health,
+        "mean_batch": rows / calls,
+        "models": models,
+        "body": body,
+        "header_length": headers[0][1].decode(),
+    }
 
 
 def per_call_us(function, loops: int, repeats: int) -> float:
@@ -127,37 +141,50 @@ def parts(app: dict, plan: dict) -> dict:
     outputs = dict(zip(model.output_names, run(rows)))
     one = {name: out[:1] for name, out in outputs.items()}
     loops, repeats = plan["loops"], plan["repeats"]
-    return {"parse_us": per_call_us(lambda: protocol.parse_infer(body, length, model, limit), loops, repeats),
-            "onnxruntime_us": per_call_us(lambda: run(rows), max(1, loops // 20), repeats) / batch,
-            "encode_us": per_call_us(lambda: protocol.encode_response(model, request, one), loops, repeats),
-            "batch": batch}
+    return {
+        "parse_us": per_call_us(lambda: protocol.parse_infer(body, length, model, limit), loops, repeats),
+        "onnxruntime_us": per_call_us(lambda: run(rows), max(1, loops // 20), repeats) / batch,
+        "encode_us": per_call_us(lambda: protocol.encode_response(model, request, one), loops, repeats),
+        "batch": batch,
+    }
 
 
 def breakdown(http: dict, app: dict, alone: dict) -> list:
     total = 1e6 / http["infer_rps"]
     app_us = 1e6 / app["infer_rps"]
     timed = alone["parse_us"] + alone["onnxruntime_us"] + alone["encode_us"]
-    return [("HTTP: uvicorn, httptools, the sockets (the cell over HTTP minus the app in-process)", total - app_us),
-            ("parsing the request (JSON header, checks, the tensor's bytes)", alone["parse_us"]),
-            ("batching hand-off, queue, futures, timeout, metrics, middleware (the rest of the app)", app_us - timed),
-            (f"onnxruntime (one call of {alone['batch']} rows, per request)", alone["onnxruntime_us"]),
-            ("encoding the answer", alone["encode_us"]),
-            ("total, per request, over HTTP", total)]
+    return [
+        ("HTTP: uvicorn, httptools, the sockets (the cell over HTTP minus the app in-process)", total - app_us),
+        ("parsing the request (JSON header, checks, the tensor's bytes)", alone["parse_us"]),
+        ("batching hand-off, queue, futures, timeout, metrics, middleware (the rest of the app)", app_us - timed),
+        (f"onnxruntime (one call of {alone['batch']} rows, per request)", alone["onnxruntime_us"]),
+        ("encoding the answer", alone["encode_us"]),
+        ("total, per request, over HTTP", total),
+    ]
 
 
 def markdown(result: dict) -> str:
     m, h, a = result["machine"], result["http"], result["in_process"]
-    lines = [f"# Where a zoo serve request's time goes ({m['cpu']}, {m['cores']} cores, {m['date']})", "",
-             f"Batch-1 binary requests to {MODEL} at concurrency {CONCURRENCY}, the server on one core "
-             f"({'pinned' if h['pinned'] else 'not pinned'}), onnxruntime with one thread. Over HTTP: "
-             f"{h['infer_rps']:,.0f} req/s (health route {h['health_rps']:,.0f}); in-process, no HTTP: "
-             f"{a['infer_rps']:,.0f} req/s (health route {a['health_rps']:,.0f}), mean batch {a['mean_batch']:.1f}.",
-             "", "| part | us per request | share |", "|---|---:|---:|"]
+    lines = [
+        f"# Where a zoo serve request's time goes ({m['cpu']}, {m['cores']} cores, {m['date']})",
+        "",
+        f"Batch-1 binary requests to {MODEL} at concurrency {CONCURRENCY}, the server on one core "
+        f"({'pinned' if h['pinned'] else 'not pinned'}), onnxruntime with one thread. Over HTTP: "
+        f"{h['infer_rps']:,.0f} req/s (health route {h['health_rps']:,.0f}); in-process, no HTTP: "
+        f"{a['infer_rps']:,.0f} req/s (health route {a['health_rps']:,.0f}), mean batch {a['mean_batch']:.1f}.",
+        "",
+        "| part | us per request | share |",
+        "|---|---:|---:|",
+    ]
     total = result["parts"][-1][1]
     for name, us in result["parts"]:
         lines.append(f"| {name} | {us:.1f} | {100 * us / total:.0f}% |")
-    lines += ["", f"The health route costs {1e6 / h['health_rps']:.1f} us per request over HTTP and "
-              f"{1e6 / a['health_rps']:.1f} us in-process.", ""]
+    lines += [
+        "",
+        f"The health route costs {1e6 / h['health_rps']:.1f} us per request over HTTP and "
+        f"{1e6 / a['health_rps']:.1f} us in-process.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -175,8 +202,16 @@ def main(argv=None):
         app = in_process(run, plan, log)
         alone = parts(app, plan)
     app = {k: v for k, v in app.items() if k not in ("models", "body", "header_length")}
-    result = {"benchmark": "serve_breakdown", "quick": args.quick, "plan": plan, "machine": machine.describe(),
-              "http": http, "in_process": app, "alone": alone, "parts": breakdown(http, app, alone)}
+    result = {
+        "benchmark": "serve_breakdown",
+        "quick": args.quick,
+        "plan": plan,
+        "machine": machine.describe(),
+        "http": http,
+        "in_process": app,
+        "alone": alone,
+        "parts": breakdown(http, app, alone),
+    }
     text = markdown(result)
     machine.publish("serve_breakdown", result, text, args.out)
 

@@ -61,17 +61,24 @@ class Server(harness.Server):
 
 
 def json_infer(name: str, rows: np.ndarray) -> bytes:
-    return json.dumps({"inputs": [{"name": name, "shape": list(rows.shape), "datatype": "FP32",
-                                   "data": rows.ravel().tolist()}]}).encode()
+    return json.dumps(
+        {"inputs": [{"name": name, "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}]}
+    ).encode()
 
 
 def attempt(server, what: str, path: str, body: bytes) -> dict:
     before, started = server.rss_mb(), time.perf_counter()
     response = server.client.post(path, content=body)
     seconds = time.perf_counter() - started
-    return {"what": what, "body_bytes": len(body), "status": response.status_code, "seconds": round(seconds, 3),
-            "answer": response.text[:160] if response.status_code != 200 else f"{len(response.content)} bytes",
-            "rss_mb_before": round(before, 1), "rss_mb_after": round(server.rss_mb(), 1)}
+    return {
+        "what": what,
+        "body_bytes": len(body),
+        "status": response.status_code,
+        "seconds": round(seconds, 3),
+        "answer": response.text[:160] if response.status_code != 200 else f"{len(response.content)} bytes",
+        "rss_mb_before": round(before, 1),
+        "rss_mb_after": round(server.rss_mb(), 1),
+    }
 
 
 def small_requests(server, count: int = 200) -> None:
@@ -98,9 +105,15 @@ def burst(server, plan: dict) -> dict:
     small_requests(server)
     time.sleep(1)
     after = server.rss_mb()
-    return {"requests": 2 * plan["burst"], "encoder_body_mb": round(len(images) / 2**20, 1), "seconds": round(seconds, 1),
-            "rss_mb_steady": round(steady, 1), "rss_mb_peak": round(peak, 1), "rss_mb_after": round(after, 1),
-            "rss_mb_above_steady": round(after - steady, 1)}
+    return {
+        "requests": 2 * plan["burst"],
+        "encoder_body_mb": round(len(images) / 2**20, 1),
+        "seconds": round(seconds, 1),
+        "rss_mb_steady": round(steady, 1),
+        "rss_mb_peak": round(peak, 1),
+        "rss_mb_after": round(after, 1),
+        "rss_mb_above_steady": round(after - steady, 1),
+    }
 
 
 def connect(server) -> socket.socket:
@@ -121,7 +134,7 @@ def slow_clients(server, plan: dict) -> dict:
             held.append(sock)
         for _ in range(plan["stalled"]):
             sock = connect(server)
-            sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"in")
+            sock.sendall(b'POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"in')
             held.append(sock)
         body = json_infer("z", np.zeros((1, 20), np.float32))
         latencies, statuses = [], []
@@ -130,9 +143,13 @@ def slow_clients(server, plan: dict) -> dict:
             statuses.append(server.client.post("/v2/models/vae-decoder/infer", content=body).status_code)
             latencies.append((time.perf_counter() - started) * 1000)
             time.sleep(0.05)
-        return {**{k: plan[k] for k in ("idle", "trickling", "stalled")}, "healthy_statuses": sorted(set(statuses)),
-                "healthy_ms_median": round(statistics.median(latencies), 2), "healthy_ms_max": round(max(latencies), 2),
-                "rss_mb": round(server.rss_mb(), 1)}
+        return {
+            **{k: plan[k] for k in ("idle", "trickling", "stalled")},
+            "healthy_statuses": sorted(set(statuses)),
+            "healthy_ms_median": round(statistics.median(latencies), 2),
+            "healthy_ms_max": round(max(latencies), 2),
+            "rss_mb": round(server.rss_mb(), 1),
+        }
     finally:
         for sock in held:
             sock.close()
@@ -140,44 +157,62 @@ def slow_clients(server, plan: dict) -> dict:
 
 def markdown(result: dict) -> str:
     m, b, s = result["machine"], result["burst"], result["slow_clients"]
-    lines = [f"# zoo serve against hostile clients ({m['cpu']}, {m['cores']} cores, {m['date']})", "",
-             "The server's defaults: max batch 1024, 64 MiB body and answer limits, 30 s timeout, 2048 connections.",
-             "", "| what was sent | status | seconds | answer | server RSS before -> after |", "|---|---:|---:|---|---|"]
+    lines = [
+        f"# zoo serve against hostile clients ({m['cpu']}, {m['cores']} cores, {m['date']})",
+        "",
+        "The server's defaults: max batch 1024, 64 MiB body and answer limits, 30 s timeout, 2048 connections.",
+        "",
+        "| what was sent | status | seconds | answer | server RSS before -> after |",
+        "|---|---:|---:|---|---|",
+    ]
     for a in result["attempts"]:
-        lines.append(f"| {a['what']} ({a['body_bytes']:,} bytes) | {a['status']} | {a['seconds']} | "
-                     f"{a['answer'].replace('|', '/')} | {a['rss_mb_before']} -> {a['rss_mb_after']} MB |")
-    lines += ["", f"Burst of {b['requests']} large allowed requests (1024-row JSON, {b['encoder_body_mb']} MB bodies to "
-              f"the encoder, 1024-row JSON answers from the generator) in {b['seconds']} s: RSS {b['rss_mb_steady']} MB "
-              f"steady, {b['rss_mb_peak']} MB at most, {b['rss_mb_after']} MB after: **{b['rss_mb_above_steady']} MB** "
-              "above the steady state.", "",
-              f"{s['idle']} idle keep-alive connections, {s['trickling']} clients trickling headers and {s['stalled']} "
-              f"bodies stalled after 4 bytes, all open: a healthy request answered {s['healthy_statuses']} in "
-              f"{s['healthy_ms_median']} ms (median; {s['healthy_ms_max']} ms at most); server RSS {s['rss_mb']} MB.", ""]
+        lines.append(
+            f"| {a['what']} ({a['body_bytes']:,} bytes) | {a['status']} | {a['seconds']} | "
+            f"{a['answer'].replace('|', '/')} | {a['rss_mb_before']} -> {a['rss_mb_after']} MB |"
+        )
+    lines += [
+        "",
+        f"Burst of {b['requests']} large allowed requests (1024-row JSON, {b['encoder_body_mb']} MB bodies to "
+        f"the encoder, 1024-row JSON answers from the generator) in {b['seconds']} s: RSS {b['rss_mb_steady']} MB "
+        f"steady, {b['rss_mb_peak']} MB at most, {b['rss_mb_after']} MB after: **{b['rss_mb_above_steady']} MB** "
+        "above the steady state.",
+        "",
+        f"{s['idle']} idle keep-alive connections, {s['trickling']} clients trickling headers and {s['stalled']} "
+        f"bodies stalled after 4 bytes, all open: a healthy request answered {s['healthy_statuses']} in "
+        f"{s['healthy_ms_median']} ms (median; {s['healthy_ms_max']} ms at most); server RSS {s['rss_mb']} MB.",
+        "",
+    ]
     return "\n".join(lines + holes_markdown(result["holes"]))
 
 
 def holes_markdown(h: dict) -> list:
     o, m, t, n = h["slow_model_overload"], h["many_large_bodies"], h["trickle_after_413"], h["never_reading_clients"]
-    return ["## The attempts that once got through", "",
-            "| what a client did | what happens now |", "|---|---|",
-            f"| a JSON request whose `id` is `\"\\ud800\"` | {h['surrogate_id']['status']}: "
-            f"`{h['surrogate_id']['answer'][:90]}`; a traceback in the log: {h['surrogate_id']['traceback_in_log']} |",
-            f"| `Content-Length: 10000000`, then a byte every 0.5 s after the 413 (`--timeout 2`) | {t['status']} "
-            f"with `Connection: close` ({t['connection_close']}); the server closed the connection after "
-            f"{t['closed_after_s']} s |",
-            f"| `--max-connections 4`: four clients send three 1024-row requests each and never read (`--timeout 2`) | "
-            f"a new client got {n['first_status']} at first, {n['status']} after {n['served_after_s']} s |",
-            f"| urllib posting a {h['urllib_large_body']['body_bytes'] / 1e6:.0f} MB body, 3 tries | "
-            f"{'; '.join(h['urllib_large_body']['seen'])} |",
-            f"| `zoo export --repository --max-delay-ms 0`, then `zoo serve` of it | config.pbtxt: "
-            f"`{' '.join(h['delay_zero']['config_pbtxt'])}`; served: {', '.join(h['delay_zero']['served'])} |",
-            f"| a `zoo info` cache whose entries have the wrong types | exit code {h['info_cache_wrong_types']['exit_code']} |",
-            f"| a model taking {o['call_s']} s a call, `--max-batch 1 --max-queue 4 --timeout {o['timeout_s']}`, clients in a closed "
-            f"loop | {o['counts']}: {o['answered_of_admitted']:.0%} of admitted requests answered, {o['calls']:.0f} "
-            f"calls run; SIGTERM drained in {o['sigterm_drain_s']} s |",
-            f"| {m['clients']} clients each sending a {m['body_mb']} MB JSON body (1024 rows) at once | {m['statuses']} "
-            f"in {m['seconds']} s; server RSS {m['rss_mb_before']} MB before, {m['rss_mb_peak']} MB at most "
-            f"(the memory budget: 1024 MiB), {m['rss_mb_after']} MB after |", ""]
+    return [
+        "## The attempts that once got through",
+        "",
+        "| what a client did | what happens now |",
+        "|---|---|",
+        f'| a JSON request whose `id` is `"\\ud800"` | {h["surrogate_id"]["status"]}: '
+        f"`{h['surrogate_id']['answer'][:90]}`; a traceback in the log: {h['surrogate_id']['traceback_in_log']} |",
+        f"| `Content-Length: 10000000`, then a byte every 0.5 s after the 413 (`--timeout 2`) | {t['status']} "
+        f"with `Connection: close` ({t['connection_close']}); the server closed the connection after "
+        f"{t['closed_after_s']} s |",
+        f"| `--max-connections 4`: four clients send three 1024-row requests each and never read (`--timeout 2`) | "
+        f"a new client got {n['first_status']} at first, {n['status']} after {n['served_after_s']} s |",
+        f"| urllib posting a {h['urllib_large_body']['body_bytes'] / 1e6:.0f} MB body, 3 tries | "
+        f"{'; '.join(h['urllib_large_body']['seen'])} |",
+        f"| `zoo export --repository --max-delay-ms 0`, then `zoo serve` of it | config.pbtxt: "
+        f"`{' '.join(h['delay_zero']['config_pbtxt'])}`; served: {', '.join(h['delay_zero']['served'])} |",
+        "| a `zoo info` cache whose entries have the wrong types | "
+        f"exit code {h['info_cache_wrong_types']['exit_code']} |",
+        f"| a model taking {o['call_s']} s a call, `--max-batch 1 --max-queue 4 --timeout {o['timeout_s']}`, "
+        f"clients in a closed loop | {o['counts']}: {o['answered_of_admitted']:.0%} of admitted requests "
+        f"answered, {o['calls']:.0f} calls run; SIGTERM drained in {o['sigterm_drain_s']} s |",
+        f"| {m['clients']} clients each sending a {m['body_mb']} MB JSON body (1024 rows) at once | {m['statuses']} "
+        f"in {m['seconds']} s; server RSS {m['rss_mb_before']} MB before, {m['rss_mb_peak']} MB at most "
+        f"(the memory budget: 1024 MiB), {m['rss_mb_after']} MB after |",
+        "",
+    ]
 
 
 def main(argv=None):
@@ -189,12 +224,26 @@ def main(argv=None):
         try:
             small_requests(server)
             depth = 200_000
-            attempts = [attempt(server, "JSON request of 100,000 rows", "/v2/models/vae-generator/infer",
-                                json_infer("eps", np.zeros((100_000, 20), np.float32))),
-                        attempt(server, f"JSON nested {depth:,} deep", "/v2/models/vae-generator/infer",
-                                b"[" * depth + b"]" * depth)]
-            result = {"benchmark": "serve_hostile", "quick": args.quick, "plan": plan, "machine": machine.describe(),
-                      "attempts": attempts, "burst": burst(server, plan), "slow_clients": slow_clients(server, plan)}
+            attempts = [
+                attempt(
+                    server,
+                    "JSON request of 100,000 rows",
+                    "/v2/models/vae-generator/infer",
+                    json_infer("eps", np.zeros((100_000, 20), np.float32)),
+                ),
+                attempt(
+                    server, f"JSON nested {depth:,} deep", "/v2/models/vae-generator/infer", b"[" * depth + b"]" * depth
+                ),
+            ]
+            result = {
+                "benchmark": "serve_hostile",
+                "quick": args.quick,
+                "plan": plan,
+                "machine": machine.describe(),
+                "attempts": attempts,
+                "burst": burst(server, plan),
+                "slow_clients": slow_clients(server, plan),
+            }
         finally:
             server.stop()
         result["holes"] = all_holes(Server, Path(scratch) / "vae", args.quick)

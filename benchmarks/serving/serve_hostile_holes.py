@@ -31,8 +31,12 @@ TIMEOUT = 2.0
 
 
 def _infer_body(name: str, rows: np.ndarray, **extra) -> bytes:
-    return json.dumps({"inputs": [{"name": name, "shape": list(rows.shape), "datatype": "FP32",
-                                   "data": rows.ravel().tolist()}], **extra}).encode()
+    return json.dumps(
+        {
+            "inputs": [{"name": name, "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}],
+            **extra,
+        }
+    ).encode()
 
 
 def _head(sock) -> bytes:
@@ -63,14 +67,20 @@ def trickle_after_413(server) -> dict:
             except OSError:
                 break
             time.sleep(0.5)
-        return {"status": int(head.split()[1]), "connection_close": b"connection: close" in head.lower(),
-                "closed_after_s": round(time.monotonic() - started, 2)}
+        return {
+            "status": int(head.split()[1]),
+            "connection_close": b"connection: close" in head.lower(),
+            "closed_after_s": round(time.monotonic() - started, 2),
+        }
 
 
 def never_reading_clients(server) -> dict:
     """Four clients fill --max-connections 4 with requests whose answers they never read."""
     body = _infer_body("z", np.zeros((1024, 20), np.float32))
-    request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
     stuck = []
     server.client.close()  # its keep-alive connection would take one of the four places
     try:
@@ -112,11 +122,17 @@ def urllib_large_body(server, tries: int = 3) -> dict:
 
 def delay_zero(run: Path, scratch: Path) -> dict:
     repository = scratch / "repository"
-    subprocess.run([sys.executable, "-m", "zoo", "export", str(run), "--repository", str(repository),
-                    "--max-delay-ms", "0"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "zoo", "export", str(run), "--repository", str(repository), "--max-delay-ms", "0"],
+        check=True,
+        capture_output=True,
+    )
     written = (repository / f"{run.name}-generator" / "config.pbtxt").read_text()
-    serve = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(repository), "--port", "0", "--quiet"],
-                             stdout=subprocess.PIPE, text=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "serve", str(repository), "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     banner = []
     for line in serve.stdout:
         banner.append(line.strip())
@@ -134,8 +150,10 @@ def info_cache_wrong_types(scratch: Path) -> dict:
     subprocess.run([sys.executable, "-m", "zoo", "info", "vae"], env=env, check=True, capture_output=True)
     cache = scratch / "cache" / "zoo" / "model-facts.json"
     entries = json.loads(cache.read_text())
-    broken = {key: {field: "wrong" for field in value} if isinstance(value, dict) else "wrong"
-              for key, value in entries.items()}
+    broken = {
+        key: {field: "wrong" for field in value} if isinstance(value, dict) else "wrong"
+        for key, value in entries.items()
+    }
     cache.write_text(json.dumps(broken))
     again = subprocess.run([sys.executable, "-m", "zoo", "info", "vae"], env=env, capture_output=True, text=True)
     return {"exit_code": again.returncode, "stderr": again.stderr.strip()[-200:]}
@@ -147,8 +165,9 @@ def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: b
     folder = scratch / "slow"
     _, call = calibrated(generator, folder, 0.1 if quick else 0.37)
     timeout = call * 1.5 / 0.37  # the measured case: 0.37 s calls and a 1.5 s timeout
-    server = server_factory(folder, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{timeout:.3f}",
-                            "--threads", "1")
+    server = server_factory(
+        folder, "--max-batch", "1", "--max-queue", "4", "--timeout", f"{timeout:.3f}", "--threads", "1"
+    )
     try:
         counts = overrun(server.url, clients=8 if quick else 24, seconds=1.5 if quick else 8)
         calls = _metric(server.client.get("/metrics").text, "zoo_serve_batch_rows_count")
@@ -163,8 +182,14 @@ def slow_model_overload(server_factory, generator: Path, scratch: Path, quick: b
     for thread in held:
         thread.join()
     admitted = counts.get("200", 0) + counts.get("504", 0)
-    return {"call_s": round(call, 3), "timeout_s": round(timeout, 3), "counts": counts, "calls": calls,
-            "answered_of_admitted": round(counts.get("200", 0) / max(admitted, 1), 3), "sigterm_drain_s": round(drained, 2)}
+    return {
+        "call_s": round(call, 3),
+        "timeout_s": round(timeout, 3),
+        "counts": counts,
+        "calls": calls,
+        "answered_of_admitted": round(counts.get("200", 0) / max(admitted, 1), 3),
+        "sigterm_drain_s": round(drained, 2),
+    }
 
 
 def _metric(text: str, name: str) -> float:
@@ -201,9 +226,15 @@ def many_large_bodies(server, clients: int) -> dict:
         time.sleep(0.05)
     seconds = time.monotonic() - started
     time.sleep(1)
-    return {"clients": clients, "body_mb": round(len(body) / 2**20, 1), "seconds": round(seconds, 1),
-            "statuses": {s: statuses.count(s) for s in sorted(set(statuses))}, "rss_mb_before": round(rss[0], 1),
-            "rss_mb_peak": round(max(rss), 1), "rss_mb_after": round(server.rss_mb(), 1)}
+    return {
+        "clients": clients,
+        "body_mb": round(len(body) / 2**20, 1),
+        "seconds": round(seconds, 1),
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "rss_mb_before": round(rss[0], 1),
+        "rss_mb_peak": round(max(rss), 1),
+        "rss_mb_after": round(server.rss_mb(), 1),
+    }
 
 
 def all_holes(server_factory, run: Path, quick: bool) -> dict:
@@ -212,8 +243,11 @@ def all_holes(server_factory, run: Path, quick: bool) -> dict:
         scratch = Path(scratch)
         plain = server_factory(run)
         try:
-            result = {"surrogate_id": surrogate_id(plain), "urllib_large_body": urllib_large_body(plain),
-                      "many_large_bodies": many_large_bodies(plain, 6 if quick else 200)}
+            result = {
+                "surrogate_id": surrogate_id(plain),
+                "urllib_large_body": urllib_large_body(plain),
+                "many_large_bodies": many_large_bodies(plain, 6 if quick else 200),
+            }
         finally:
             plain.stop()
         result["surrogate_id"]["traceback_in_log"] = "Traceback" in plain.log_text()

@@ -49,11 +49,18 @@ def make_no_work_model(generator: Path, folder: Path) -> Path:
     for dim in out_dims:
         pixels *= dim
     graph = helper.make_graph(
-        [helper.make_node("Pad", [source.name, "pads"], ["padded"]),
-         helper.make_node("Reshape", ["padded", "shape"], [target.name])],
-        "no_work", [source], [target],
-        [helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, pixels - width]),
-         helper.make_tensor("shape", TensorProto.INT64, [len(out_dims) + 1], [-1, *out_dims])])
+        [
+            helper.make_node("Pad", [source.name, "pads"], ["padded"]),
+            helper.make_node("Reshape", ["padded", "shape"], [target.name]),
+        ],
+        "no_work",
+        [source],
+        [target],
+        [
+            helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, pixels - width]),
+            helper.make_tensor("shape", TensorProto.INT64, [len(out_dims) + 1], [-1, *out_dims]),
+        ],
+    )
     no_work = helper.make_model(graph, opset_imports=model.opset_import)
     no_work.metadata_props.extend(model.metadata_props)
     onnx.checker.check_model(no_work)
@@ -73,24 +80,33 @@ def measure_cells(server, model: str, batching: str, plan: dict, client_core, lo
             cell = run_client(client_core, server.url, request, concurrency, plan)
             after = server.batch_totals(model)
             calls = after[0] - before[0]
-            cell.update(model=model, tensors=tensors, batching=batching, concurrency=concurrency,
-                        mean_batch=(after[1] - before[1]) / calls if calls else None)
+            cell.update(
+                model=model,
+                tensors=tensors,
+                batching=batching,
+                concurrency=concurrency,
+                mean_batch=(after[1] - before[1]) / calls if calls else None,
+            )
             cells.append(cell)
-            log(f"{model:<17} {tensors:<6} batching {batching:<3} c={concurrency:<4} {cell['rps']:>8.0f} "
+            log(
+                f"{model:<17} {tensors:<6} batching {batching:<3} c={concurrency:<4} {cell['rps']:>8.0f} "
                 f"req/s  p50 {cell['p50_ms']:.2f} ms  p99 {cell['p99_ms']:.2f} ms  errors {cell['errors']}  "
-                f"mean batch {cell['mean_batch'] or 0:.1f}")
+                f"mean batch {cell['mean_batch'] or 0:.1f}"
+            )
     return cells
 
 
 def measure(runs: dict, plan: dict, log, scratch: Path) -> dict:
     server_core, client_core = cores()
     result = {"pinned": server_core is not None, "cells": [], "hello": [], "no_work": [], "inprocess": {}}
-    for (arch, part) in MODELS:
-        result["inprocess"][f"{arch}-{part}"] = run_inprocess(server_core, runs[arch] / f"{part}.onnx",
-                                                              plan["inprocess_calls"])
+    for arch, part in MODELS:
+        result["inprocess"][f"{arch}-{part}"] = run_inprocess(
+            server_core, runs[arch] / f"{part}.onnx", plan["inprocess_calls"]
+        )
     no_work = make_no_work_model(runs["vae"] / "generator.onnx", scratch / NO_WORK)
-    result["inprocess"][f"{NO_WORK}-generator"] = run_inprocess(server_core, no_work / "generator.onnx",
-                                                                plan["inprocess_calls"])
+    result["inprocess"][f"{NO_WORK}-generator"] = run_inprocess(
+        server_core, no_work / "generator.onnx", plan["inprocess_calls"]
+    )
     for batching, options in (("on", ()), ("off", ("--max-batch", "1"))):
         server = Server([*runs.values(), no_work], server_core, *options)
         try:
@@ -100,7 +116,7 @@ def measure(runs: dict, plan: dict, log, scratch: Path) -> dict:
                     result["hello"].append({"concurrency": concurrency, **cell})
                     log(f"hello-world  c={concurrency:<4} {cell['rps']:>8.0f} req/s  p50 {cell['p50_ms']:.2f} ms")
                 result["no_work"] = measure_cells(server, f"{NO_WORK}-generator", batching, plan, client_core, log)
-            for (arch, part) in MODELS:
+            for arch, part in MODELS:
                 result["cells"] += measure_cells(server, f"{arch}-{part}", batching, plan, client_core, log)
         finally:
             server.stop()
@@ -119,8 +135,18 @@ def overload(runs: dict, plan: dict, server_core, client_core, log) -> dict:
         request = load_client.infer_request(server.url, model, load_client.input_shape(server.url, model), binary=True)
         rss = [server.rss_mb()]
         job = client_process(client_core)
-        job.stdin.write(json.dumps({"url": server.url, **request, "concurrency": 4 * queue, "warmup": 0,
-                                    "requests": 10**9, "seconds": plan["overload_seconds"]}))
+        job.stdin.write(
+            json.dumps(
+                {
+                    "url": server.url,
+                    **request,
+                    "concurrency": 4 * queue,
+                    "warmup": 0,
+                    "requests": 10**9,
+                    "seconds": plan["overload_seconds"],
+                }
+            )
+        )
         job.stdin.close()
         while job.poll() is None:
             rss.append(server.rss_mb())
@@ -130,18 +156,28 @@ def overload(runs: dict, plan: dict, server_core, client_core, log) -> dict:
     finally:
         server.stop()
     cell.update(queue=queue, concurrency=4 * queue, rss_mb_start=rss[0], rss_mb_max=max(rss), rss_mb_end=rss[-1])
-    log(f"overload c={4 * queue}: {cell['status_counts']}; 503 p99 {cell.get('p99_ms_503', float('nan')):.1f} ms; "
-        f"server RSS {rss[0]:.0f} -> max {max(rss):.0f} MB")
+    log(
+        f"overload c={4 * queue}: {cell['status_counts']}; 503 p99 {cell.get('p99_ms_503', float('nan')):.1f} ms; "
+        f"server RSS {rss[0]:.0f} -> max {max(rss):.0f} MB"
+    )
     return cell
 
 
 def main(argv=None):
     parser = machine.arguments(__doc__, quick="every code path, few requests")
-    parser.add_argument("--runs", nargs=2, type=Path, metavar=("VAE_RUN", "CONV_AE_RUN"),
-                        help="exported run folders to serve (default: seeded models exported to a temporary folder)")
-    parser.add_argument("--peers", action="store_true",
-                        help="also serve the VAE generator through Triton, KServe and MLServer (serve_peers; "
-                             "installs KServe and MLServer into .peers/ on first use)")
+    parser.add_argument(
+        "--runs",
+        nargs=2,
+        type=Path,
+        metavar=("VAE_RUN", "CONV_AE_RUN"),
+        help="exported run folders to serve (default: seeded models exported to a temporary folder)",
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also serve the VAE generator through Triton, KServe and MLServer (serve_peers; "
+        "installs KServe and MLServer into .peers/ on first use)",
+    )
     args = parser.parse_args(argv)
     for run in args.runs or ():
         if not (run / "generator.onnx").is_file() and not (run / "decoder.onnx").is_file():
@@ -150,16 +186,30 @@ def main(argv=None):
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        runs = dict(zip([arch for arch, _ in MODELS], args.runs)) if args.runs else {
-            arch: make_run(Path(scratch) / arch, arch) for arch, _ in MODELS}
-        result = {"benchmark": "serve_load", "quick": args.quick, "plan": plan, "machine": machine.describe(),
-                  **measure(runs, plan, log, Path(scratch))}
+        runs = (
+            dict(zip([arch for arch, _ in MODELS], args.runs))
+            if args.runs
+            else {arch: make_run(Path(scratch) / arch, arch) for arch, _ in MODELS}
+        )
+        result = {
+            "benchmark": "serve_load",
+            "quick": args.quick,
+            "plan": plan,
+            "machine": machine.describe(),
+            **measure(runs, plan, log, Path(scratch)),
+        }
         if args.peers:
             result["peers"] = measure_peers_here(runs["vae"], args, log, Path(scratch))
     result["targets"] = targets(result)
     result["seconds"] = round(time.perf_counter() - started, 1)
-    machine.publish("serve_load", result, markdown(result), args.out, plot=lambda path: plot(result, path),
-                    note=f"in {result['seconds']:.0f} s; read the .md (its first table pastes into the README)")
+    machine.publish(
+        "serve_load",
+        result,
+        markdown(result),
+        args.out,
+        plot=lambda path: plot(result, path),
+        note=f"in {result['seconds']:.0f} s; read the .md (its first table pastes into the README)",
+    )
     if args.peers:
         peers = {"benchmark": "serve_peers", "quick": args.quick, "machine": result["machine"], **result["peers"]}
         serve_peers.write(peers, args.out)
@@ -167,8 +217,9 @@ def main(argv=None):
 
 def measure_peers_here(vae_run: Path, args, log, scratch: Path) -> dict:
     """serve_peers' measurement on the same VAE run, in this run (its own files are written too)."""
-    return serve_peers.measure_peers(vae_run / "generator.onnx", serve_peers.QUICK if args.quick else serve_peers.FULL,
-                                     log, scratch / "peers")
+    return serve_peers.measure_peers(
+        vae_run / "generator.onnx", serve_peers.QUICK if args.quick else serve_peers.FULL, log, scratch / "peers"
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,16 @@ def run_side(path: Path | None, runs: list, out: Path, quick: bool, cwd: Path) -
     after ``path``."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["PYTHONPATH"] = os.pathsep.join([*([str(path)] if path is not None else []), str(ROOT)])
-    command = [sys.executable, "-m", BENCHMARK, "--runs", *map(str, runs), "--out", str(out),
-               *(["--quick"] if quick else [])]
+    command = [
+        sys.executable,
+        "-m",
+        BENCHMARK,
+        "--runs",
+        *map(str, runs),
+        "--out",
+        str(out),
+        *(["--quick"] if quick else []),
+    ]
     subprocess.run(command, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
     (result,) = out.glob("serve_load-*.json")
     return json.loads(result.read_text())
@@ -69,17 +77,28 @@ def run_side(path: Path | None, runs: list, out: Path, quick: bool, cwd: Path) -
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"# zoo serve now against {result['before']} ({m['cpu']}, {m['cores']} cores, {m['date']})", "",
-             f"serve_load.py's cells, {result['rounds']} alternating rounds, the same models and load client; "
-             "requests/s now / before (above 1: faster now), one ratio per round.", "",
-             "| model | tensors | batching | concurrency | now / before |", "|---|---|---|---:|---|"]
+    lines = [
+        f"# zoo serve now against {result['before']} ({m['cpu']}, {m['cores']} cores, {m['date']})",
+        "",
+        f"serve_load.py's cells, {result['rounds']} alternating rounds, the same models and load client; "
+        "requests/s now / before (above 1: faster now), one ratio per round.",
+        "",
+        "| model | tensors | batching | concurrency | now / before |",
+        "|---|---|---|---:|---|",
+    ]
     for row in result["cells"]:
-        lines.append(f"| {row['model']} | {row['tensors']} | {row['batching']} | {row['concurrency']} | "
-                     f"{', '.join(f'{r:.2f}' for r in row['ratios'])} |")
+        lines.append(
+            f"| {row['model']} | {row['tensors']} | {row['batching']} | {row['concurrency']} | "
+            f"{', '.join(f'{r:.2f}' for r in row['ratios'])} |"
+        )
     s = result["summary"]
-    lines += ["", f"Median ratio {s['median']:.2f} over {s['count']} cell-rounds (lowest {s['min']:.2f}, highest "
-              f"{s['max']:.2f}); the hello-world route, whose code is the same on both sides but for the connection "
-              f"layer, varied {s['hello_min']:.2f}-{s['hello_max']:.2f}: the machine's own noise.", ""]
+    lines += [
+        "",
+        f"Median ratio {s['median']:.2f} over {s['count']} cell-rounds (lowest {s['min']:.2f}, highest "
+        f"{s['max']:.2f}); the hello-world route, whose code is the same on both sides but for the connection "
+        f"layer, varied {s['hello_min']:.2f}-{s['hello_max']:.2f}: the machine's own noise.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -100,16 +119,38 @@ def main(argv=None):
                     sides[side].append(cell_rates(run_side(path, runs, out, args.quick, cwd=scratch)))
                     print(f"round {round_ + 1}: {side} done", file=sys.stderr, flush=True)
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch / "tree")], check=False)
-    cells = [{"model": key[0], "tensors": key[1], "batching": key[2], "concurrency": key[3],
-              "ratios": [now[key] / old[key] for old, now in zip(sides["before"], sides["now"])]}
-             for key in sorted(sides["now"][0], key=str) if key in sides["before"][0]]
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch / "tree")], check=False
+            )
+    cells = [
+        {
+            "model": key[0],
+            "tensors": key[1],
+            "batching": key[2],
+            "concurrency": key[3],
+            "ratios": [now[key] / old[key] for old, now in zip(sides["before"], sides["now"])],
+        }
+        for key in sorted(sides["now"][0], key=str)
+        if key in sides["before"][0]
+    ]
     every = [r for c in cells for r in c["ratios"]]
     hello = [r for c in cells if c["model"] == "hello-world route" for r in c["ratios"]]
-    result = {"benchmark": "serve_load_compare", "before": args.before, "rounds": args.rounds, "quick": args.quick,
-              "machine": machine.describe(), "cells": cells,
-              "summary": {"median": statistics.median(every), "min": min(every), "max": max(every), "count": len(every),
-                          "hello_min": min(hello), "hello_max": max(hello)}}
+    result = {
+        "benchmark": "serve_load_compare",
+        "before": args.before,
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "machine": machine.describe(),
+        "cells": cells,
+        "summary": {
+            "median": statistics.median(every),
+            "min": min(every),
+            "max": max(every),
+            "count": len(every),
+            "hello_min": min(hello),
+            "hello_max": max(hello),
+        },
+    }
     text = markdown(result)
     machine.publish("serve_load_compare", result, text, args.out)
 

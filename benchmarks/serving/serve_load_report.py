@@ -10,8 +10,14 @@ SHARE_OF_HELLO = {"binary": 0.85, "json": 0.5}  # req/s under load, as a share o
 
 
 def _cell(result, model, tensors, batching, concurrency):
-    return next((c for c in result["cells"] if (c["model"], c["tensors"], c["batching"], c["concurrency"])
-                 == (model, tensors, batching, concurrency)), None)
+    return next(
+        (
+            c
+            for c in result["cells"]
+            if (c["model"], c["tensors"], c["batching"], c["concurrency"]) == (model, tensors, batching, concurrency)
+        ),
+        None,
+    )
 
 
 def _hello(result, concurrency):
@@ -25,12 +31,22 @@ def speed_targets(name: str, busy_name: str, tensors: str, one, busy, floor_ms: 
     found = []
     if one and hello1:
         overhead = one["p50_ms"] - floor_ms
-        found.append((f"c=1 {name}: p50 overhead over in-process <= 1.5x hello-world p50",
-                      f"{overhead:.3f} ms vs {1.5 * hello1['p50_ms']:.3f} ms", overhead <= 1.5 * hello1["p50_ms"]))
+        found.append(
+            (
+                f"c=1 {name}: p50 overhead over in-process <= 1.5x hello-world p50",
+                f"{overhead:.3f} ms vs {1.5 * hello1['p50_ms']:.3f} ms",
+                overhead <= 1.5 * hello1["p50_ms"],
+            )
+        )
     if busy and hello_busy:
         ratio, share = busy["rps"] / hello_busy["rps"], SHARE_OF_HELLO[tensors]
-        found.append((f"c={hello_busy['concurrency']} {busy_name}: req/s >= {share:.0%} of hello-world", f"{ratio:.0%}",
-                      ratio >= share))
+        found.append(
+            (
+                f"c={hello_busy['concurrency']} {busy_name}: req/s >= {share:.0%} of hello-world",
+                f"{ratio:.0%}",
+                ratio >= share,
+            )
+        )
     return found
 
 
@@ -46,54 +62,84 @@ def targets(result) -> list:
     for model in models:
         floor = result["inprocess"][model]["p50_ms"]
         for tensors in ("json", "binary"):
-            for check in speed_targets(f"{model} {tensors}", f"{model} {tensors}, batching on", tensors,
-                                       _cell(result, model, tensors, "on", 1), _cell(result, model, tensors, "on", 64),
-                                       floor, hello1, hello64):
+            for check in speed_targets(
+                f"{model} {tensors}",
+                f"{model} {tensors}, batching on",
+                tensors,
+                _cell(result, model, tensors, "on", 1),
+                _cell(result, model, tensors, "on", 64),
+                floor,
+                hello1,
+                hello64,
+            ):
                 add(*check)
             for concurrency in sorted({c["concurrency"] for c in result["cells"]}):
                 on, off = (_cell(result, model, tensors, b, concurrency) for b in ("on", "off"))
                 if on and off:
                     ratio = on["rps"] / off["rps"] if off["rps"] else math.inf
-                    add(f"c={concurrency} {model} {tensors}: batching on not over 5% slower than off",
-                        f"{ratio:.2f}x", ratio >= 0.95)
+                    add(
+                        f"c={concurrency} {model} {tensors}: batching on not over 5% slower than off",
+                        f"{ratio:.2f}x",
+                        ratio >= 0.95,
+                    )
     for tensors in ("json", "binary"):
         on, off = (_cell(result, "conv-ae-decoder", tensors, b, 64) for b in ("on", "off"))
         if on and off:
-            add(f"c=64 conv-ae-decoder {tensors}: batching on faster than off", f"{on['rps'] / off['rps']:.2f}x",
-                on["rps"] > off["rps"])
+            add(
+                f"c=64 conv-ae-decoder {tensors}: batching on faster than off",
+                f"{on['rps'] / off['rps']:.2f}x",
+                on["rps"] > off["rps"],
+            )
     errors = sum(c["errors"] for c in result["cells"]) + sum(h["errors"] for h in result["hello"])
     add("no errors below the queue limit", str(errors), errors == 0)
     over = result["overload"]
     if "p99_ms_503" in over:
-        add(f"overload at {over['concurrency']} (4x queue {over['queue']}): 503s within 50 ms (p99)",
-            f"{over['p99_ms_503']:.1f} ms", over["p99_ms_503"] <= 50)
+        add(
+            f"overload at {over['concurrency']} (4x queue {over['queue']}): 503s within 50 ms (p99)",
+            f"{over['p99_ms_503']:.1f} ms",
+            over["p99_ms_503"] <= 50,
+        )
     else:
         add(f"overload at {over['concurrency']}: some requests refused with 503", "none refused", False)
     growth = over["rss_mb_max"] - over["rss_mb_start"]
-    add("overload: server resident memory stays flat (growth under 10%)",
-        f"{over['rss_mb_start']:.0f} -> {over['rss_mb_max']:.0f} MB", growth <= 0.1 * over["rss_mb_start"])
+    add(
+        "overload: server resident memory stays flat (growth under 10%)",
+        f"{over['rss_mb_start']:.0f} -> {over['rss_mb_max']:.0f} MB",
+        growth <= 0.1 * over["rss_mb_start"],
+    )
     return found
 
 
 def _row(label, tensors, batching, cell) -> str:
     mean = cell.get("mean_batch")
-    return (f"| {label} | {tensors} | {batching} | {cell.get('concurrency', 1)} | {cell['rps']:,.0f} | "
-            f"{cell['p50_ms']:.2f} | {cell['p90_ms']:.2f} | {cell['p99_ms']:.2f} | {cell.get('errors', 0)} | "
-            f"{'' if mean is None else f'{mean:.1f}'} |")
+    return (
+        f"| {label} | {tensors} | {batching} | {cell.get('concurrency', 1)} | {cell['rps']:,.0f} | "
+        f"{cell['p50_ms']:.2f} | {cell['p90_ms']:.2f} | {cell['p99_ms']:.2f} | {cell.get('errors', 0)} | "
+        f"{'' if mean is None else f'{mean:.1f}'} |"
+    )
 
 
-HEADER = ("| route | tensors | batching | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch |\n"
-          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+HEADER = (
+    "| route | tensors | batching | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch |\n"
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def markdown(result) -> str:
     m = result["machine"]
     pinning = "server and client pinned to separate cores" if result["pinned"] else "not pinned (fewer than 2 cores)"
-    lines = [f"# zoo serve under load{' (quick run: too few requests to read much into)' if result['quick'] else ''}",
-             "", f"{m['cpu']}, {m['cores']} cores, {pinning}; onnxruntime {m['versions']['onnxruntime']}, "
-             f"Python {m['versions']['python']}, {m['date']}. Batch-1 requests, closed loop over loopback; "
-             "server with `--threads 1`.", "", HEADER]
-    for concurrency in SUMMARY_CONCURRENCY if not result["quick"] else sorted({c["concurrency"] for c in result["cells"]}):
+    lines = [
+        f"# zoo serve under load{' (quick run: too few requests to read much into)' if result['quick'] else ''}",
+        "",
+        f"{m['cpu']}, {m['cores']} cores, {pinning}; onnxruntime {m['versions']['onnxruntime']}, "
+        f"Python {m['versions']['python']}, {m['date']}. Batch-1 requests, closed loop over loopback; "
+        "server with `--threads 1`.",
+        "",
+        HEADER,
+    ]
+    for concurrency in (
+        SUMMARY_CONCURRENCY if not result["quick"] else sorted({c["concurrency"] for c in result["cells"]})
+    ):
         if hello := _hello(result, concurrency):
             lines.append(_row("hello-world route (no model)", "-", "-", hello))
         for cell in [*result.get("no_work", []), *result["cells"]]:
@@ -105,19 +151,33 @@ def markdown(result) -> str:
     lines += [f"| {t['target']} | {t['value']} | {'yes' if t['passed'] else 'no'} |" for t in result["targets"]]
     lines += no_work_reference(result)
     over = result["overload"]
-    lines += ["", "## Overload", "",
-              f"Queue limit {over['queue']}, {over['concurrency']} concurrent clients, no micro-batching, "
-              f"conv-ae decoder: status counts {over['status_counts']}; 503 p50/p99 "
-              f"{over.get('p50_ms_503', math.nan):.1f}/{over.get('p99_ms_503', math.nan):.1f} ms; server RSS "
-              f"{over['rss_mb_start']:.0f} MB at start, {over['rss_mb_max']:.0f} MB at most, {over['rss_mb_end']:.0f} MB at the end."]
+    lines += [
+        "",
+        "## Overload",
+        "",
+        f"Queue limit {over['queue']}, {over['concurrency']} concurrent clients, no micro-batching, "
+        f"conv-ae decoder: status counts {over['status_counts']}; 503 p50/p99 "
+        f"{over.get('p50_ms_503', math.nan):.1f}/{over.get('p99_ms_503', math.nan):.1f} ms; server RSS "
+        f"{over['rss_mb_start']:.0f} MB at start, {over['rss_mb_max']:.0f} MB at most, "
+        f"{over['rss_mb_end']:.0f} MB at the end.",
+    ]
     lines += peers_section(result)
     if not result.get("workers"):
         lines += ["", "## Every cell", "", HEADER]
     if result.get("workers"):
-        lines += ["", "## Worker processes", "",
-                  "`--workers N`, the VAE generator. With 2 workers on 2 cores the server and the load client "
-                  "share both cores (server cores 'all'), so the client's own work comes out of the server's.",
-                  "", *workers_rows(result["workers"]), "", "## Every cell", "", HEADER]
+        lines += [
+            "",
+            "## Worker processes",
+            "",
+            "`--workers N`, the VAE generator. With 2 workers on 2 cores the server and the load client "
+            "share both cores (server cores 'all'), so the client's own work comes out of the server's.",
+            "",
+            *workers_rows(result["workers"]),
+            "",
+            "## Every cell",
+            "",
+            HEADER,
+        ]
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result["cells"]]
     lines += [_row(c["model"], c["tensors"], c["batching"], c) for c in result.get("no_work", [])]
     lines += [_row("hello-world route (no model)", "-", "-", h) for h in result["hello"]]
@@ -129,10 +189,16 @@ def peers_section(result) -> list:
     if not result.get("peers"):
         return []
 
-    return ["", "## Beside its peers", "",
-            "The VAE generator file served by zoo serve and by the systems a user would pick instead, each pinned "
-            "to one core with onnxruntime at one intra-op thread, with the same client (serve_peers.py; its own "
-            "results file has every cell's latency and a plot).", "", *peers_rows(result["peers"])]
+    return [
+        "",
+        "## Beside its peers",
+        "",
+        "The VAE generator file served by zoo serve and by the systems a user would pick instead, each pinned "
+        "to one core with onnxruntime at one intra-op thread, with the same client (serve_peers.py; its own "
+        "results file has every cell's latency and a plot).",
+        "",
+        *peers_rows(result["peers"]),
+    ]
 
 
 def no_work_reference(result) -> list:
@@ -145,14 +211,24 @@ def no_work_reference(result) -> list:
     hello1, hello_busy = _hello(result, 1), _hello(result, busy)
     if not cells or floor is None or not (hello1 and hello_busy):
         return []
-    lines = ["", "## The same targets for a model that does no work", "",
-             f"`{cells[0]['model']}` has the VAE generator's interface (20 floats in, 784 out) but its graph only "
-             "pads and reshapes: it measures what a request costs the server apart from the model's own work.", "",
-             "| target | measured | met |", "|---|---|---|"]
+    lines = [
+        "",
+        "## The same targets for a model that does no work",
+        "",
+        f"`{cells[0]['model']}` has the VAE generator's interface (20 floats in, 784 out) but its graph only "
+        "pads and reshapes: it measures what a request costs the server apart from the model's own work.",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
     for tensors in ("json", "binary"):
-        one, many = (next((c for c in cells if c["tensors"] == tensors and c["concurrency"] == concurrency), None)
-                     for concurrency in (1, busy))
-        for target, value, met in speed_targets(tensors, tensors, tensors, one, many, floor["p50_ms"], hello1, hello_busy):
+        one, many = (
+            next((c for c in cells if c["tensors"] == tensors and c["concurrency"] == concurrency), None)
+            for concurrency in (1, busy)
+        )
+        for target, value, met in speed_targets(
+            tensors, tensors, tensors, one, many, floor["p50_ms"], hello1, hello_busy
+        ):
             lines.append(f"| {target} | {value} | {'yes' if met else 'no'} |")
     return lines
 
@@ -168,16 +244,34 @@ def plot(result, path):
     for ax, model in zip(axes[0], models):
         for tensors in ("binary", "json"):
             for batching, style in (("on", "-"), ("off", ":")):
-                cells = sorted((c for c in result["cells"] if (c["model"], c["tensors"], c["batching"])
-                                == (model, tensors, batching)), key=lambda c: c["concurrency"])
-                ax.plot([c["concurrency"] for c in cells], [c["rps"] for c in cells], style, marker="o",
-                        label=f"{tensors}, batching {batching}")
+                cells = sorted(
+                    (
+                        c
+                        for c in result["cells"]
+                        if (c["model"], c["tensors"], c["batching"]) == (model, tensors, batching)
+                    ),
+                    key=lambda c: c["concurrency"],
+                )
+                ax.plot(
+                    [c["concurrency"] for c in cells],
+                    [c["rps"] for c in cells],
+                    style,
+                    marker="o",
+                    label=f"{tensors}, batching {batching}",
+                )
         hello = sorted(result["hello"], key=lambda h: h["concurrency"])
         ax.plot([h["concurrency"] for h in hello], [h["rps"] for h in hello], "k--", label="hello-world route")
-        no_work = sorted((c for c in result.get("no_work", []) if c["tensors"] == "binary"), key=lambda c: c["concurrency"])
+        no_work = sorted(
+            (c for c in result.get("no_work", []) if c["tensors"] == "binary"), key=lambda c: c["concurrency"]
+        )
         if no_work:
-            ax.plot([c["concurrency"] for c in no_work], [c["rps"] for c in no_work], "-.", color="grey",
-                    label="model that does no work, binary")
+            ax.plot(
+                [c["concurrency"] for c in no_work],
+                [c["rps"] for c in no_work],
+                "-.",
+                color="grey",
+                label="model that does no work, binary",
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("requests / s")

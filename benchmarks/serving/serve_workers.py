@@ -49,12 +49,19 @@ def measure_workers(vae_run: Path, counts, clients: int, plan: dict, log) -> lis
                 request = load_client.infer_request(server.url, MODEL, shape, binary=tensors == "binary")
                 for concurrency in plan["workers_concurrency"]:
                     cell = run_clients(client_cores, server.url, request, concurrency, plan)
-                    cell.update(workers=workers, tensors=tensors, server_cores=server_cores or "all",
-                                client_cores=",".join(c for c in client_cores if c) or "all", shared=shared)
+                    cell.update(
+                        workers=workers,
+                        tensors=tensors,
+                        server_cores=server_cores or "all",
+                        client_cores=",".join(c for c in client_cores if c) or "all",
+                        shared=shared,
+                    )
                     rows.append(cell)
-                    log(f"workers {workers} {tensors:<6} c={cell['concurrency']:<4} {cell['rps']:>8.0f} req/s  "
+                    log(
+                        f"workers {workers} {tensors:<6} c={cell['concurrency']:<4} {cell['rps']:>8.0f} req/s  "
                         f"p50 {cell['p50_ms']:.2f} ms  p99 {cell['p99_ms']:.2f} ms  errors {cell['errors']}"
-                        f"{'  (server and client share the cores)' if shared else ''}")
+                        f"{'  (server and client share the cores)' if shared else ''}"
+                    )
         finally:
             server.stop()
     return rows
@@ -63,22 +70,28 @@ def measure_workers(vae_run: Path, counts, clients: int, plan: dict, log) -> lis
 def markdown_rows(rows: list) -> list:
     """The table of worker counts, each with its speed-up over one worker in the same cell."""
     one = {(r["tensors"], r["concurrency"]): r["rps"] for r in rows if r["workers"] == 1}
-    lines = ["| workers | server cores | client cores | tensors | concurrency | req/s | p50 ms | p99 ms | errors "
-             "| vs 1 worker |", "|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| workers | server cores | client cores | tensors | concurrency | req/s | p50 ms | p99 ms | errors "
+        "| vs 1 worker |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         base = one.get((r["tensors"], r["concurrency"]))
         ratio = f"{r['rps'] / base:.2f}x" if base else ""
-        lines.append(f"| {r['workers']} | {r['server_cores']} | {r['client_cores']} | {r['tensors']} | "
-                     f"{r['concurrency']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} "
-                     f"| {ratio} |")
+        lines.append(
+            f"| {r['workers']} | {r['server_cores']} | {r['client_cores']} | {r['tensors']} | "
+            f"{r['concurrency']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} "
+            f"| {ratio} |"
+        )
     return lines
 
 
 def main(argv=None):
     parser = machine.arguments(__doc__, quick="few requests")
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2, 4, 8], help="worker counts to measure")
-    parser.add_argument("--clients", type=int, default=None,
-                        help="load client processes (default: 1 on up to 4 cores, else 4)")
+    parser.add_argument(
+        "--clients", type=int, default=None, help="load client processes (default: 1 on up to 4 cores, else 4)"
+    )
     args = parser.parse_args(argv)
     cores = len(allowed_cores())
     clients = args.clients or (1 if cores <= 4 else 4)
@@ -88,13 +101,28 @@ def main(argv=None):
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         rows = measure_workers(make_run(Path(scratch) / "vae", "vae"), counts, clients, plan, log)
-    result = {"benchmark": "serve_workers", "quick": args.quick, "plan": plan, "machine": machine.describe(),
-              "clients": clients, "rows": rows, "seconds": round(time.perf_counter() - started, 1)}
+    result = {
+        "benchmark": "serve_workers",
+        "quick": args.quick,
+        "plan": plan,
+        "machine": machine.describe(),
+        "clients": clients,
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     m = result["machine"]
-    text = "\n".join([f"# zoo serve --workers N ({m['cpu']}, {m['cores']} cores, {m['date']})", "",
-                      f"Batch-1 requests to {MODEL}, onnxruntime with one intra-op thread per worker, "
-                      f"{clients} load client process(es). Rows marked 'all' ran with server and client "
-                      "sharing every core.", "", *markdown_rows(rows), ""])
+    text = "\n".join(
+        [
+            f"# zoo serve --workers N ({m['cpu']}, {m['cores']} cores, {m['date']})",
+            "",
+            f"Batch-1 requests to {MODEL}, onnxruntime with one intra-op thread per worker, "
+            f"{clients} load client process(es). Rows marked 'all' ran with server and client "
+            "sharing every core.",
+            "",
+            *markdown_rows(rows),
+            "",
+        ]
+    )
     machine.publish("serve_workers", result, text, args.out, note=f"in {result['seconds']:.0f} s")
 
 

@@ -24,13 +24,22 @@ def slow_generator(generator, folder, iterations: int):
     # and subnormal products run tens of times slower, which no calibration could follow.
     weights = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32) * (1.5 / size**0.5)
     body = helper.make_graph(
-        [helper.make_node("MatMul", ["state", "w"], ["product"]), helper.make_node("Tanh", ["product"], ["next"]),
-         helper.make_node("Identity", ["cond"], ["cond_out"])],
-        "spin", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                 helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-                 helper.make_tensor_value_info("state", TensorProto.FLOAT, [size, size])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("next", TensorProto.FLOAT, [size, size])])
+        [
+            helper.make_node("MatMul", ["state", "w"], ["product"]),
+            helper.make_node("Tanh", ["product"], ["next"]),
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+        ],
+        "spin",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [size, size]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("next", TensorProto.FLOAT, [size, size]),
+        ],
+    )
     nodes = [
         helper.make_node("ReduceMean", [source.name], ["mean"], keepdims=0),
         helper.make_node("Mul", ["w", "mean"], ["start"]),
@@ -41,13 +50,20 @@ def slow_generator(generator, folder, iterations: int):
         helper.make_node("Reshape", ["padded", "shape"], ["image"]),
         helper.make_node("Add", ["image", "nothing"], [target.name]),
     ]
-    graph = helper.make_graph(nodes, "slow_generator", [source], [target], [
-        helper.make_tensor("w", TensorProto.FLOAT, [size, size], weights.reshape(-1)),
-        helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
-        helper.make_tensor("yes", TensorProto.BOOL, [], [True]),
-        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
-        helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, 784 - 20]),
-        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, 28, 28])])
+    graph = helper.make_graph(
+        nodes,
+        "slow_generator",
+        [source],
+        [target],
+        [
+            helper.make_tensor("w", TensorProto.FLOAT, [size, size], weights.reshape(-1)),
+            helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
+            helper.make_tensor("yes", TensorProto.BOOL, [], [True]),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("pads", TensorProto.INT64, [4], [0, 0, 0, 784 - 20]),
+            helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, 28, 28]),
+        ],
+    )
     slow = helper.make_model(graph, opset_imports=model.opset_import)
     slow.metadata_props.extend(model.metadata_props)
     folder.mkdir(exist_ok=True)

@@ -89,8 +89,17 @@ def bare_epochs(train_uint8: torch.Tensor, epochs: int, device) -> list[float]:
 def zoo_epochs(tmp: Path, epochs: int, device) -> list[float]:
     from zoo.train.loop import train
 
-    run = train("pca-ae", tmp / "run", dataset="mnist", sets={"latent": LATENT}, epochs=epochs,
-                batch_size=BATCH, lr=LR, schedule="constant", device=str(device))
+    run = train(
+        "pca-ae",
+        tmp / "run",
+        dataset="mnist",
+        sets={"latent": LATENT},
+        epochs=epochs,
+        batch_size=BATCH,
+        lr=LR,
+        schedule="constant",
+        device=str(device),
+    )
     from zoo.train.run_folder import read_metrics
 
     return [record["epoch_seconds"] for record in read_metrics(run)]
@@ -137,19 +146,24 @@ def main():
         "zoo_over_bare": median["zoo"] / median["bare"],
     }
     m = result["machine"]
-    markdown = "\n".join([
-        f"# Training throughput, one MNIST epoch ({device})",
-        "",
-        f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, "
-        f"{args.threads} torch threads, {m['date']}. 784-100-784 AE, batch {BATCH}, Adam {LR}; "
-        f"median of {args.epochs} epochs each.",
-        "",
-        "| loop | s / epoch | samples / s | vs seed loop | vs bare floor |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| {k} | {median[k]:.3f} | {60_000 / median[k]:,.0f} | {median['seed'] / median[k]:.2f}x | "
-          f"{median[k] / median['bare']:.2f}x |" for k in ("seed", "zoo", "bare")],
-        "",
-    ])
+    markdown = "\n".join(
+        [
+            f"# Training throughput, one MNIST epoch ({device})",
+            "",
+            f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, "
+            f"{args.threads} torch threads, {m['date']}. 784-100-784 AE, batch {BATCH}, Adam {LR}; "
+            f"median of {args.epochs} epochs each.",
+            "",
+            "| loop | s / epoch | samples / s | vs seed loop | vs bare floor |",
+            "|---|---:|---:|---:|---:|",
+            *[
+                f"| {k} | {median[k]:.3f} | {60_000 / median[k]:,.0f} | {median['seed'] / median[k]:.2f}x | "
+                f"{median[k] / median['bare']:.2f}x |"
+                for k in ("seed", "zoo", "bare")
+            ],
+            "",
+        ]
+    )
     publish("train_throughput", result, markdown)
 
 

@@ -5,7 +5,7 @@ peer's own Python."""
 
 # Triton's Python backend: a TritonPythonModel running the same file with onnxruntime, batching the
 # requests Triton's dynamic batcher hands it in one call.
-TRITON_PYTHON_MODEL = '''import os
+TRITON_PYTHON_MODEL = """import os
 import sys
 
 # The stub's embedded interpreter runs isolated and ignores PYTHONPATH: add it by hand, before numpy.
@@ -36,9 +36,9 @@ class TritonPythonModel:
             answers.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output, rows[start:start + len(array)])]))
             start += len(array)
         return answers
-'''
+"""
 
-TRITON_PYTHON_CONFIG = '''name: "{name}"
+TRITON_PYTHON_CONFIG = """name: "{name}"
 backend: "python"
 max_batch_size: {max_batch}
 input {{ name: "{input}" data_type: TYPE_FP32 dims: {input_dims} }}
@@ -46,7 +46,7 @@ output {{ name: "{output}" data_type: TYPE_FP32 dims: {output_dims} }}
 dynamic_batching {{ }}
 instance_group [{{ count: 1, kind: KIND_CPU }}]
 parameters {{ key: "intra_op_thread_count" value {{ string_value: "1" }} }}
-'''
+"""
 
 KSERVE_SERVER = '''"""KServe's model server running onnxruntime on one file: python kserve_server.py NAME FILE PORT."""
 import sys

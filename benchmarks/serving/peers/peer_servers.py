@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.serving.harness import ROOT, Server, pinned
-from benchmarks.serving.peers.peer_models import (KSERVE_SERVER, MLSERVER_RUNTIME, TRITON_PYTHON_CONFIG,
-                                                  TRITON_PYTHON_MODEL)
+from benchmarks.serving.peers.peer_models import (
+    KSERVE_SERVER,
+    MLSERVER_RUNTIME,
+    TRITON_PYTHON_CONFIG,
+    TRITON_PYTHON_MODEL,
+)
 
 TRITON = ROOT / ".triton"
 TRITON_ORT_BACKEND = TRITON / "backends" / "onnxruntime" / "libtriton_onnxruntime.so"
@@ -25,18 +29,37 @@ MAX_BATCH = 1024  # zoo serve's default --max-batch, so every batching server ma
 FULL = {"requests": 20000, "seconds": 5.0}
 QUICK = {"requests": 300, "seconds": 1.0}
 # (cell, tensors or None for the health route, concurrency), the table's columns in order.
-CELLS = (("json_c1", "json", 1), ("json_c64", "json", 64), ("binary_c1", "binary", 1),
-         ("binary_c64", "binary", 64), ("health_c64", None, 64))
-CELL_TITLES = {"json_c1": "JSON c=1", "json_c64": "JSON c=64", "binary_c1": "binary c=1",
-               "binary_c64": "binary c=64", "health_c64": "health c=64"}
+CELLS = (
+    ("json_c1", "json", 1),
+    ("json_c64", "json", 64),
+    ("binary_c1", "binary", 1),
+    ("binary_c64", "binary", 64),
+    ("health_c64", None, 64),
+)
+CELL_TITLES = {
+    "json_c1": "JSON c=1",
+    "json_c64": "JSON c=64",
+    "binary_c1": "binary c=1",
+    "binary_c64": "binary c=64",
+    "health_c64": "health c=64",
+}
 HEALTH = "/v2/health/ready"
 # --only names: one name may stand for several rows (Triton's two queue delays).
-GROUPS = {"zoo": ("zoo",), "triton-ort": ("triton-ort-0", "triton-ort-200"), "triton-python": ("triton-python",),
-          "kserve": ("kserve",), "mlserver": ("mlserver",)}
-LABELS = {"zoo": "zoo serve (defaults, --threads 1)", "triton-ort-0": "Triton ORT backend, queue delay 0",
-          "triton-ort-200": "Triton ORT backend, queue delay 200 us",
-          "triton-python": "Triton Python backend (onnxruntime)", "kserve": "KServe model server",
-          "mlserver": "MLServer"}
+GROUPS = {
+    "zoo": ("zoo",),
+    "triton-ort": ("triton-ort-0", "triton-ort-200"),
+    "triton-python": ("triton-python",),
+    "kserve": ("kserve",),
+    "mlserver": ("mlserver",),
+}
+LABELS = {
+    "zoo": "zoo serve (defaults, --threads 1)",
+    "triton-ort-0": "Triton ORT backend, queue delay 0",
+    "triton-ort-200": "Triton ORT backend, queue delay 200 us",
+    "triton-python": "Triton Python backend (onnxruntime)",
+    "kserve": "KServe model server",
+    "mlserver": "MLServer",
+}
 TRITON_TARGET, PYTHON_SERVER_TARGET = 0.9, 5.0
 KSERVE_VERSION, MLSERVER_VERSION = "0.21.0", "1.7.1"
 # The Python backend's stub was built against numpy 1.x: with numpy 2 its outputs come back empty
@@ -67,6 +90,7 @@ class Context:
 
 
 # -- starting processes ----------------------------------------------------------------------------
+
 
 def free_port(count: int = 1) -> int:
     """A port P with P .. P+count-1 all free on 127.0.0.1 (Triton takes HTTP, gRPC and metrics ports)."""
@@ -99,8 +123,9 @@ def launch(ctx: Context, name: str, command: list, url: str, env: dict | None = 
     answers its health route; a process that exits or never gets ready raises with its log's tail."""
     log_path = ctx.scratch / f"{name}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(pinned(ctx.core, command), stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            pinned(ctx.core, command), stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})}
+        )
     deadline = time.monotonic() + START_SECONDS
     while not ready(url):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -128,6 +153,7 @@ def get_json(url: str) -> dict:
 
 # -- installing peers ------------------------------------------------------------------------------
 
+
 def pip_install(ctx: Context, name: str, requirements: list, target: Path | None = None) -> Path:
     """.peers/<name>: a venv (or, with ``target``, a plain site-packages folder) with ``requirements``.
     Skipped when the folder already holds exactly these requirements; refused where installing is off."""
@@ -151,36 +177,51 @@ def pip_install(ctx: Context, name: str, requirements: list, target: Path | None
 
 
 def venv_versions(python: Path, packages: tuple) -> dict:
-    code = ("import json, sys, importlib.metadata as m\n"
-            "found = {d.metadata['Name'].lower(): d.version for d in m.distributions()}\n"
-            "print(json.dumps({p: found.get(p) for p in sys.argv[1:]}))")
-    return json.loads(subprocess.run([str(python), "-c", code, *packages], capture_output=True, text=True,
-                                     check=True).stdout)
+    code = (
+        "import json, sys, importlib.metadata as m\n"
+        "found = {d.metadata['Name'].lower(): d.version for d in m.distributions()}\n"
+        "print(json.dumps({p: found.get(p) for p in sys.argv[1:]}))"
+    )
+    return json.loads(
+        subprocess.run([str(python), "-c", code, *packages], capture_output=True, text=True, check=True).stdout
+    )
 
 
 def dist_version(site_packages: Path, package: str) -> str | None:
     found = sorted(site_packages.glob(f"{package}-*.dist-info"))
-    return found[-1].name[len(package) + 1:-len(".dist-info")] if found else None
-
+    return found[-1].name[len(package) + 1 : -len(".dist-info")] if found else None
 
 
 # -- starting each peer ----------------------------------------------------------------------------
+
 
 def start_zoo(ctx: Context) -> Running:
     import zoo
 
     server = Server([ctx.generator.parent], ctx.core)  # the harness's: defaults plus --threads 1
-    return Running(server.url, server.stop, {"zoo": zoo.__version__, "onnxruntime": ctx.ort_version},
-                   {"command": "zoo serve RUN --threads 1", "max_batch": MAX_BATCH, "max_delay_ms": 2.0,
-                    "instances": 1, "intra_op_threads": 1, "workers": 1})
+    return Running(
+        server.url,
+        server.stop,
+        {"zoo": zoo.__version__, "onnxruntime": ctx.ort_version},
+        {
+            "command": "zoo serve RUN --threads 1",
+            "max_batch": MAX_BATCH,
+            "max_delay_ms": 2.0,
+            "instances": 1,
+            "intra_op_threads": 1,
+            "workers": 1,
+        },
+    )
 
 
 def ort_library_version(library: Path) -> str | None:
     """The version string of a libonnxruntime.so, from its C API (in a child: it is not this
     process's onnxruntime)."""
-    code = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]);"
-            "lib.OrtGetApiBase.restype = ctypes.POINTER(ctypes.c_void_p * 2);"  # {GetApi, GetVersionString}
-            "print(ctypes.CFUNCTYPE(ctypes.c_char_p)(lib.OrtGetApiBase().contents[1])().decode())")
+    code = (
+        "import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]);"
+        "lib.OrtGetApiBase.restype = ctypes.POINTER(ctypes.c_void_p * 2);"  # {GetApi, GetVersionString}
+        "print(ctypes.CFUNCTYPE(ctypes.c_char_p)(lib.OrtGetApiBase().contents[1])().decode())"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(library)], capture_output=True, text=True)
     return done.stdout.strip() or None
 
@@ -191,8 +232,14 @@ def start_triton(ctx: Context, name: str, repo: Path, env: dict | None = None) -
         raise RuntimeError("Triton is not built: run `bash scripts/triton.sh build`")
     port = free_port(3)  # HTTP, gRPC, metrics
     url = f"http://127.0.0.1:{port}"
-    process = launch(ctx, name, ["bash", str(ROOT / "scripts" / "triton.sh"), "serve", str(repo), "--port", str(port)],
-                     url, env=env, cwd=ROOT)
+    process = launch(
+        ctx,
+        name,
+        ["bash", str(ROOT / "scripts" / "triton.sh"), "serve", str(repo), "--port", str(port)],
+        url,
+        env=env,
+        cwd=ROOT,
+    )
     return process, url, get_json(url + "/v2")["version"]
 
 
@@ -200,14 +247,24 @@ def start_triton_ort(ctx: Context, delay_us: int) -> Running:
     from zoo.export.repository import write_model
 
     repo = ctx.scratch / f"triton-ort-{delay_us}"
-    write_model(repo, MODEL, ctx.generator, max_batch=MAX_BATCH, max_delay_ms=delay_us / 1000, instances=1,
-                intra_op_threads=1)
+    write_model(
+        repo, MODEL, ctx.generator, max_batch=MAX_BATCH, max_delay_ms=delay_us / 1000, instances=1, intra_op_threads=1
+    )
     process, url, version = start_triton(ctx, f"triton-ort-{delay_us}", repo)
     library = TRITON_ORT_BACKEND.parent / "libonnxruntime.so.1"
-    return Running(url, lambda: stop_process(process),
-                   {"triton": version, "onnxruntime (backend's library)": ort_library_version(library)},
-                   {"backend": "onnxruntime", "max_batch_size": MAX_BATCH, "dynamic_batching": True,
-                    "max_queue_delay_microseconds": delay_us, "instance_group_count": 1, "intra_op_thread_count": 1})
+    return Running(
+        url,
+        lambda: stop_process(process),
+        {"triton": version, "onnxruntime (backend's library)": ort_library_version(library)},
+        {
+            "backend": "onnxruntime",
+            "max_batch_size": MAX_BATCH,
+            "dynamic_batching": True,
+            "max_queue_delay_microseconds": delay_us,
+            "instance_group_count": 1,
+            "intra_op_thread_count": 1,
+        },
+    )
 
 
 def stub_python(stub: Path) -> str | None:
@@ -224,8 +281,10 @@ def start_triton_python(ctx: Context) -> Running:
         raise RuntimeError(f"{stub} is missing: run `bash scripts/triton.sh build`")
     embedded, ours = stub_python(stub), f"{sys.version_info[0]}.{sys.version_info[1]}"
     if embedded != ours:
-        raise RuntimeError(f"the Python backend's stub embeds Python {embedded}; this benchmark runs {ours}, "
-                           "so it cannot install the stub's numpy and onnxruntime")
+        raise RuntimeError(
+            f"the Python backend's stub embeds Python {embedded}; this benchmark runs {ours}, "
+            "so it cannot install the stub's numpy and onnxruntime"
+        )
     site = PEERS_DIR / "triton-python" / "site-packages"
     pip_install(ctx, "triton-python", [f"numpy=={STUB_NUMPY}", f"onnxruntime=={ctx.ort_version}"], target=site)
     repo = ctx.scratch / "triton-python"
@@ -233,18 +292,33 @@ def start_triton_python(ctx: Context) -> Running:
     (folder / "1").mkdir(parents=True, exist_ok=True)
     (folder / "1" / "model.onnx").write_bytes(ctx.generator.read_bytes())
     (folder / "1" / "model.py").write_text(TRITON_PYTHON_MODEL)
-    (folder / "config.pbtxt").write_text(TRITON_PYTHON_CONFIG.format(name=MODEL, max_batch=MAX_BATCH,
-                                                                     **tensor_dims(ctx.generator)))
+    (folder / "config.pbtxt").write_text(
+        TRITON_PYTHON_CONFIG.format(name=MODEL, max_batch=MAX_BATCH, **tensor_dims(ctx.generator))
+    )
     # The stub links pytriton's bundled libcudart, found only through LD_LIBRARY_PATH.
     bundled = sorted((TRITON / "venv").glob("lib/python3*/site-packages/nvidia_pytriton.libs"))
     libraries = os.pathsep.join([*map(str, bundled), os.environ.get("LD_LIBRARY_PATH", "")]).strip(os.pathsep)
-    process, url, version = start_triton(ctx, "triton-python", repo, env={"PYTHONPATH": str(site),
-                                                                          "LD_LIBRARY_PATH": libraries})
-    return Running(url, lambda: stop_process(process),
-                   {"triton": version, "python": embedded, "onnxruntime": dist_version(site, "onnxruntime"),
-                    "numpy": dist_version(site, "numpy")},
-                   {"backend": "python", "max_batch_size": MAX_BATCH, "dynamic_batching": True,
-                    "max_queue_delay_microseconds": 0, "instance_group_count": 1, "intra_op_thread_count": 1})
+    process, url, version = start_triton(
+        ctx, "triton-python", repo, env={"PYTHONPATH": str(site), "LD_LIBRARY_PATH": libraries}
+    )
+    return Running(
+        url,
+        lambda: stop_process(process),
+        {
+            "triton": version,
+            "python": embedded,
+            "onnxruntime": dist_version(site, "onnxruntime"),
+            "numpy": dist_version(site, "numpy"),
+        },
+        {
+            "backend": "python",
+            "max_batch_size": MAX_BATCH,
+            "dynamic_batching": True,
+            "max_queue_delay_microseconds": 0,
+            "instance_group_count": 1,
+            "intra_op_thread_count": 1,
+        },
+    )
 
 
 def tensor_dims(onnx_file: Path) -> dict:
@@ -252,8 +326,12 @@ def tensor_dims(onnx_file: Path) -> dict:
 
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     (source,), (target,) = session.get_inputs(), session.get_outputs()
-    return {"input": source.name, "output": target.name, "input_dims": list(source.shape[1:]),
-            "output_dims": list(target.shape[1:])}
+    return {
+        "input": source.name,
+        "output": target.name,
+        "input_dims": list(source.shape[1:]),
+        "output_dims": list(target.shape[1:]),
+    }
 
 
 def start_kserve(ctx: Context) -> Running:
@@ -265,11 +343,19 @@ def start_kserve(ctx: Context) -> Running:
     url = f"http://127.0.0.1:{port}"
     process = launch(ctx, "kserve", [str(python), str(script), MODEL, str(ctx.generator), str(port)], url)
     # Its SIGTERM handler stops only multi-process and gRPC servers: a single worker is killed after a wait.
-    return Running(url, lambda: stop_process(process, grace=5),
-                   venv_versions(python, ("kserve", "onnxruntime", "numpy", "fastapi", "uvicorn", "uvloop")),
-                   {"model": "kserve.Model subclass, predict runs onnxruntime", "workers": 1, "grpc": False,
-                    "batching": "none (KServe's batcher is a separate sidecar in a cluster)", "intra_op_threads": 1,
-                    "per-request logging": "off (uvicorn.access and kserve.trace at WARNING, latency logging off)"})
+    return Running(
+        url,
+        lambda: stop_process(process, grace=5),
+        venv_versions(python, ("kserve", "onnxruntime", "numpy", "fastapi", "uvicorn", "uvloop")),
+        {
+            "model": "kserve.Model subclass, predict runs onnxruntime",
+            "workers": 1,
+            "grpc": False,
+            "batching": "none (KServe's batcher is a separate sidecar in a cluster)",
+            "intra_op_threads": 1,
+            "per-request logging": "off (uvicorn.access and kserve.trace at WARNING, latency logging off)",
+        },
+    )
 
 
 def start_mlserver(ctx: Context) -> Running:
@@ -278,26 +364,50 @@ def start_mlserver(ctx: Context) -> Running:
     home.mkdir(parents=True, exist_ok=True)
     (home / "zoo_peer_mlserver.py").write_text(MLSERVER_RUNTIME)
     port = free_port(3)
-    settings = {"debug": False, "parallel_workers": 0, "host": "127.0.0.1", "http_port": port, "grpc_port": port + 1,
-                "metrics_port": port + 2}
+    settings = {
+        "debug": False,
+        "parallel_workers": 0,
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": port + 1,
+        "metrics_port": port + 2,
+    }
     # Adaptive batching: a batch closes when 64 requests are in (every client at c=64) or after 200 us.
-    model = {"name": MODEL, "implementation": "zoo_peer_mlserver.Generator", "max_batch_size": 64,
-             "max_batch_time": 0.0002, "parameters": {"uri": str(ctx.generator)}}
+    model = {
+        "name": MODEL,
+        "implementation": "zoo_peer_mlserver.Generator",
+        "max_batch_size": 64,
+        "max_batch_time": 0.0002,
+        "parameters": {"uri": str(ctx.generator)},
+    }
     (home / "settings.json").write_text(json.dumps(settings))
     (home / "model-settings.json").write_text(json.dumps(model))
     url = f"http://127.0.0.1:{port}"
     process = launch(ctx, "mlserver", [str(folder / "bin" / "mlserver"), "start", str(home)], url, cwd=home)
     packages = ("mlserver", "onnxruntime", "numpy", "fastapi", "uvicorn", "uvloop")
-    return Running(url, lambda: stop_process(process), venv_versions(folder / "bin" / "python", packages),
-                   {"runtime": "MLModel subclass, predict runs onnxruntime", "intra_op_threads": 1,
-                    **{k: settings[k] for k in ("parallel_workers", "debug")},
-                    **{k: model[k] for k in ("max_batch_size", "max_batch_time")}},
-                   binary=False, note="no binary tensor extension")
+    return Running(
+        url,
+        lambda: stop_process(process),
+        venv_versions(folder / "bin" / "python", packages),
+        {
+            "runtime": "MLModel subclass, predict runs onnxruntime",
+            "intra_op_threads": 1,
+            **{k: settings[k] for k in ("parallel_workers", "debug")},
+            **{k: model[k] for k in ("max_batch_size", "max_batch_time")},
+        },
+        binary=False,
+        note="no binary tensor extension",
+    )
 
 
-STARTERS = {"zoo": start_zoo, "triton-ort-0": lambda ctx: start_triton_ort(ctx, 0),
-            "triton-ort-200": lambda ctx: start_triton_ort(ctx, 200), "triton-python": start_triton_python,
-            "kserve": start_kserve, "mlserver": start_mlserver}
+STARTERS = {
+    "zoo": start_zoo,
+    "triton-ort-0": lambda ctx: start_triton_ort(ctx, 0),
+    "triton-ort-200": lambda ctx: start_triton_ort(ctx, 200),
+    "triton-python": start_triton_python,
+    "kserve": start_kserve,
+    "mlserver": start_mlserver,
+}
 
 
 # -- measuring -------------------------------------------------------------------------------------

@@ -27,8 +27,20 @@ from pathlib import Path
 from benchmarks import machine
 from benchmarks.serving import load_client
 from benchmarks.serving.harness import cores, make_run, run_client
-from benchmarks.serving.peers.peer_servers import (CELL_TITLES, CELLS, FULL, GROUPS, HEALTH, LABELS, MODEL, QUICK,
-                                                   STARTERS, Context, Running, tensor_dims)
+from benchmarks.serving.peers.peer_servers import (
+    CELL_TITLES,
+    CELLS,
+    FULL,
+    GROUPS,
+    HEALTH,
+    LABELS,
+    MODEL,
+    QUICK,
+    STARTERS,
+    Context,
+    Running,
+    tensor_dims,
+)
 from benchmarks.serving.peers.serve_peers_report import markdown, plot, targets
 
 
@@ -39,25 +51,34 @@ def requests_for(generator: Path) -> dict:
 
     dims = tensor_dims(generator)
     tensor = {"name": dims["input"], "shape": [1, *dims["input_dims"]]}
-    requests = {tensors: load_client.infer_request("", MODEL, tensor, binary=tensors == "binary")
-                for tensors in ("json", "binary")}
+    requests = {
+        tensors: load_client.infer_request("", MODEL, tensor, binary=tensors == "binary")
+        for tensors in ("json", "binary")
+    }
     values = json.loads(base64.b64decode(requests["json"]["body"]))["inputs"][0]["data"]
     session = ort.InferenceSession(str(generator), providers=["CPUExecutionProvider"])
     expected = session.run(None, {dims["input"]: np.asarray(values, np.float32).reshape(tensor["shape"])})[0]
-    return {**requests, "health": {"method": "GET", "path": HEALTH, "headers": {}, "body": ""},
-            "expected": expected.ravel()}
+    return {
+        **requests,
+        "health": {"method": "GET", "path": HEALTH, "headers": {}, "body": ""},
+        "expected": expected.ravel(),
+    }
 
 
 def answer(url: str, request: dict):
     """One request's output values (JSON or binary answer, chunked or not) as a flat float32 array."""
     import numpy as np
 
-    sent = urllib.request.Request(url + request["path"], data=base64.b64decode(request["body"]),
-                                  headers=request["headers"], method=request["method"])
+    sent = urllib.request.Request(
+        url + request["path"],
+        data=base64.b64decode(request["body"]),
+        headers=request["headers"],
+        method=request["method"],
+    )
     with urllib.request.urlopen(sent, timeout=30) as response:
         body, header = response.read(), response.headers.get("Inference-Header-Content-Length")
     if header is not None:
-        return np.frombuffer(body[int(header):], "<f4")
+        return np.frombuffer(body[int(header) :], "<f4")
     return np.asarray(json.loads(body)["outputs"][0]["data"], np.float32).ravel()
 
 
@@ -86,8 +107,10 @@ def measure_server(running: Running, requests: dict, plan: dict, client_core, lo
         good = (found["requests"] - found["errors"]) / found["requests"] if found["requests"] else 0.0
         found["good_rps"] = found["rps"] * good  # a fast error is no answer
         cells[cell] = {"concurrency": concurrency, **found}
-        log(f"{label:<40} {CELL_TITLES[cell]:<12} {found['rps']:>8.0f} req/s  p50 {found.get('p50_ms', 0):.2f} ms  "
-            f"p99 {found.get('p99_ms', 0):.2f} ms  errors {found['errors']}")
+        log(
+            f"{label:<40} {CELL_TITLES[cell]:<12} {found['rps']:>8.0f} req/s  p50 {found.get('p50_ms', 0):.2f} ms  "
+            f"p99 {found.get('p99_ms', 0):.2f} ms  errors {found['errors']}"
+        )
     return cells
 
 
@@ -124,8 +147,13 @@ def measure_peers(generator: Path, plan: dict, log, scratch: Path, only=None, in
     ctx = Context(Path(generator), Path(scratch), server_core, install, onnxruntime.__version__)
     requests = requests_for(ctx.generator)
     servers = [measure_one(key, ctx, requests, plan, client_core, log) for key in selected(only)]
-    return {"pinned": server_core is not None, "plan": plan, "cells": [c for c, _, _ in CELLS], "servers": servers,
-            "targets": targets(servers)}
+    return {
+        "pinned": server_core is not None,
+        "plan": plan,
+        "cells": [c for c, _, _ in CELLS],
+        "servers": servers,
+        "targets": targets(servers),
+    }
 
 
 def write(result: dict, out: Path | None, note: str = "") -> tuple:
@@ -138,8 +166,11 @@ def write(result: dict, out: Path | None, note: str = "") -> tuple:
 
 def main(argv=None):
     parser = machine.arguments(__doc__, quick="every cell, few requests")
-    parser.add_argument("--only", type=lambda s: [n.strip() for n in s.split(",") if n.strip()],
-                        help=f"comma-separated servers to run, of {','.join(GROUPS)} (default: all)")
+    parser.add_argument(
+        "--only",
+        type=lambda s: [n.strip() for n in s.split(",") if n.strip()],
+        help=f"comma-separated servers to run, of {','.join(GROUPS)} (default: all)",
+    )
     parser.add_argument("--run", type=Path, help="an exported VAE run folder (default: a seeded one, made here)")
     parser.add_argument("--no-install", action="store_true", help="never install a peer; one missing is recorded")
     args = parser.parse_args(argv)
@@ -151,9 +182,19 @@ def main(argv=None):
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         run = args.run or make_run(Path(scratch) / "vae", "vae")
-        result = {"benchmark": "serve_peers", "quick": args.quick, "machine": machine.describe(),
-                  **measure_peers(run / "generator.onnx", QUICK if args.quick else FULL, log, Path(scratch),
-                                  args.only, install=not args.no_install)}
+        result = {
+            "benchmark": "serve_peers",
+            "quick": args.quick,
+            "machine": machine.describe(),
+            **measure_peers(
+                run / "generator.onnx",
+                QUICK if args.quick else FULL,
+                log,
+                Path(scratch),
+                args.only,
+                install=not args.no_install,
+            ),
+        }
     result["seconds"] = round(time.perf_counter() - started, 1)
     write(result, args.out, note=f"in {result['seconds']:.0f} s")
 

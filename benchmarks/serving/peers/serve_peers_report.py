@@ -3,10 +3,17 @@ MLServer), the Markdown tables and the plot."""
 
 from pathlib import Path
 
-from benchmarks.serving.peers.peer_servers import (CELL_TITLES, CELLS, HEALTH, LABELS, PYTHON_SERVER_TARGET,
-                                                   TRITON_TARGET)
+from benchmarks.serving.peers.peer_servers import (
+    CELL_TITLES,
+    CELLS,
+    HEALTH,
+    LABELS,
+    PYTHON_SERVER_TARGET,
+    TRITON_TARGET,
+)
 
 # -- targets, Markdown and the plot ----------------------------------------------------------------
+
 
 def good_rps(entry, cell: str):
     """Successful requests/s of one server's cell, or None where it was not measured."""
@@ -26,11 +33,24 @@ def why_missing(entry, cell: str) -> str:
 
 def ratio(target: str, cell: str, against: str | None, ours, theirs, threshold: float, missing: str) -> dict:
     if ours is None or not theirs:
-        return {"target": target, "cell": cell, "against": against, "value": None, "threshold": threshold,
-                "met": None, "why": missing}
+        return {
+            "target": target,
+            "cell": cell,
+            "against": against,
+            "value": None,
+            "threshold": threshold,
+            "met": None,
+            "why": missing,
+        }
     value = ours / theirs
-    return {"target": target, "cell": cell, "against": against, "value": value, "threshold": threshold,
-            "met": value >= threshold}
+    return {
+        "target": target,
+        "cell": cell,
+        "against": against,
+        "value": value,
+        "threshold": threshold,
+        "met": value >= threshold,
+    }
 
 
 def targets(servers: list) -> list:
@@ -43,8 +63,17 @@ def targets(servers: list) -> list:
     def against(cell, key, theirs, threshold, title):
         ours = good_rps(zoo, cell)
         missing = why_missing(zoo, cell) if ours is None else why_missing(by[key], cell)
-        found.append(ratio(f"{CELL_TITLES[cell]}: zoo serve / {title} >= {threshold:g}x", cell, key, ours, theirs,
-                           threshold, missing))
+        found.append(
+            ratio(
+                f"{CELL_TITLES[cell]}: zoo serve / {title} >= {threshold:g}x",
+                cell,
+                key,
+                ours,
+                theirs,
+                threshold,
+                missing,
+            )
+        )
 
     tritons = [k for k in ("triton-ort-0", "triton-ort-200") if k in by]
     for cell, _, _ in CELLS if tritons else ():
@@ -67,19 +96,23 @@ def cell_text(entry, cell: str) -> str:
 def target_text(target: dict) -> str:
     if target["value"] is None:
         return f"| {target['target']} | {target['why']} | - |"
-    return (f"| {target['target']} | {target['value']:.2f}x (against {target['against']}) | "
-            f"{'yes' if target['met'] else 'no'} |")
+    return (
+        f"| {target['target']} | {target['value']:.2f}x (against {target['against']}) | "
+        f"{'yes' if target['met'] else 'no'} |"
+    )
 
 
 def markdown_rows(peers: dict) -> list:
     """The peers' table, their targets and their versions and settings: for this script's Markdown
     and for serve_load's under `--peers`."""
-    lines = ["| server | " + " | ".join(CELL_TITLES[c] for c, _, _ in CELLS) + " |",
-             "|---|" + "---:|" * len(CELLS)]
+    lines = ["| server | " + " | ".join(CELL_TITLES[c] for c, _, _ in CELLS) + " |", "|---|" + "---:|" * len(CELLS)]
     for entry in peers["servers"]:
         lines.append(f"| {entry['label']} | " + " | ".join(cell_text(entry, c) for c, _, _ in CELLS) + " |")
-    lines += ["", "Requests/s (successful ones), batch-1 requests to the VAE generator; the health route is "
-              f"`GET {HEALTH}`.", ""]
+    lines += [
+        "",
+        f"Requests/s (successful ones), batch-1 requests to the VAE generator; the health route is `GET {HEALTH}`.",
+        "",
+    ]
     for entry in peers["servers"]:
         if entry.get("status") != "ok":
             lines.append(f"- {entry['label']}: not measured: {' '.join(entry['reason'].split())}")
@@ -97,22 +130,36 @@ def markdown_rows(peers: dict) -> list:
 
 def markdown(result: dict, image: str = "") -> str:
     m = result["machine"]
-    pinning = ("each server pinned to one core, the load client to the other" if result["pinned"]
-               else "not pinned (fewer than 2 cores)")
+    pinning = (
+        "each server pinned to one core, the load client to the other"
+        if result["pinned"]
+        else "not pinned (fewer than 2 cores)"
+    )
     quick = " (quick run: too few requests to read much into)" if result["quick"] else ""
-    lines = [f"# zoo serve beside its peers{quick}",
-             "", f"{m['cpu']}, {m['cores']} cores, {pinning}; Python {m['versions']['python']}, {m['date']}. "
-             "The same seeded VAE generator file in every server, onnxruntime at one intra-op thread everywhere; "
-             "serve_load's closed-loop client on keep-alive connections over loopback, "
-             f"{result['plan']['requests']} requests or {result['plan']['seconds']:g} s per cell.", "",
-             *markdown_rows(result), "", f"![requests/s per cell and server]({image})", "", "## Every cell", "",
-             "| server | cell | req/s | p50 ms | p90 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# zoo serve beside its peers{quick}",
+        "",
+        f"{m['cpu']}, {m['cores']} cores, {pinning}; Python {m['versions']['python']}, {m['date']}. "
+        "The same seeded VAE generator file in every server, onnxruntime at one intra-op thread everywhere; "
+        "serve_load's closed-loop client on keep-alive connections over loopback, "
+        f"{result['plan']['requests']} requests or {result['plan']['seconds']:g} s per cell.",
+        "",
+        *markdown_rows(result),
+        "",
+        f"![requests/s per cell and server]({image})",
+        "",
+        "## Every cell",
+        "",
+        "| server | cell | req/s | p50 ms | p90 ms | p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for entry in result["servers"]:
         for cell, found in entry.get("cells", {}).items():
             if found.get("requests"):
                 latency = " | ".join(f"{found[p]:.2f}" for p in ("p50_ms", "p90_ms", "p99_ms"))
-                lines.append(f"| {entry['label']} | {CELL_TITLES[cell]} | {found['rps']:,.0f} | {latency} | "
-                             f"{found['errors']} |")
+                lines.append(
+                    f"| {entry['label']} | {CELL_TITLES[cell]} | {found['rps']:,.0f} | {latency} | {found['errors']} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -142,5 +189,3 @@ def plot(result: dict, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
