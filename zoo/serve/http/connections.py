@@ -223,8 +223,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         room = self.head_room
         if room is None:  # a body: its own limits apply
             return super().data_received(data)
-        if not self.line_ended:
-            self.line_ended = b"\n" in data
+        if not self.line_ended:  # only what fits counts: a request line ending past the limit is a 414
+            self.line_ended = data.find(b"\n", 0, room) != -1
         if len(data) <= room:
             self.head_room = room - len(data)
             return super().data_received(data)
