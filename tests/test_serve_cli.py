@@ -102,7 +102,8 @@ def test_a_uvicorn_without_the_request_count_hook_is_refused_at_start(vae):
         "from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as P; del P._start_asgi_task; "
         "from zoo.cli import main; main()"
     )
-    result = subprocess.run([sys.executable, "-c", older, "serve", str(vae), "--port", "0"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", older, "serve", str(vae), "--port", "0"], capture_output=True, text=True, timeout=120
+    )
     line = error_line(result)
     assert "zoo serve needs uvicorn 0.45 or later" in line and "pip install 'uvicorn>=0.45'" in line

@@ -261,7 +261,10 @@ def test_over_http_any_head_gets_its_answer_or_a_414_or_431(http_server, url_pad
     body = json.dumps({"inputs": [{"name": "z", "shape": [1, 20], "datatype": "FP32", "data": [0.5] * 20}]}).encode()
     line = b"POST /v2/models/vae-decoder/infer?pad=%s HTTP/1.1\r\n" % (b"u" * url_pad)
     head = line + b"Host: x\r\nX-Pad: %s\r\n%sContent-Length: %d\r\n\r\n" % (
-        b"h" * header_pad, b"".join(b"X-Short-%d: v\r\n" % i for i in range(headers)), len(body))
+        b"h" * header_pad,
+        b"".join(b"X-Short-%d: v\r\n" % i for i in range(headers)),
+        len(body),
+    )
     host, port = http_server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         try:
