@@ -276,16 +276,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     # Answers in the memory budget until they leave
 
-    def keep_until_written(self, hold) -> None:
-        """Called by the hot path once its answer is handed to the transport: what of it is still in
-        the transport's buffer stays held until it has been written (resume_writing) or the
-        connection is gone. A buffer under the high-water mark is released at once: the transport
-        is not paused, and at most that much is left to write."""
-        buffered = self.transport.get_write_buffer_size()
-        if not self.flow.write_paused or self.transport.is_closing() and not buffered:
+    def keep_until_written(self, hold, size: int) -> None:
+        """Called by the hot path once its answer of ``size`` bytes is handed to the transport. If
+        the transport is paused (its buffer above the high-water mark), the answer stays held, all
+        of it (the transport keeps the whole bytes object until its last byte is out), until the
+        buffer drains (resume_writing) or the connection is gone. Otherwise it is released at once:
+        at most the high-water mark is left to write."""
+        if not self.flow.write_paused or not self.transport.get_write_buffer_size():
             hold.release()
             return
-        hold.keep(min(hold.bytes, buffered))
+        hold.keep(min(hold.bytes, size))
         self.unwritten.append(hold)
 
     def _release_written(self) -> None:

@@ -160,7 +160,7 @@ class HotPath:
             if keep_until_written is None:
                 hold.release()
             else:  # what the client has not read yet stays held (connections.py)
-                keep_until_written(hold)
+                keep_until_written(hold, len(answer))
             batcher.leave()
         if request is not None and request.batch.nbytes + len(answer) > TRIM_AFTER_BYTES:
             release_memory()
