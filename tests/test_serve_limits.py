@@ -357,3 +357,10 @@ def test_the_hostile_client_benchmark_runs_and_memory_comes_back(tmp_path):
     assert set(holes["slow_model_overload"]["counts"]) <= {"200", "503", "504"}
     assert set(holes["many_large_bodies"]["statuses"]) <= {"200", "503"}
     assert "## The attempts that once got through" in result_file.with_suffix(".md").read_text()
+    # What a client can make the server hold: a head, unread answers, a stalled body.
+    for key, status in (("endless_url", "414"), ("endless_header", "431")):
+        assert holes[key]["first_line"].startswith(f"HTTP/1.1 {status}") and holes[key]["seconds"] < 1, holes[key]
+        assert holes[key]["health_ms_max"] < 250 and holes[key]["rss_mb_after"] < holes[key]["rss_mb_before"] + 16
+    unread = holes["unread_answers"]
+    assert unread["rss_mb_peak"] < unread["rss_mb_before"] + 128 + 24 and unread["after_they_left"] == 200, unread
+    assert holes["stalled_body"]["status"] == 408

@@ -21,11 +21,12 @@
   of a body cannot hold the connection past that.
 - **Writing the answer.** When the answer backs up (the client does not read it), the client has
   ``timeout`` seconds to read it all; past that the connection is dropped, its buffered answers with
-  it, and its slot is free again. Until then the answer's bytes still count against the memory
-  budget: the hot path hands its hold to the connection (``keep_until_written``, through the
-  scope's extensions), which releases it when the transport's buffer has drained below its
-  low-water mark or the connection is gone. uvicorn already makes the app's next send wait while
-  the buffer is above its high-water mark.
+  it, and its slot is free again. Until then the answer still counts against the memory budget,
+  all of it (the transport keeps the whole bytes object until its last byte is out): the hot path
+  hands its hold to the connection (``keep_until_written``, through the scope's extensions), which
+  releases it when the transport's buffer has drained below its low-water mark or the connection
+  is gone. uvicorn already makes the app's next send wait while the buffer is above its high-water
+  mark.
 - **Counting the requests in flight.** From uvicorn's ``_start_asgi_task`` (uvicorn 0.45 and
   later), the one place every request's task starts, pipelined ones included; ``check_uvicorn()``
   refuses to start on a uvicorn without it.
