@@ -120,6 +120,27 @@ def test_sigterm_during_the_warm_up_calls_exits_0(slow, tmp_path):
     assert "Traceback" not in server.log.read_text()
 
 
+def test_a_long_head_pipelined_behind_a_slow_request_is_refused_after_its_answer(slow, tmp_path):
+    """A head past the limit, sent right behind a request whose call is still running: the refusal
+    waits for that request's answer, and never cuts into it."""
+    run, call = slow
+    server = Server(run, "--max-batch", "1", "--timeout", f"{20 * call:.3f}", "--quiet", log=tmp_path / "serve.log")
+    body = json.dumps(infer_json(np.ones((1, 20), np.float32), "eps")).encode()
+    first = b"POST /v2/models/slow-generator/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    try:
+        with connect(server) as sock:
+            sock.sendall(first + body + b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 400_000)
+            chunks = []
+            while chunk := sock.recv(65536):  # the server shuts its side after the refusal
+                chunks.append(chunk)
+        both = b"".join(chunks)
+        answer, _, refusal = both.partition(b"HTTP/1.1 431")
+        assert answer.startswith(b"HTTP/1.1 200") and b'"model_name":"slow-generator"' in answer, both[:300]
+        assert refusal and b"connection: close" in refusal.lower(), both[-300:]
+    finally:
+        assert server.stop() == 0
+
+
 def connect(server) -> socket.socket:
     host, port = server.url.removeprefix("http://").split(":")
     return socket.create_connection((host, int(port)), timeout=10)

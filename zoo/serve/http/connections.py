@@ -9,7 +9,9 @@
 - **The size of a head.** The request line and headers may take ``max_head`` bytes, counted as they
   arrive, before the parser sees them: past it the client gets a 414 (the request line alone is
   that long) or a 431, with ``Connection: close``, and nothing more is parsed. uvicorn appends the
-  URL piece by piece as it arrives, so an unbounded one would cost memory and quadratic time.
+  URL piece by piece as it arrives, so an unbounded one would cost memory and quadratic time. (A
+  head pipelined behind another request in one read is counted from the next read: it may take
+  one read more, at most 256 KiB; its refusal waits for the answer before it to go out.)
 - **Body.** The app's request timeout bounds reading a body it wants.
 - **The rest of a body after an early answer.** An answer sent before the request's body has all
   arrived (a 413 for a declared size, a 503, a 404, a 401, a 408 for a stalled body) carries
@@ -122,9 +124,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.keep_alive_after_body = True  # the request's own keep-alive, given back once its body is in
         self.shutting_down = False
         self.head_room = self.limits.max_head  # bytes the head being received may still take; None in a body
-        self.line_ended = False  # whether the request line of the head being received has ended
+        # Whether the request line of the head being received has ended in what was counted of it;
+        # None after a request: the next head may have begun in the read that ended that one.
+        self.line_ended = False
         self.heads = 0  # request heads parsed on this connection
         self.unwritten = []  # memory holds of answers still in the transport's buffer
+        self.refusal = None  # a 414/431 waiting for the answer in progress on this connection to end
         self.extensions = {HOLD_UNTIL_WRITTEN: self.keep_until_written}
 
     def connection_made(self, transport) -> None:
@@ -169,7 +174,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self.head_room, self.line_ended = self.limits.max_head, False  # what follows is the next head
+        self.head_room, self.line_ended = self.limits.max_head, None  # what follows is the next head
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and not self.shutting_down:
             cycle.keep_alive = self.keep_alive_after_body
@@ -216,6 +221,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:
+            return  # a head refused, reading paused: nothing more is parsed
         if self.lingering is not None:
             self.discarded += len(data)
             if self.discarded > LINGER_BYTES:
@@ -224,8 +231,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         room = self.head_room
         if room is None:  # a body: its own limits apply
             return super().data_received(data)
-        if not self.line_ended:  # only what fits counts: a request line ending past the limit is a 414
-            self.line_ended = data.find(b"\n", 0, room) != -1
+        if not self.line_ended and data.find(b"\n", 0, room) != -1:  # only what fits counts
+            self.line_ended = True
         if len(data) <= room:
             self.head_room = room - len(data)
             return super().data_received(data)
@@ -244,10 +251,25 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self.heads != heads:
             return self.data_received(data[room:])
         self._disarm_header_deadline()
-        self.transport.write(self.limits.head_refusal(url_alone=not self.line_ended))
-        self.linger()
+        url_alone = self.line_ended is False or (self.line_ended is None and len(self.url) > self.limits.max_head // 2)
+        self.refusal = self.limits.head_refusal(url_alone)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # A pipelined head: the answer to the request before it goes out first, then the refusal.
+            self.flow.pause_reading()
+            return
+        self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        refusal, self.refusal = self.refusal, None
+        if not self.transport.is_closing():
+            self.transport.write(refusal)
+            self.linger()
 
     def on_response_complete(self) -> None:
+        if self.refusal is not None:  # the answer before a refused pipelined head has gone out
+            self.server_state.total_requests += 1
+            return self._send_refusal()
         if self.lingering is not None:  # no next request on this connection, and no keep-alive timer
             self.server_state.total_requests += 1
             return
