@@ -47,7 +47,8 @@ class Tensor:
 @dataclass(frozen=True)
 class Serving:
     """How one model is served: one field per setting of ``serving_settings.SETTINGS`` (whose
-    defaults these are), as ``repository.ServingConfig`` has."""
+    defaults these are), and whether queued requests share a call, as ``repository.ServingConfig``
+    has. No flag sets the latter: it follows config.pbtxt, as Triton's batching does."""
 
     max_batch: int = DEFAULTS["max_batch"]  # rows per request at most, and per onnxruntime call
     max_delay_ms: float = DEFAULTS["max_delay_ms"]  # the longest a queued request waits for company
