@@ -96,8 +96,9 @@ def test_requests_past_the_timeout_answer_504(runs, tmp_path):
     try:
         responses = concurrently(12, lambda _: binary_infer(server.client, "conv-ae-decoder", z))
         statuses = [r.status_code for r in responses]
-        assert set(statuses) <= {200, 504} and 504 in statuses, statuses
-        assert all("timeout" in r.json()["error"] for r in responses if r.status_code == 504)
+        # 408 where a body had not all arrived by the deadline (12 bodies of 1.6 MB take a while at 0.1 s).
+        assert set(statuses) <= {200, 408, 504} and 504 in statuses, statuses
+        assert all("timeout" in r.json()["error"] for r in responses if r.status_code in (408, 504))
         assert wait_until(
             lambda: 'zoo_serve_queue_depth{model="conv-ae-decoder"} 0.0' in server.client.get("/metrics").text
         )  # timed-out requests left the queue

@@ -3,6 +3,8 @@ can cause, all with torch blocked."""
 
 import shutil
 import socket
+import subprocess
+import sys
 
 import pytest
 from export_helpers import run_zoo_without_torch
@@ -90,3 +92,18 @@ def test_zoo_serve_never_imports_torch_where_it_is_installed(vae, tmp_path):
         assert "libtorch" not in open(f"/proc/{pid}/maps").read()
     finally:
         assert server.stop() == 0
+
+
+def test_a_uvicorn_without_the_request_count_hook_is_refused_at_start(vae):
+    """The in-flight count relies on uvicorn's _start_asgi_task (0.45 and later): on a uvicorn
+    without it the server would start and misjudge every call under load, so it does not start."""
+    older = (
+        "import sys; sys.modules['torch'] = None; sys.argv[0] = 'zoo'; "
+        "from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as P; del P._start_asgi_task; "
+        "from zoo.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", older, "serve", str(vae), "--port", "0"], capture_output=True, text=True, timeout=120
+    )
+    line = error_line(result)
+    assert "zoo serve needs uvicorn 0.45 or later" in line and "pip install 'uvicorn>=0.45'" in line

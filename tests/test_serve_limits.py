@@ -84,12 +84,13 @@ def test_deeply_nested_json_is_400_without_a_traceback(server, depth):
     assert "Traceback" not in server.log_text()
 
 
-def test_a_stalled_body_is_answered_504_and_dropped(server):
+def test_a_stalled_body_is_answered_408_and_dropped(server):
+    """The client's own slowness is a 4xx (Request Timeout), never a server error."""
     with raw_connection(server) as sock:
         sock.sendall(b'POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"in')
         started = time.monotonic()
         answer = read_response(sock)
-        assert answer.startswith(b"HTTP/1.1 504") and b"timeout" in answer
+        assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within the timeout of 2 s" in answer
         assert time.monotonic() - started < 10
         sock.settimeout(15)
         assert read_all(sock) == b""  # then the connection is closed: the rest of the body never comes
@@ -122,6 +123,64 @@ def test_headers_that_trickle_past_the_timeout_lose_the_connection(server):
         elapsed = time.monotonic() - started
         assert closed
         assert 1.5 < elapsed < 6, elapsed  # the 2 s deadline, with slack either way
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def answer_to_an_endless_head(server, head: bytes, total: int = 100 * 2**20) -> tuple:
+    """(the first line of the answer, seconds until it came) for ``head`` followed by up to
+    ``total`` bytes of more of it, 64 KiB at a time, looking for an answer between pieces."""
+    piece = b"a" * 65536
+    with raw_connection(server) as sock:
+        started = time.monotonic()
+        sock.sendall(head)
+        sock.setblocking(False)
+        got = b""
+        for _ in range(total // len(piece)):
+            try:
+                got += sock.recv(65536)
+            except BlockingIOError:
+                pass
+            if b"\r\n" in got:
+                break
+            try:
+                sock.send(piece)
+            except BlockingIOError:
+                time.sleep(0.001)
+            except OSError:
+                break  # closed under us: whatever was answered is read below
+        sock.setblocking(True)
+        sock.settimeout(5)
+        while b"\r\n\r\n" not in got and (chunk := sock.recv(65536)):
+            got += chunk
+        return got.split(b"\r\n", 1)[0], time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    "head, status",
+    [(b"GET /", b"414 URI Too Long"), (b"GET / HTTP/1.1\r\nX-Long: ", b"431 Request Header Fields Too Large")],
+    ids=["request-line", "header"],
+)
+def test_a_100_mb_request_line_or_header_is_refused_within_a_second(server, head, status):
+    """Counted as it arrives, before the parser sees it: the answer comes at the 64 KiB default,
+    and the server's memory does not grow with what the client goes on sending."""
+    assert server.client.get("/v2/health/live").status_code == 200
+    before = rss_mb(server.process.pid)
+    first_line, seconds = answer_to_an_endless_head(server, head)
+    assert first_line == b"HTTP/1.1 " + status and seconds < 1, (first_line, seconds)
+    assert server.client.get("/v2/health/live").status_code == 200
+    assert rss_mb(server.process.pid) < before + 16
+
+
+def test_a_head_within_the_limit_is_served(server):
+    """60 KiB of headers and a body much larger than the limit, arriving with the head."""
+    request = infer_json(np.zeros((4, 1, 28, 28), np.float32), "x")
+    headers = {f"x-pad-{i}": "p" * 1000 for i in range(60)}
+    response = server.client.post("/v2/models/vae-encoder/infer", json=request, headers=headers)
+    assert response.status_code == 200, response.text
 
 
 def hostile_connection(server, kind: str) -> socket.socket:
@@ -162,7 +221,7 @@ def first_answers(socks: list, within: float) -> dict:
 def test_idle_slow_and_stalled_connections_past_the_limit_are_refused_and_the_rest_expire(vae, tmp_path):
     """300 idle, trickling and stalled connections against --max-connections 32: those past the
     limit get a 503 at once; of the 32 held, each trickling head is closed and each stalled body
-    answered 504 at its 2 s deadline however it trickles, each idle one at uvicorn's 5 s keep-alive,
+    answered 408 at its 2 s deadline however it trickles, each idle one at uvicorn's 5 s keep-alive,
     and a healthy client refused while they hold the server is served once they are gone."""
     limit = 32
     server = Server(vae, "--max-connections", str(limit), "--timeout", "2", "--quiet", log=tmp_path / "serve.log")
@@ -204,7 +263,7 @@ def test_idle_slow_and_stalled_connections_past_the_limit_are_refused_and_the_re
         for kind, sock in held:
             seconds, data = ended[sock]
             if kind == "stalled":
-                assert data.startswith(b"HTTP/1.1 504") and 1.5 < seconds < 6, (seconds, data[:40])
+                assert data.startswith(b"HTTP/1.1 408") and 1.5 < seconds < 6, (seconds, data[:40])
             elif kind == "trickling":
                 assert data == b"" and 1.5 < seconds < 6, (seconds, data[:40])
             else:
@@ -322,3 +381,10 @@ def test_the_hostile_client_benchmark_runs_and_memory_comes_back(tmp_path):
     assert set(holes["slow_model_overload"]["counts"]) <= {"200", "503", "504"}
     assert set(holes["many_large_bodies"]["statuses"]) <= {"200", "503"}
     assert "## The attempts that once got through" in result_file.with_suffix(".md").read_text()
+    # What a client can make the server hold: a head, unread answers, a stalled body.
+    for key, status in (("endless_url", "414"), ("endless_header", "431")):
+        assert holes[key]["first_line"].startswith(f"HTTP/1.1 {status}") and holes[key]["seconds"] < 1, holes[key]
+        assert holes[key]["health_ms_max"] < 250 and holes[key]["rss_mb_after"] < holes[key]["rss_mb_before"] + 16
+    unread = holes["unread_answers"]
+    assert unread["rss_mb_peak"] < unread["rss_mb_before"] + 128 + 24 and unread["after_they_left"] == 200, unread
+    assert holes["stalled_body"]["status"] == 408

@@ -7,6 +7,7 @@ The slow model (benchmarks/serving/slow_model.py) is the VAE generator's interfa
 matrix products whose length is calibrated here to take about CALL_S on this machine; every bound
 below is a multiple of the call it measured, so the tests assert behaviour, not speed."""
 
+import json
 import os
 import socket
 import threading
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from test_serve_helpers import Server, infer_json, vae_run, wait_until
+from test_serve_helpers import Server, infer_json, metric, vae_run, wait_until
 
 from benchmarks.serving.slow_model import calibrated, overrun  # the benchmark serves the same model
 
@@ -128,7 +129,10 @@ def test_sigterm_drains_the_admitted_requests_within_its_deadline(slow, tmp_path
     threads = [threading.Thread(target=ask) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(call)  # all four admitted: one running, three queued
+    # All four admitted, one running and three queued, before the signal: on a loaded machine the
+    # threads can take longer than a call to connect.
+    depth = lambda: metric(server.client.get("/metrics").text, "zoo_serve_queue_depth", model="slow-generator")  # noqa: E731
+    assert wait_until(lambda: depth() >= 3, timeout=timeout / 2)
     started = time.monotonic()
     assert server.stop(timeout=timeout + 20) == 0
     took = time.monotonic() - started
@@ -136,6 +140,38 @@ def test_sigterm_drains_the_admitted_requests_within_its_deadline(slow, tmp_path
         thread.join()
     assert results == [200] * 4, results
     assert took <= timeout + 5 + 2, took  # the drain's deadline: the request timeout and 5 s
+
+
+def test_sigterm_during_the_warm_up_calls_exits_0(slow, tmp_path):
+    """The banner is printed before each model's warm-up calls (two calls of the slow model): a
+    SIGTERM sent as soon as it appears ends the process cleanly, not by the signal."""
+    run, call = slow
+    server = Server(run, "--max-batch", "1", "--quiet", log=tmp_path / "serve.log")
+    started = time.monotonic()
+    assert server.stop(timeout=30) == 0
+    assert time.monotonic() - started < 2 * call + 10
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_a_long_head_pipelined_behind_a_slow_request_is_refused_after_its_answer(slow, tmp_path):
+    """A head past the limit, sent right behind a request whose call is still running: the refusal
+    waits for that request's answer, and never cuts into it."""
+    run, call = slow
+    server = Server(run, "--max-batch", "1", "--timeout", f"{20 * call:.3f}", "--quiet", log=tmp_path / "serve.log")
+    body = json.dumps(infer_json(np.ones((1, 20), np.float32), "eps")).encode()
+    first = b"POST /v2/models/slow-generator/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    try:
+        with connect(server) as sock:
+            sock.sendall(first + body + b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 400_000)
+            chunks = []
+            while chunk := sock.recv(65536):  # the server shuts its side after the refusal
+                chunks.append(chunk)
+        both = b"".join(chunks)
+        answer, _, refusal = both.partition(b"HTTP/1.1 431")
+        assert answer.startswith(b"HTTP/1.1 200") and b'"model_name":"slow-generator"' in answer, both[:300]
+        assert refusal and b"connection: close" in refusal.lower(), both[-300:]
+    finally:
+        assert server.stop() == 0
 
 
 def connect(server) -> socket.socket:
@@ -153,14 +189,14 @@ def test_the_memory_budget_refuses_at_once_and_comes_back(tmp_path_factory, tmp_
     head = b"POST /v2/models/vae-encoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"
     try:
         with connect(server) as stalled:
-            stalled.sendall(head % 1_500_000)  # then nothing: it holds its share until its 504
+            stalled.sendall(head % 1_500_000)  # then nothing: it holds its share until its 408
             time.sleep(0.3)
             busy = server.client.post("/v2/models/vae-encoder/infer", content=b" " * 1_000_000)
             assert busy.status_code == 503 and "memory budget of 2 MiB" in busy.json()["error"]
             assert busy.headers["retry-after"] == "1"
             never = server.client.post("/v2/models/vae-encoder/infer", content=b" " * 3_000_000)
             assert never.status_code == 413 and "whole budget" in never.json()["error"]
-            assert stalled.recv(65536).startswith(b"HTTP/1.1 504")
+            assert stalled.recv(65536).startswith(b"HTTP/1.1 408")
         request = infer_json(np.zeros((1, 1, 28, 28), np.float32), "x")
         assert server.client.post("/v2/models/vae-encoder/infer", json=request).status_code == 200
         # A JSON body's parsing counts too: 300 rows of 784 values (1.2 MB) need 10 MB as Python objects.
@@ -168,5 +204,39 @@ def test_the_memory_budget_refuses_at_once_and_comes_back(tmp_path_factory, tmp_
             "/v2/models/vae-encoder/infer", json=infer_json(np.zeros((300, 1, 28, 28), np.float32), "x")
         )
         assert big.status_code == 413 and "whole budget" in big.json()["error"]
+    finally:
+        assert server.stop() == 0
+
+
+def test_an_answer_the_client_does_not_read_holds_its_memory_until_it_leaves(tmp_path_factory, tmp_path):
+    """--max-memory-mb 16: a 1024-row JSON answer (about 8 MB) that its client never reads stays in
+    the budget while it waits in the server's buffer, so the next such request is a 503 at once;
+    once that client has gone, the same request is answered."""
+    server = Server(
+        vae_run(tmp_path_factory), "--max-memory-mb", "16", "--timeout", "10", "--quiet", log=tmp_path / "serve.log"
+    )
+    request = infer_json(np.zeros((1024, 20), np.float32), "z")
+    body = json.dumps(request).encode()
+    head = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    try:
+        with connect(server) as never_reads:
+            never_reads.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            never_reads.sendall(head + body)
+            assert wait_until(
+                lambda: (
+                    metric(
+                        server.client.get("/metrics").text,
+                        "zoo_serve_requests_total",
+                        model="vae-decoder",
+                        status="200",
+                    )
+                    == 1
+                )
+            )
+            started = time.monotonic()
+            busy = server.client.post("/v2/models/vae-decoder/infer", content=body)
+            assert busy.status_code == 503 and "memory budget of 16 MiB" in busy.json()["error"]
+            assert time.monotonic() - started < 1
+        assert wait_until(lambda: server.client.post("/v2/models/vae-decoder/infer", content=body).status_code == 200)
     finally:
         assert server.stop() == 0

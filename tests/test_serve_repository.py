@@ -394,7 +394,11 @@ def test_tensors_may_be_given_in_any_order_or_left_out(generator):
 
 def test_without_dynamic_batching_each_request_runs_alone(generator):
     rewrite(generator, lambda c: c.ClearField("dynamic_batching"))
-    assert repository.read_config(generator, session_of(generator)).max_delay_ms == 0
+    read = repository.read_config(generator, session_of(generator))
+    assert read.max_delay_ms == 0 and not read.dynamic_batching
+    # A file without its outputs is completed by Triton, which then adds the block itself.
+    rewrite(generator, lambda c: (c.ClearField("dynamic_batching"), c.ClearField("output")))
+    assert repository.read_config(generator, session_of(generator)).dynamic_batching
 
 
 def test_an_unreadable_config_is_one_line(generator):

@@ -96,3 +96,12 @@ def test_the_banner_describes_each_setting_from_the_table():
         "max batch 1024 [config.pbtxt], delay 0 ms [config.pbtxt], 2 instances [config.pbtxt], "
         "intra-op threads 3 [config.pbtxt], inter-op threads auto [config.pbtxt]"
     )
+
+
+def test_the_banner_says_when_each_request_runs_alone():
+    from zoo.serve.inference.models import Serving, describe_serving
+
+    sources = {s.name: "default" for s in SETTINGS}
+    assert describe_serving(Serving(max_delay_ms=0, dynamic_batching=False), sources).endswith(
+        "inter-op threads auto, each request alone [config.pbtxt has no dynamic_batching]; unmarked: defaults"
+    )

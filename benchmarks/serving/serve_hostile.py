@@ -212,7 +212,31 @@ def holes_markdown(h: dict) -> list:
         f"in {m['seconds']} s; server RSS {m['rss_mb_before']} MB before, {m['rss_mb_peak']} MB at most "
         f"(the memory budget: 1024 MiB), {m['rss_mb_after']} MB after |",
         "",
+        *bounds_markdown(h),
     ]
+
+
+def bounds_markdown(h: dict) -> list:
+    rows = ["## What a client can make the server hold", "", "| what a client did | what happened |", "|---|---|"]
+    for key, what in (("endless_url", "`GET /` then URL"), ("endless_header", "`GET / HTTP/1.1`, a header, its value")):
+        e = h[key]
+        rows.append(
+            f"| {what}, up to {e['mb_planned']} MB, 64 KiB at a time (`--timeout 5`), while another client "
+            f"checks health every 10 ms | `{e['first_line']}` after {e['seconds']} s, {e['mb_sent']} MB sent; "
+            f"health checks {e['health_ms_median']} ms median, **{e['health_ms_max']} ms** at most; RSS "
+            f"{e['rss_mb_before']} -> {e['rss_mb_peak']} at most -> {e['rss_mb_after']} MB |"
+        )
+    u, b = h["unread_answers"], h["stalled_body"]
+    rows += [
+        f"| {u['clients']} clients, 30 ms apart, each asking vae-decoder for 1,024 rows (an {u['answer_mb']} MB "
+        f"JSON answer) and never reading (`--max-memory-mb 128 --timeout 20`) | {u['statuses']}; a new request "
+        f"meanwhile: {u['late_request']} in {u['late_request_s']} s; RSS {u['rss_mb_before']} MB before, "
+        f"**{u['rss_mb_peak']} MB** at most, {u['rss_mb_after']} MB once they left, when a new request got "
+        f"{u['after_they_left']} |",
+        f"| a body that stops after 4 bytes (`--timeout 2`) | {b['status']} after {b['seconds']} s |",
+        "",
+    ]
+    return rows
 
 
 def main(argv=None):

@@ -10,9 +10,16 @@ serve_hostile; every function returns one JSON-able record):
 - a `zoo info` cache entry of the right keys and the wrong types;
 - a model slow enough to overrun (about 0.37 s a call; --max-batch 1 --max-queue 4 --timeout 1.5)
   under 24 clients in a closed loop: the answers, the calls, and how long SIGTERM takes to drain;
-- 200 clients each sending a 1024-row JSON body (16 MB) at once: the answers and the server's RSS.
+- 200 clients each sending a 1024-row JSON body (16 MB) at once: the answers and the server's RSS;
+- one connection sending `GET /` and then up to 100 MB of URL, or of one header, 64 KiB at a time
+  (--timeout 5), while another client checks health every 10 ms: the answer, how long it took,
+  the health checks' latency and the server's RSS;
+- 200 clients, 30 ms apart, each asking vae-decoder for 1,024 rows (an 8 MB JSON answer) and never
+  reading it (--max-memory-mb 128 --timeout 20): the server's RSS, and what a new request gets;
+- a body that stops after 4 bytes (--timeout 2): the status.
 """
 
+import itertools
 import json
 import os
 import socket
@@ -237,6 +244,153 @@ def many_large_bodies(server, clients: int) -> dict:
     }
 
 
+class HealthProbe(threading.Thread):
+    """A client checking /v2/health/live every 10 ms on a keep-alive connection: its latencies."""
+
+    def __init__(self, server):
+        super().__init__(daemon=True)
+        self.server, self.latencies, self.done = server, [], threading.Event()
+
+    def run(self) -> None:
+        with socket.create_connection((self.server.host, self.server.port), timeout=30) as sock:
+            while not self.done.is_set():
+                started = time.perf_counter()
+                sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                _head(sock)
+                self.latencies.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.01)
+
+    def stop(self) -> dict:
+        self.done.set()
+        self.join()
+        ordered = sorted(self.latencies)
+        return {
+            "health_checks": len(ordered),
+            "health_ms_median": round(ordered[len(ordered) // 2], 2),
+            "health_ms_max": round(ordered[-1], 2),
+        }
+
+
+def endless_head(server_factory, run: Path, kind: str, megabytes: int) -> dict:
+    """``GET /`` then ``megabytes`` of URL (or ``GET / HTTP/1.1``, a header name, then that much of
+    its value), 64 KiB at a time, looking for an answer between pieces."""
+    server = server_factory(run, "--timeout", 5)
+    try:
+        probe = HealthProbe(server)
+        probe.start()
+        time.sleep(0.3)
+        before, peak, sent, answer = server.rss_mb(), 0.0, 0, b""
+        piece = b"a" * 65536
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /" if kind == "url" else b"GET / HTTP/1.1\r\nX-Long: ")
+            sock.setblocking(False)
+            for tries in itertools.count():
+                if sent >= megabytes * 2**20 or b"\r\n" in answer:
+                    break
+                try:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break  # closed
+                    answer += chunk
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    break  # reset
+                try:
+                    sent += sock.send(piece)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                except OSError:
+                    break
+                if tries % 64 == 0:
+                    peak = max(peak, server.rss_mb())
+            seconds = time.monotonic() - started
+        time.sleep(1)
+        first_line = answer.split(b"\r\n")[0].decode("latin-1") or "no answer"
+        return {
+            "kind": kind,
+            "mb_planned": megabytes,
+            "first_line": first_line,
+            "seconds": round(seconds, 3),
+            "mb_sent": round(sent / 2**20, 1),
+            **probe.stop(),
+            "rss_mb_before": round(before, 1),
+            "rss_mb_peak": round(max(peak, before), 1),
+            "rss_mb_after": round(server.rss_mb(), 1),
+        }
+    finally:
+        server.stop()
+
+
+def unread_answers(server_factory, run: Path, clients: int) -> dict:
+    """``clients`` connections, 30 ms apart, each asking for a 1024-row JSON answer (about 8 MB) and
+    never reading it; then a new request of the same kind, and the RSS once they have all gone."""
+    server = server_factory(run, "--max-memory-mb", 128, "--timeout", 20)
+    body = _infer_body("z", np.zeros((1024, 20), np.float32))
+    request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    socks, rss = [], [server.rss_mb()]
+    try:
+        for _ in range(clients):
+            sock = socket.create_connection((server.host, server.port), timeout=10)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(request)
+            socks.append(sock)
+            rss.append(server.rss_mb())
+            time.sleep(0.03)
+        for _ in range(40):  # the answers being computed and sent
+            rss.append(server.rss_mb())
+            time.sleep(0.05)
+        started = time.monotonic()
+        late = server.client.post("/v2/models/vae-decoder/infer", content=body)
+        late_s = time.monotonic() - started
+        statuses = []
+        for sock in socks:  # the status line each has received, peeked: nothing is read
+            sock.setblocking(False)
+            try:
+                statuses.append(sock.recv(12, socket.MSG_PEEK)[9:12].decode() or "closed")
+            except BlockingIOError:
+                statuses.append("none yet")
+            except OSError as exc:
+                statuses.append(type(exc).__name__)
+    finally:
+        for sock in socks:
+            sock.close()
+    time.sleep(2)
+    after = server.rss_mb()
+    again = server.client.post("/v2/models/vae-decoder/infer", content=body).status_code
+    server.stop()
+    return {
+        "clients": clients,
+        "answer_mb": 8,
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "late_request": late.status_code,
+        "late_request_s": round(late_s, 3),
+        "rss_mb_before": round(rss[0], 1),
+        "rss_mb_peak": round(max(rss), 1),
+        "rss_mb_after": round(after, 1),
+        "after_they_left": again,
+    }
+
+
+def stalled_body(server) -> dict:
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(b'POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"in')
+        started = time.monotonic()
+        head = _head(sock)
+        return {"status": int(head.split()[1]), "seconds": round(time.monotonic() - started, 2)}
+
+
+def bounds(server_factory, run: Path, quick: bool) -> dict:
+    """The head, the unread answers and the stalled body (serve_hostile's second table)."""
+    megabytes = 16 if quick else 100
+    return {
+        "endless_url": endless_head(server_factory, run, "url", megabytes),
+        "endless_header": endless_head(server_factory, run, "header", megabytes),
+        "unread_answers": unread_answers(server_factory, run, 20 if quick else 200),
+    }
+
+
 def all_holes(server_factory, run: Path, quick: bool) -> dict:
     """Every attempt above, each against a server started for it with the settings it names."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -254,10 +408,11 @@ def all_holes(server_factory, run: Path, quick: bool) -> dict:
         short = server_factory(run, "--timeout", TIMEOUT, "--max-connections", 4)
         try:
             result["trickle_after_413"] = trickle_after_413(short)
+            result["stalled_body"] = stalled_body(short)
             result["never_reading_clients"] = never_reading_clients(short)
         finally:
             short.stop()
         result["delay_zero"] = delay_zero(run, scratch)
         result["info_cache_wrong_types"] = info_cache_wrong_types(scratch)
         result["slow_model_overload"] = slow_model_overload(server_factory, run / "generator.onnx", scratch, quick)
-    return result
+    return {**result, **bounds(server_factory, run, quick)}

@@ -155,6 +155,7 @@ class ServingConfig:
     intra_op_threads: int  # onnxruntime's threads within one operator; 0: its default
     inter_op_threads: int  # onnxruntime's threads across operators; 0: its default
     left_out: frozenset = frozenset()
+    dynamic_batching: bool = True  # whether Triton merges queued requests into one call (_batches)
 
 
 def _unsupported(where: str, field: str) -> ZooError:
@@ -237,9 +238,9 @@ def _check_tensors(where: str, kind: str, declared, nodes) -> None:
 
 
 def _delay_ms(where: str, config) -> float | None:
-    """The queue delay in ms; None where the file has no dynamic_batching (Triton then runs each
-    request alone: no delay; zoo serve still merges requests that are queued together, which changes
-    no answer). proto3 cannot tell an explicit 0 from none in the block: both are 0."""
+    """The queue delay in ms; None where the file has no dynamic_batching (no delay; see _batches
+    for whether requests are merged at all). proto3 cannot tell an explicit 0 from none in the
+    block: both are 0."""
     if not config.HasField("dynamic_batching"):
         return None
     _only(where, config.dynamic_batching, {"max_queue_delay_microseconds"}, "dynamic_batching.")
@@ -251,6 +252,17 @@ def _delay_ms(where: str, config) -> float | None:
             f"{MAX_DELAY_MS * 1000:.0f}"
         )
     return delay
+
+
+def _batches(config) -> bool:
+    """Whether Triton merges queued requests into one call: where the file has dynamic_batching, and
+    where Triton's onnxruntime backend adds the block itself. Its auto-complete (on by default) runs
+    only for a file that leaves out its inputs or its outputs, and then turns dynamic batching on
+    where max_batch_size is over 1 (onnxruntime_backend's AutoCompleteConfig). Any other file without
+    the block has each request run alone."""
+    if config.HasField("dynamic_batching"):
+        return True
+    return (not config.input or not config.output) and config.max_batch_size > 1
 
 
 def _instances(where: str, config) -> int | None:
@@ -323,7 +335,8 @@ def read_config(model_folder, session) -> ServingConfig:
         **_threads(where, config),
     }
     values = {s.name: s.triton_default if stated.get(s.name) is None else stated[s.name] for s in SETTINGS}
-    return ServingConfig(**values, left_out=frozenset(s.name for s in SETTINGS if stated.get(s.name) is None))
+    left_out = frozenset(s.name for s in SETTINGS if stated.get(s.name) is None)
+    return ServingConfig(**values, left_out=left_out, dynamic_batching=_batches(config))
 
 
 def is_repository(folder) -> bool:

@@ -103,6 +103,14 @@ class ServePlan:
     help="Open connections per worker; past it a new connection gets 503 and is closed at once.",
 )
 @click.option(
+    "--max-header-kb",
+    default=64.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Largest request line and headers together (KiB); past it a request gets 431 (414 for the "
+    "request line alone) and its connection is closed.",
+)
+@click.option(
     "--max-memory-mb",
     default=DEFAULT_MEMORY_MB,
     show_default=True,
@@ -117,7 +125,7 @@ class ServePlan:
     show_default=True,
     type=click.FloatRange(0, min_open=True),
     help="Seconds for each phase of a connection: a request's headers to arrive (then the connection "
-    "is closed), the request itself, body upload included (then 504), the rest of a body after "
+    "is closed), the body's upload (then 408), the request itself (then 504), the rest of a body after "
     "an early answer, and the client reading its answer (then the connection is dropped).",
 )
 @click.option(
@@ -138,6 +146,7 @@ def serve_cmd(
     max_body_mb,
     max_response_mb,
     max_connections,
+    max_header_kb,
     max_memory_mb,
     timeout_s,
     token,
@@ -156,10 +165,12 @@ def serve_cmd(
     curl localhost:8000/v2/models/vae-generator
     """
     from zoo.serve.http.app import Settings
-    from zoo.serve.http.connections import ConnectionLimits
-    from zoo.serve.http.run import listen, serve, serve_workers
+    from zoo.serve.http.connections import ConnectionLimits, check_uvicorn
+    from zoo.serve.http.run import EarlyStop, listen, serve, serve_workers
     from zoo.serve.inference.models import describe_serving
 
+    check_uvicorn()
+    early = EarlyStop()  # a SIGTERM from here on, warm-up included, ends the process cleanly
     if name is not None:
         from zoo.export.repository import check_name
 
@@ -193,14 +204,14 @@ def serve_cmd(
         click.echo(
             f"warning: listening on {bound_host} without --token: anyone who reaches this port can use it", err=True
         )
-    limits = ConnectionLimits(max_connections=max_connections, timeout=timeout_s)
+    limits = ConnectionLimits(max_connections=max_connections, timeout=timeout_s, max_head=int(max_header_kb * 2**10))
     if workers == 1:
         from zoo.serve.http.app import create_app
 
-        serve(create_app(models, settings), sock, limits, drain_s=timeout_s + 5)
+        serve(create_app(models, settings), sock, limits, drain_s=timeout_s + 5, early=early)
     else:
         del models  # each worker loads its own
-        serve_workers(plan, workers, sock, limits, drain_s=timeout_s + 5)
+        serve_workers(plan, workers, sock, limits, drain_s=timeout_s + 5, early=early)
 
 
 @zoo.hookimpl

@@ -8,8 +8,9 @@ runs on. Everything else (metadata, the page, /metrics, wrong methods) goes to S
 
 An infer request, in order: the model and version (404), the declared body size (413), a place in
 the model's queue (503), its share of the memory budget (503, or 413 if it could never fit), then
-within ``--timeout`` the body, its parsing (400) and the model's call (504 past the timeout). Its
-place and its memory are held until its answer has been sent. Whatever happens, the client gets
+within ``--timeout`` the body (408 past it), its parsing (400) and the model's call (504 past it). Its
+place is held until its answer has been sent, and its memory until the answer has been written to
+the client (the connection layer releases it as the transport's buffer drains). Whatever happens, the client gets
 ``{"error": ...}`` with a 4xx, or the answer; a fault of the server's own is a 500 with one log line.
 """
 
@@ -31,6 +32,7 @@ HEALTH = {"/v2/health/live": orjson.dumps({"live": True}), "/v2/health/ready": o
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 RETRY = [(b"retry-after", b"1")]
+HOLD_UNTIL_WRITTEN = "zoo.keep_until_written"  # the connection's hand-over of an answer's memory hold
 
 
 class BodyTooLarge(Exception):
@@ -146,14 +148,19 @@ class HotPath:
         batcher = self.batchers[name]
         if not batcher.admit():
             return await send_error(send, 503, f"{name} is busy: its queue is full; retry shortly", RETRY)
-        hold = self.memory.hold()
+        hold, sent = self.memory.hold(), False
         try:
             status, answer, headers, request = await self._answer(model, batcher, receive, size, header_length, hold)
             if status is None:  # the client left before its body arrived: nobody to answer
                 return
             await send_response(send, status, answer, headers)
+            sent = True
         finally:
-            hold.release()
+            keep_until_written = scope.get("extensions", {}).get(HOLD_UNTIL_WRITTEN) if sent else None
+            if keep_until_written is None:
+                hold.release()
+            else:  # what the client has not read yet stays held (connections.py)
+                keep_until_written(hold, len(answer))
             batcher.leave()
         if request is not None and request.batch.nbytes + len(answer) > TRIM_AFTER_BYTES:
             release_memory()
@@ -162,7 +169,7 @@ class HotPath:
         """(status, body, headers, the parsed request or None) for an admitted request. Everything
         that can go wrong is caught here, encoding the answer included, so that no input reaches the
         client as anything but a 4xx or its answer."""
-        settings, name, request = self.settings, model.name, None
+        settings, name, request, body = self.settings, model.name, None, None
         deadline = time.perf_counter() + settings.timeout_s
         try:
             hold.take(size or 0)
@@ -182,6 +189,10 @@ class HotPath:
         except BodyTooLarge:
             return _error(413, self.too_large[name], request)
         except TimeoutError:
+            if body is None:  # the client's own slowness: HTTP's answer is 408, not a server error
+                return _error(
+                    408, f"the request body did not arrive within the timeout of {settings.timeout_s:g} s", None
+                )
             return _error(504, f"no answer within the request timeout of {settings.timeout_s:g} s", request)
         except InferenceError as exc:  # the server's fault, not the client's: the log says what failed
             log_fault(name, str(exc))

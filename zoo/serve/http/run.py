@@ -2,8 +2,10 @@
 
 One worker: the app runs in this process. On SIGTERM (or SIGINT) uvicorn stops accepting
 connections, lets the requests in flight finish, runs the app's shutdown, and then raises the signal
-again for whatever handler was installed before it started. That handler is ours and does nothing,
-so the process ends with status 0 instead of dying of the re-raised signal.
+again for whatever handler was installed before it started. That handler is ours (``EarlyStop``),
+installed before the models load, so the process ends with status 0 instead of dying of the signal,
+whenever it comes: while loading, during the warm-up calls, while serving or while draining. One
+that comes before uvicorn has taken the signals over stops the server before it serves anything.
 
 Several workers: this process becomes a supervisor (uvicorn's) of N worker processes that share the
 listening socket, each with its own app, batchers and inference threads; the kernel hands each new
@@ -64,17 +66,36 @@ def _config(app, limits: ConnectionLimits, drain_s: float, workers: int = 1, fac
     return config
 
 
-def serve(app, sock: socket.socket, limits: ConnectionLimits, drain_s: float) -> None:
+class EarlyStop:
+    """SIGTERM and SIGINT until uvicorn takes them over, and after it gives them back: remembered,
+    never fatal. Once the server exists, a signal tells it to stop (uvicorn then drains as usual)."""
+
+    def __init__(self):
+        self.signalled = False
+        self.server = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, sig, frame) -> None:
+        self.signalled = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def serve(app, sock: socket.socket, limits: ConnectionLimits, drain_s: float, early: EarlyStop) -> None:
     """Serve ``app`` in this process until SIGTERM or SIGINT."""
     server = uvicorn.Server(_config(app, limits, drain_s))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)  # what uvicorn re-raises into after its graceful shutdown
+    early.server = server
+    if early.signalled:  # stopped while loading or warming up: nothing was served, nothing to drain
+        return
     server.run(sockets=[sock])
     if not server.started:
         raise ZooError("the server did not start (see the lines above)")
 
 
-def serve_workers(make_app, workers: int, sock: socket.socket, limits: ConnectionLimits, drain_s: float) -> None:
+def serve_workers(
+    make_app, workers: int, sock: socket.socket, limits: ConnectionLimits, drain_s: float, early: EarlyStop
+) -> None:
     """Serve with ``workers`` processes, each building its app with ``make_app()`` (a picklable
     callable: it travels to each worker) and all counting into one set of metrics."""
     metrics_dir = tempfile.mkdtemp(prefix="zoo-serve-metrics-")
@@ -83,7 +104,9 @@ def serve_workers(make_app, workers: int, sock: socket.socket, limits: Connectio
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         config = _config(functools.partial(_worker_app, make_app, os.getpid()), limits, drain_s, workers, factory=True)
-        Supervisor(config, sockets=[sock]).run()
+        supervisor = Supervisor(config, sockets=[sock])  # from here its own handlers queue the signals
+        if not early.signalled:
+            supervisor.run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 

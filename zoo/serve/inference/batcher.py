@@ -30,6 +30,10 @@ handing the call to a thread and back costs two thread switches, the GIL changin
 wake-up of the loop, as much as a small model's call. With other requests in flight, calls go to
 the threads, so that requests keep arriving, and queueing, while one runs.
 
+A repository's model whose config.pbtxt has no dynamic_batching (and to which Triton adds none:
+``repository._batches``) runs each request in a call of its own, queued requests included, as
+Triton runs it.
+
 With several instances (``instance_group`` in a repository's config.pbtxt, or ``--instances``), up
 to that many calls run at once, each on an instance's own session and thread.
 
@@ -123,6 +127,7 @@ class Batcher:
         self.max_batch = model.serving.max_batch
         self.max_delay = model.serving.max_delay_ms / 1000
         self.instances = model.serving.instances
+        self.merge = model.serving.dynamic_batching  # False: one request per call, as Triton without dynamic_batching
         self.max_queue = max_queue
         self.admitted = 0  # requests admitted and not yet answered (see the module's docstring)
         # The labelled children, looked up once: labels() takes a lock and a dict lookup each time.
@@ -235,6 +240,8 @@ class Batcher:
     async def _gather(self) -> None:
         """Before a call: wait for more requests until as many rows as lately (at most max_batch)
         or the oldest one's deadline."""
+        if not self.merge:
+            return
         enough = min(max(self._recent_rows), self.max_batch)
         deadline = self._queue[0].arrived + self.max_delay
         while self._queue and self._queued_rows() < enough:
@@ -259,7 +266,7 @@ class Batcher:
             if pending.future.done():  # its caller gave up
                 self._queue.popleft()
                 continue
-            if taken and rows + len(pending.batch) > self.max_batch:
+            if taken and (not self.merge or rows + len(pending.batch) > self.max_batch):
                 break
             self._queue.popleft()
             if now + (rows + len(pending.batch)) * self._seconds_per_row > pending.deadline:

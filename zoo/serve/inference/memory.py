@@ -2,10 +2,13 @@
 back to the system.
 
 Each infer request holds a share of the budget from the moment it is admitted until its answer has
-been sent: its body as it arrives (the declared Content-Length at once, a chunked body chunk by
-chunk), what parsing its JSON can cost in Python objects (``protocol.parse_cost``) and what its
-answer can take (``protocol.answer_bound``). A request that would take the budget past its limit is
-refused at once with a 503 (retry shortly), and one that could never fit with a 413. Without the
+been written to the client: its body as it arrives (the declared Content-Length at once, a chunked
+body chunk by chunk), what parsing its JSON can cost in Python objects (``protocol.parse_cost``) and
+what its answer can take (``protocol.answer_bound``). Once the answer is sent, what of it still sits
+in the connection's buffer stays held until the client has read it (or the connection is dropped),
+so clients that never read cannot pile answers up past the budget. A request that would take the
+budget past its limit is refused at once with a 503 (retry shortly), and one that could never fit
+with a 413. Without the
 budget, 2,048 connections each sending a 25 MB body would all be read and parsed at once.
 """
 
@@ -61,6 +64,12 @@ class Hold:
     def release(self) -> None:
         self.budget.used -= self.bytes
         self.bytes = 0
+
+    def keep(self, count: int) -> None:
+        """Give back all but ``count`` bytes (an answer still waiting to be written holds only itself)."""
+        if count < self.bytes:
+            self.budget.used -= self.bytes - count
+            self.bytes = count
 
 
 # After a request and answer this large, hand the free memory of glibc's heaps back to the system: freed but

@@ -47,13 +47,17 @@ class Tensor:
 @dataclass(frozen=True)
 class Serving:
     """How one model is served: one field per setting of ``serving_settings.SETTINGS`` (whose
-    defaults these are), as ``repository.ServingConfig`` has."""
+    defaults these are), and whether queued requests share a call, as ``repository.ServingConfig``
+    has. No flag sets the latter: it follows config.pbtxt, as Triton's batching does."""
 
     max_batch: int = DEFAULTS["max_batch"]  # rows per request at most, and per onnxruntime call
     max_delay_ms: float = DEFAULTS["max_delay_ms"]  # the longest a queued request waits for company
     instances: int = DEFAULTS["instances"]  # onnxruntime sessions running calls in parallel
     intra_op_threads: int = DEFAULTS["intra_op_threads"]  # onnxruntime's threads within one call (0: its default)
     inter_op_threads: int = DEFAULTS["inter_op_threads"]
+    # False where config.pbtxt leaves dynamic_batching out (and Triton does not add it): each
+    # request then runs in a call of its own, as in Triton.
+    dynamic_batching: bool = True
 
 
 TRITON_DEFAULT = "Triton's default"  # the source of a setting a config.pbtxt leaves out
@@ -64,6 +68,10 @@ def resolve(flags: dict, config=None) -> tuple:
     what ``config`` (a repository.ServingConfig, or None) says, Triton's default for a field it
     leaves out included, then the default."""
     values, sources = {}, {}
+    # A delay given on the command line asks for batching, whatever the file says.
+    batching = config is None or config.dynamic_batching or flags.get("max_delay_ms") is not None
+    if not batching:
+        values["dynamic_batching"] = False
     for setting in SETTINGS:
         name = setting.name
         if flags.get(name) is not None:
@@ -83,6 +91,8 @@ def describe_serving(serving: Serving, sources: dict) -> str:
         + (f" [{sources[setting.name]}]" if sources[setting.name] != "default" else "")
         for setting in SETTINGS
     ]
+    if not serving.dynamic_batching:
+        marked.append("each request alone [config.pbtxt has no dynamic_batching]")
     defaults = any(sources[setting.name] == "default" for setting in SETTINGS)
     return ", ".join(marked) + ("; unmarked: defaults" if defaults else "")
 
