@@ -107,8 +107,9 @@ def make_parts(model, prior) -> list:
         raise ValueError("the first of encoder_outputs() must be encode(x), the code")
 
     described = prior.describe()
+    generator_prior = prior_for_part(described, "generator")
     if noise_dim != latent_dim:  # the generator's noise is not one draw per latent dimension
-        described = {**described, "noise_dim": noise_dim}
+        generator_prior["noise_dim"] = noise_dim
     return [
         Part("encoder", EncoderGraph(model), "x", list(outputs), x, data, prior_for_part(described, "encoder")),
         Part(
@@ -127,7 +128,7 @@ def make_parts(model, prior) -> list:
             ["x_hat"],
             eps(EXAMPLE_BATCH, gen),
             eps,
-            prior_for_part(described, "generator"),
+            generator_prior,
         ),
     ]
 

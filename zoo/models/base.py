@@ -192,7 +192,7 @@ class OptimizerGroup:
 
 class TrainStep:
     """What ``AutoEncoder.train_step`` is given: the forward pass as the loop wraps it, the autocast
-    context, and ``update(group, loss)``: zero the group's gradients, backpropagate ``loss``, clip
+    context, and ``update(group, loss)``: zero the group's (or groups') gradients, backpropagate ``loss``, clip
     them (the run's ``grad_clip``) and step the group's optimizer."""
 
     def __init__(self, forward, autocast, optimizers: dict, grad_clip: float):
@@ -201,11 +201,15 @@ class TrainStep:
         self.optimizers = optimizers
         self.grad_clip = grad_clip
 
-    def update(self, group: str, loss: torch.Tensor, retain_graph: bool = False) -> None:
-        optimizer = self.optimizers[group]
-        optimizer.zero_grad(set_to_none=True)
+    def update(self, group, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        """``group``: one group's name, or a tuple of names that one backward pass feeds (each group
+        keeps its own Adam, e.g. its own weight decay)."""
+        optimizers = [self.optimizers[name] for name in ((group,) if isinstance(group, str) else group)]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward(retain_graph=retain_graph)
         if self.grad_clip > 0:
-            params = [p for g in optimizer.param_groups for p in g["params"]]
+            params = [p for o in optimizers for g in o.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        optimizer.step()
+        for optimizer in optimizers:
+            optimizer.step()
