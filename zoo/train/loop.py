@@ -237,9 +237,10 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
 
     held = f" ({len(held_out):,} more held out for the anomaly threshold)" if held_out is not None else ""
     labels = f", labels {' '.join(cfg.labels)}" if cfg.labels else ""
+    later = "".join(f" + {n} in stage {name}" for name, n in stages[1:])
     dist.say(
         f"training {spec.name} on {data_name}{labels} ({splits.source}): {len(splits.train):,} train{held} / "
-        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs{later}, batch {cfg.batch_size}, "
         f"lr {cfg.lr:g} -> {run_dir}"
     )
     return Loop(
