@@ -15,6 +15,11 @@
 #   serve  python -m benchmarks.serving.serve_workers on the machine's CPU cores: `zoo serve
 #          --workers N` for N = 1, 2, 4 and 8, each worker count on cores of its own and 4
 #          load-client processes on the next four (about 3 minutes; needs no GPU and no MNIST)
+#   vamp   the families' full-length runs, each fitted to FAMILY_SECONDS (default 420) by
+#   hvae   a one-epoch timing run, then its NLL at k = 1000 on the whole binarized test split:
+#   vqvae  vamp (the paper's recipe, KL warm-up 100 epochs; pythae's reproduced NLL 85.79), hvae
+#          (Burda et al.'s IWAE k = 50, batch 20 on the GPU raised to 100; 82.90), vq-vae (its two
+#          stages, exported, 64 samples from generator.onnx)
 #   all    train, nll, loop, serve
 # Everything lands under $OUT (card name, logs, run folder, JSON); benchmark result files are also
 # copied to $OUT/results/ for benchmarks/results/.
@@ -86,6 +91,38 @@ stage_loop() {
     cp benchmarks/results/train_throughput-* "$OUT/results/" 2>/dev/null || true
 }
 
+FAMILY_SECONDS="${FAMILY_SECONDS:-420}"
+
+# Train a family for as many epochs as FAMILY_SECONDS allows (timed on one epoch first), then
+# evaluate it: family NAME EXTRA_STAGES_FACTOR ZOO-TRAIN-OPTIONS...
+family() {
+    local name=$1 factor=$2
+    shift 2
+    rm -rf "$OUT/$name-timing" "$OUT/$name"
+    "$PY" -m zoo train "$name" "$@" --epochs 1 --device cuda --out "$OUT/$name-timing" 2>&1 | tee "$OUT/$name-timing.log"
+    local per_epoch epochs
+    per_epoch=$(epoch_seconds "$OUT/$name-timing")
+    epochs=$("$PY" -c "print(max(1, min($MAX_EPOCHS, int($FAMILY_SECONDS / ($per_epoch * 1.15 * $factor)))))")
+    echo "$name: $per_epoch s per epoch -> $epochs epochs" | tee "$OUT/$name-plan.txt"
+    "$PY" -m zoo train "$name" "$@" --epochs "$epochs" --device cuda --out "$OUT/$name" 2>&1 | tee "$OUT/$name-train.log"
+}
+
+stage_vamp() {
+    family vamp 1 --set kl_warmup_epochs=100
+    "$PY" -m zoo eval "$OUT/vamp" --nll --iw-samples 1000 --device cuda --json | tee "$OUT/vamp_nll_k1000.json"
+}
+
+stage_hvae() {
+    family hvae 1 --set iw_samples=50 --batch-size 100
+    "$PY" -m zoo eval "$OUT/hvae" --nll --iw-samples 1000 --device cuda --json | tee "$OUT/hvae_nll_k1000.json"
+}
+
+stage_vqvae() {
+    family vq-vae 2  # two stages of as many epochs each
+    "$PY" -m zoo export "$OUT/vq-vae" 2>&1 | tee "$OUT/vq-vae-export.log"
+    "$PY" -m zoo sample "$OUT/vq-vae/generator.onnx" -n 64 --seed 0 -o "$OUT/vq-vae-samples.png"
+}
+
 stage_serve() {
     nproc | tee "$OUT/serve_cores.txt"
     "$PY" -m benchmarks.serving.serve_workers --workers 1 2 4 8 --clients 4 --out "$OUT/results" 2>&1 | tee "$OUT/serve_workers.log"
@@ -97,6 +134,9 @@ case "$STAGE" in
     nll) stage_nll ;;
     loop) stage_loop ;;
     serve) stage_serve ;;
+    vamp) stage_vamp ;;
+    hvae) stage_hvae ;;
+    vqvae) stage_vqvae ;;
     all) stage_train; stage_nll; stage_loop; stage_serve ;;
-    *) echo "unknown stage $STAGE: use train, nll, loop, serve or all" >&2; exit 2 ;;
+    *) echo "unknown stage $STAGE: use train, nll, loop, serve, vamp, hvae, vqvae or all" >&2; exit 2 ;;
 esac

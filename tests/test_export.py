@@ -66,7 +66,8 @@ def test_inputs_outputs_and_dynamic_batch(export):
     expected = {
         "encoder": (("x", list(model.data_shape)), [(n, list(model.latent_shape)) for n in code_names]),
         "decoder": (("z", list(model.latent_shape)), [("x_hat", list(model.data_shape))]),
-        "generator": (("eps", [math.prod(model.latent_shape)]), [("x_hat", list(model.data_shape))]),
+        # The generator's noise: one normal per latent dimension, or the model's own noise_dim.
+        "generator": (("eps", [model.noise_dim(run.prior)]), [("x_hat", list(model.data_shape))]),
     }
     for part, ((in_name, in_shape), outputs) in expected.items():
         graph = onnx.load(str(export[part])).graph
@@ -89,13 +90,15 @@ def test_metadata_has_every_zoo_key(export):
         assert parsed["zoo.data_shape"] == list(run.model.data_shape)
         assert parsed["zoo.latent_shape"] == list(run.model.latent_shape)
         assert parsed["zoo.config"] == run.config.model_config
-        prior = parsed["zoo.prior"]
-        assert prior["kind"] == run.prior.describe()["kind"]
-        np.testing.assert_allclose(prior["mean"], run.prior.mean.numpy(), rtol=1e-6, atol=1e-7)
+        prior, described = parsed["zoo.prior"], run.prior.describe()
+        assert prior["kind"] == described["kind"]
+        np.testing.assert_allclose(prior["mean"], described["mean"], rtol=1e-6, atol=1e-7)
         assert len(prior["std"]) == latent_dim and all(s > 0 for s in prior["std"])
+        noise_dim = run.model.noise_dim(run.prior)
+        assert prior.get("noise_dim") == (noise_dim if part == "generator" and noise_dim != latent_dim else None)
     # The decoder carries the full covariance factor, so sampling it matches the generator.
     decoder_prior = json.loads(metadata(export["decoder"])["zoo.prior"])
-    np.testing.assert_allclose(decoder_prior["scale_tril"], run.prior.scale_tril.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(decoder_prior["scale_tril"], described["scale_tril"], rtol=1e-6, atol=1e-7)
 
 
 def test_onnxruntime_matches_pytorch(export):
@@ -107,7 +110,7 @@ def test_onnxruntime_matches_pytorch(export):
     for part in PARTS:
         session = ort.InferenceSession(str(export[part]), providers=["CPUExecutionProvider"])
         for batch in BATCHES:
-            eps = torch.randn(batch, math.prod(model.latent_shape), generator=gen)
+            eps = torch.randn(batch, getattr(prior, "noise_dim", math.prod(model.latent_shape)), generator=gen)
             with torch.no_grad():
                 if part == "encoder":
                     x = torch.rand(batch, *model.data_shape, generator=gen)
@@ -116,7 +119,8 @@ def test_onnxruntime_matches_pytorch(export):
                     z = prior(eps).view(batch, *model.latent_shape)
                     inputs, want = {"z": z}, [model.decode(z)]
                 else:
-                    inputs, want = {"eps": eps}, [model.decode(prior(eps).view(batch, *model.latent_shape))]
+                    eps = torch.randn(batch, model.noise_dim(prior), generator=gen)
+                    inputs, want = {"eps": eps}, [model.generate(eps, prior)]
             got = session.run(None, {k: v.numpy() for k, v in inputs.items()})
             for have, expected in zip(got, want, strict=True):
                 assert have.shape == tuple(expected.shape)

@@ -18,6 +18,8 @@ __all__ = [
     "AutoEncoder",
     "DatasetSpec",
     "ModelSpec",
+    "OptimizerGroup",
+    "TrainStep",
     "ZooError",
     "ZooUsageError",
     "create_model",
@@ -31,9 +33,10 @@ __all__ = [
 
 
 def __getattr__(name):
-    # AutoEncoder subclasses nn.Module, so it is only imported when someone asks for it.
-    if name == "AutoEncoder":
-        from zoo.models.base import AutoEncoder
+    # AutoEncoder subclasses nn.Module, so it (and the training contract beside it) is only
+    # imported when someone asks for it.
+    if name in ("AutoEncoder", "OptimizerGroup", "TrainStep"):
+        from zoo.models import base
 
-        return AutoEncoder
+        return getattr(base, name)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -46,7 +46,7 @@ def export_cmd(run, out_dir, opset, repository, serving):
     \b
     encoder.onnx    x [batch, *data_shape] -> z (or mu, logvar for a VAE)
     decoder.onnx    z [batch, *latent_shape] -> x_hat
-    generator.onnx  eps [batch, latent_dim] ~ N(0, I) -> x_hat (the latent prior is in the graph)
+    generator.onnx  eps [batch, noise_dim] ~ N(0, I) -> x_hat (the latent prior is in the graph)
     scorer.onnx     x [batch, *data_shape] -> score [batch], anomalous [batch] (bool: above the
                     threshold training set; only for a run that has one, threshold.json)
 

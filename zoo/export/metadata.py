@@ -13,8 +13,13 @@ The prior is ``{"kind", "mean", "std"}`` plus, depending on the part: ``scale_tr
 ``"folded_into_graph": true`` in the generator (whose graph applies the prior itself). ``kind`` is
 "standard_normal" (a VAE's fixed N(0, I)) or "gaussian" (fitted to a deterministic autoencoder's
 training codes); ``mean`` and ``std`` have one entry per latent dimension; ``scale_tril`` is the
-lower Cholesky factor of the covariance. ``zoo.models.base.GaussianPrior.describe()`` produces the full
-description (the core cannot import this package); everything else about the schema is here.
+lower Cholesky factor of the covariance. The generator's may add ``noise_dim``, the width of its
+N(0, I) input when that is not the latent size (a model that samples a mixture component or a code
+grid takes extra noise; ``zoo.models.base.AutoEncoder.noise_dim``). A prior that is a Gaussian
+mixture (kind "gaussian_mixture") gives the moment-matched Gaussian's ``mean``, ``std`` and
+``scale_tril`` (what the decoder's metadata sampler draws from) and its ``components``.
+``zoo.models.base.GaussianPrior.describe()`` produces the full description (the core cannot
+import this package); everything else about the schema is here.
 
 Optional (files written before it existed lack it): ``zoo.preprocess``, JSON, how an image is
 prepared for the encoder as the training data was, for models of images (C, H, W):

@@ -38,8 +38,9 @@ class DecoderGraph(nn.Module):
 
 
 class GeneratorGraph(nn.Module):
-    """eps ~ N(0, I) [batch, latent_dim] -> x_hat: the prior's mean and Cholesky factor become
-    weights of the graph, so a caller only needs a standard-normal random number generator."""
+    """eps ~ N(0, I) [batch, noise_dim] -> x_hat: ``AutoEncoder.generate``, whose prior (a fitted
+    Gaussian's mean and Cholesky factor, a mixture, a learned prior of the model's own) becomes part
+    of the graph, so a caller only needs a standard-normal random number generator."""
 
     def __init__(self, model, prior):
         super().__init__()
@@ -47,7 +48,7 @@ class GeneratorGraph(nn.Module):
         self.prior = prior
 
     def forward(self, eps):
-        return self.model.decode(self.prior(eps).view(-1, *self.model.latent_shape))
+        return self.model.generate(eps, self.prior)
 
 
 class ScorerGraph(nn.Module):
@@ -83,16 +84,18 @@ def random_data(model):
 
 def make_parts(model, prior) -> list:
     """The three parts of a model and its latent prior, in PART_NAMES order."""
-    latent_dim = math.prod(model.latent_shape)
+    latent_dim, noise_dim = math.prod(model.latent_shape), model.noise_dim(prior)
     data = random_data(model)
 
     def eps(batch, gen):
-        return torch.randn(batch, latent_dim, generator=gen)
+        return torch.randn(batch, noise_dim, generator=gen)
 
     def code(batch, gen):
-        # Latents as the prior spreads them, so the decoder is checked where it is used.
+        # Latents as the prior spreads them, so the decoder is checked where it is used; drawn
+        # with the prior's own noise width (a model's generate may take more noise than its prior).
         with torch.no_grad():
-            return prior(eps(batch, gen)).view(batch, *model.latent_shape)
+            prior_noise = torch.randn(batch, getattr(prior, "noise_dim", latent_dim), generator=gen)
+            return prior(prior_noise).view(batch, *model.latent_shape)
 
     gen = torch.Generator().manual_seed(0)
     x = data(EXAMPLE_BATCH, gen)
@@ -104,6 +107,9 @@ def make_parts(model, prior) -> list:
         raise ValueError("the first of encoder_outputs() must be encode(x), the code")
 
     described = prior.describe()
+    generator_prior = prior_for_part(described, "generator")
+    if noise_dim != latent_dim:  # the generator's noise is not one draw per latent dimension
+        generator_prior["noise_dim"] = noise_dim
     return [
         Part("encoder", EncoderGraph(model), "x", list(outputs), x, data, prior_for_part(described, "encoder")),
         Part(
@@ -122,7 +128,7 @@ def make_parts(model, prior) -> list:
             ["x_hat"],
             eps(EXAMPLE_BATCH, gen),
             eps,
-            prior_for_part(described, "generator"),
+            generator_prior,
         ),
     ]
 

@@ -81,7 +81,7 @@ def _check_against_graph(path, session, meta: dict) -> None:
             f"{path}: the graph has {len(inputs)} inputs and {len(outputs)} outputs; "
             "a zoo artifact has one input and at least one output"
         )
-    meta_shapes = {**meta, "latent_dim": [math.prod(meta["zoo.latent_shape"])], "per_row": []}
+    meta_shapes = {**meta, "latent_dim": [noise_dim(meta)], "per_row": []}
     for tensor, key in zip((inputs[0], outputs[0]), PART_SHAPES[meta["zoo.part"]]):
         want = meta_shapes[key]
         declared = list(tensor.shape[1:])
@@ -93,6 +93,15 @@ def _check_against_graph(path, session, meta: dict) -> None:
                 f"{tensor.name} of shape [batch, {', '.join(map(str, declared))}]; "
                 "the file was altered: export it again with `zoo export RUN`"
             )
+
+
+def noise_dim(meta: dict) -> int:
+    """The width of a generator's N(0, I) input: ``zoo.prior``'s ``noise_dim`` where the model's
+    sampler takes more noise than it has latent dimensions (a mixture's component, a code grid's
+    draws), else the latent size."""
+    prior = meta["zoo.prior"] if isinstance(meta["zoo.prior"], dict) else {}
+    width = prior.get("noise_dim", math.prod(meta["zoo.latent_shape"]))
+    return width if isinstance(width, int) and not isinstance(width, bool) and width > 0 else 0
 
 
 def _check_count(n) -> int:
@@ -269,17 +278,22 @@ class Decoder(Artifact):
 
 
 class Generator(Artifact):
-    """generator.onnx: eps ~ N(0, I) [batch, latent_dim] -> samples [batch, *data_shape]; the prior
+    """generator.onnx: eps ~ N(0, I) [batch, noise_dim] -> samples [batch, *data_shape]; the prior
     is inside the graph."""
 
     part = "generator"
 
+    @property
+    def noise_dim(self) -> int:
+        """Width of the noise ``generate`` takes (the latent size unless the metadata says more)."""
+        return noise_dim(self.metadata)
+
     def generate(self, eps: np.ndarray) -> np.ndarray:
-        return self._run(self._check(eps, (self.latent_dim,)))[0]
+        return self._run(self._check(eps, (self.noise_dim,)))[0]
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """n samples; same seed, same samples."""
-        return self.generate(standard_normal(n, self.latent_dim, seed))
+        return self.generate(standard_normal(n, self.noise_dim, seed))
 
 
 PART_CLASSES = {cls.part: cls for cls in (Encoder, Decoder, Generator, Scorer)}

@@ -137,3 +137,79 @@ class AutoEncoder(nn.Module):
     def extra_metrics(self, train: torch.Tensor) -> dict:
         """Metrics that need the whole training split (none by default)."""
         return {}
+
+    # -- Training: optimizers, the per-batch update and stages (see docs/plugins.md) ----------------
+    # The stage the training loop is in ("main" unless ``stages`` names more), set with epochs_done.
+    stage: str = "main"
+
+    def stages(self, epochs: int) -> list:
+        """[(stage name, epochs)] run in order by the one training loop; ``epochs`` is the run's
+        ``--epochs``. The default is one stage, "main". A model with a second stage (a prior over its
+        codes trained once the codes are learnt) returns more; each epoch is checkpointed alike."""
+        return [("main", epochs)]
+
+    def optimizer_groups(self) -> dict:
+        """{name: OptimizerGroup}: each group is its own Adam with its own learning-rate schedule,
+        saved in the loop state. The default is one group, "model", of every parameter."""
+        return {"model": OptimizerGroup(list(self.parameters()))}
+
+    def train_step(self, x: torch.Tensor, step: "TrainStep") -> torch.Tensor:
+        """One batch of training; returns the scalar loss reported for it. The default is one loss
+        (``step.forward``: the model itself, as DDP and --compile wrap it) and one step of the
+        "model" optimizer. A model that needs more (a discriminator's step, a codebook update, a
+        second stage's objective) overrides this, calling ``step.update(name, loss)`` per group."""
+        with step.autocast():
+            loss, _ = step.forward(x)
+        loss = loss.float()
+        step.update("model", loss)
+        return loss
+
+    # -- Sampling: what the exported generator computes --------------------------------------------
+
+    def noise_dim(self, prior) -> int:
+        """Width of the N(0, I) noise the generator takes: the prior's (a mixture needs more noise
+        than dimensions, to pick a component), or the latent size."""
+        return int(getattr(prior, "noise_dim", self.latent_dim))
+
+    def generate(self, eps: torch.Tensor, prior) -> torch.Tensor:
+        """eps ~ N(0, I) [B, noise_dim] -> samples [B, *data_shape]; traced into generator.onnx, so
+        deterministic given eps. The default decodes prior(eps); a model whose prior is part of its
+        own network (learned pseudo-inputs, an autoregressive prior over codes) overrides it."""
+        return self.decode(prior(eps).view(-1, *self.latent_shape))
+
+
+class OptimizerGroup:
+    """Parameters that share one Adam optimizer, in stage ``stage``; ``lr_scale`` multiplies the
+    run's learning rate and ``weight_decay`` (None: the run's) is the group's own (an L2 penalty on
+    a decoder's weights, as RAE's)."""
+
+    def __init__(self, params, stage: str = "main", lr_scale: float = 1.0, weight_decay: float | None = None):
+        self.params = list(params)
+        self.stage = stage
+        self.lr_scale = lr_scale
+        self.weight_decay = weight_decay
+
+
+class TrainStep:
+    """What ``AutoEncoder.train_step`` is given: the forward pass as the loop wraps it, the autocast
+    context, and ``update(group, loss)``: zero the group's (or groups') gradients, backpropagate ``loss``, clip
+    them (the run's ``grad_clip``) and step the group's optimizer."""
+
+    def __init__(self, forward, autocast, optimizers: dict, grad_clip: float):
+        self.forward = forward
+        self.autocast = autocast
+        self.optimizers = optimizers
+        self.grad_clip = grad_clip
+
+    def update(self, group, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        """``group``: one group's name, or a tuple of names that one backward pass feeds (each group
+        keeps its own Adam, e.g. its own weight decay)."""
+        optimizers = [self.optimizers[name] for name in ((group,) if isinstance(group, str) else group)]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=retain_graph)
+        if self.grad_clip > 0:
+            params = [p for o in optimizers for g in o.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        for optimizer in optimizers:
+            optimizer.step()

@@ -36,6 +36,24 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("bkd,bd->bk", logits, x) - F.softplus(logits).sum(-1)
 
 
+def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension (broadcasting), in nats."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
+
+
+def uniform_from_normal(eps: torch.Tensor) -> torch.Tensor:
+    """The standard normal CDF: eps ~ N(0, 1) -> u ~ U(0, 1). An exported generator takes only
+    normal noise; a discrete choice (a mixture component, a code) turns one draw into a uniform."""
+    return 0.5 * (1 + torch.erf(eps * (0.5**0.5)))
+
+
+def pick(weights_cumsum: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw: cumulative weights [B, K] (or [K]) and uniforms [B] -> one-hot [B, K] of the
+    first index whose cumulative weight reaches u (the last one if rounding leaves u above all)."""
+    count = (weights_cumsum < u.unsqueeze(-1)).sum(-1).clamp(max=weights_cumsum.shape[-1] - 1)
+    return (torch.arange(weights_cumsum.shape[-1], device=u.device) == count.unsqueeze(-1)).to(u.dtype)
+
+
 LIKELIHOODS = ("bernoulli", "logistic")
 SCORES = ("neg_elbo", "mse")  # the anomaly scores a VAE offers (``score``)
 HALF_BIN = 0.5 / 255  # 8-bit pixels k/255: each bin is k/255 +- HALF_BIN
@@ -134,11 +152,21 @@ class VariationalAutoEncoder(AutoEncoder):
     def neg_elbo_terms(self, x):
         """Per-image reconstruction and KL terms in nats, with one z drawn from the posterior."""
         mu, logvar = self.gaussian_posterior(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterisation
+        eps = torch.randn_like(mu)
+        z = mu + eps * torch.exp(0.5 * logvar)  # reparameterisation
         recon = -self.log_px(self.decode_logits(z).flatten(1), x.flatten(1))
-        # KL(N(mu, sigma^2) || N(0, I)) = -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2)
-        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
-        return recon, kl
+        return recon, self.kl_divergence(z, eps, mu, logvar)
+
+    def kl_divergence(self, z, eps, mu, logvar):
+        """KL(q(z|x) || p(z)) per image [B] for one draw z = mu + sigma * eps. With p = N(0, I) it is
+        analytic: -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2). A model with another prior (a
+        mixture) overrides ``log_prior_ratio`` and this, e.g. with the one-draw estimate."""
+        return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
+
+    def log_prior_ratio(self, z, eps, logvar):
+        """log p(z) - log q(z|x) for draws z = mu + sigma * eps (any leading shape, latent last).
+        With p = N(0, I) the 2 pi terms cancel; a model with another prior overrides this."""
+        return 0.5 * (eps.pow(2) - z.pow(2)).sum(-1) + 0.5 * logvar.sum(-1)
 
     def sampled_terms(self, x, k: int):
         """log p(x|z_j) and log p(z_j) - log q(z_j|x), each [B, k], for k draws z_j ~ q(z|x)."""
@@ -147,9 +175,7 @@ class VariationalAutoEncoder(AutoEncoder):
         z = mu.unsqueeze(1) + eps * torch.exp(0.5 * logvar).unsqueeze(1)
         logits = self.decode_logits(z.flatten(0, 1)).view(len(x), k, -1)
         log_px = self.log_px(logits, x.flatten(1))
-        # log N(z; 0, I) - log N(z; mu, sigma^2), with z = mu + sigma * eps: the 2 pi terms cancel.
-        log_ratio = 0.5 * (eps.pow(2) - z.pow(2)).sum(-1) + 0.5 * logvar.sum(-1, keepdim=True)
-        return log_px, log_ratio
+        return log_px, self.log_prior_ratio(z, eps, logvar.unsqueeze(1))
 
     def log_importance_weights(self, x, k):
         log_px, log_ratio = self.sampled_terms(x, k)
@@ -164,6 +190,11 @@ class VariationalAutoEncoder(AutoEncoder):
             neg_elbo = recon + kl
             loss = neg_elbo if beta == 1.0 else recon + beta * kl
             return loss, {"recon": recon, "kl": kl, "neg_elbo": neg_elbo, "bits_per_dim": self.bits_per_dim(neg_elbo)}
+        return self.iwae_loss(x, k, beta)
+
+    def iwae_loss(self, x, k: int, beta: float = 1.0):
+        """The k-sample importance-weighted bound of Burda et al. and its metrics, from ``sampled_terms``
+        (so any model that gives log p(x|z) and log p(z) - log q(z|x) per draw trains with it)."""
         log_px, log_ratio = self.sampled_terms(x, k)
         # The importance-weighted bound log (1/k) sum_j w_j; warm-up scales the log-ratio inside w.
         bound = torch.logsumexp(log_px + beta * log_ratio, dim=1) - math.log(k)
@@ -192,7 +223,7 @@ class VariationalAutoEncoder(AutoEncoder):
             return super().score(x)
         mu, logvar = self.gaussian_posterior(x)
         recon = -self.log_px(self.decode_logits(mu).flatten(1), x.flatten(1))
-        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+        kl = self.kl_divergence(mu, torch.zeros_like(mu), mu, logvar)
         return (recon + kl) / self.data_dim
 
     def eval_terms(self, x):

@@ -1,5 +1,6 @@
-"""The one training loop every architecture shares. It only talks to ``AutoEncoder.loss`` (through
-``model(x)``), so it never knows which model it trains.
+"""The one training loop every architecture shares. It only talks to the ``AutoEncoder`` contract
+(``stages``, ``optimizer_groups``, ``train_step``, whose default is ``model(x)`` and one optimizer
+step), so it never knows which model it trains.
 
 Data lives on the training device as one tensor per split; a batch is an index slice of it. Each
 epoch ends with a test-split evaluation, a fit of the latent prior, and an atomic checkpoint, so a
@@ -20,6 +21,7 @@ from zoo.core.errors import ZooError, ZooUsageError, first_line
 from zoo.core.registry import get_dataset, get_spec
 from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
+from zoo.models.base import TrainStep
 from zoo.train import run_folder
 from zoo.train.devices import flush_denormals
 from zoo.train.distributed import Distributed
@@ -98,13 +100,13 @@ def train(
     """
     loop = start(name, out, dataset, data_dir, sets, resume, overrides, data, progress)
     cfg, dist, steps = loop.cfg, loop.dist, loop.steps_per_epoch
-    epoch, bar = loop.start_epoch, None
+    epoch, bar, total = loop.start_epoch, None, loop.total_epochs
     try:
-        for epoch in range(loop.start_epoch, cfg.epochs):
+        for epoch in range(loop.start_epoch, total):
             if bar is None and progress and dist.main:
-                bar = progress_bar(cfg.epochs * steps, epoch * steps)
+                bar = progress_bar(total * steps, epoch * steps)
             if bar is not None:
-                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+                bar.set_description(f"epoch {epoch + 1}/{total}")
             train_loss, seconds, samples = run_epoch(loop, epoch, bar)
             end_epoch(loop, epoch, train_loss, seconds, samples, bar)
     except KeyboardInterrupt:
@@ -144,13 +146,27 @@ class Loop:
     model: torch.nn.Module
     prior: torch.nn.Module
     step_model: object  # what a step calls: the model, DDP-wrapped under torchrun, compiled with --compile
-    optimizer: torch.optim.Optimizer
-    scheduler: object
+    optimizers: dict  # {group name: Adam}, from the model's optimizer_groups()
+    schedulers: dict  # {group name: LambdaLR}, each over the steps of its group's stage
+    stages: list  # [(stage, epochs)], from the model's stages(); the loop runs them in order
     autocast: object  # () -> the context a forward pass runs in
     steps_per_epoch: int
     start_epoch: int  # epochs already done (a resumed run's)
     history: list  # metrics.jsonl's records so far
     held_out: object = None  # normal training samples kept out of training, for the anomaly threshold
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(n for _, n in self.stages)
+
+    def stage_lr(self, stage: str) -> float:
+        """The learning rate of the stage's first optimizer group, for metrics.jsonl."""
+        names = self.stage_groups(stage)
+        return self.optimizers[names[0]].param_groups[0]["lr"] if names else 0.0
+
+    def stage_groups(self, stage: str) -> list:
+        """The names of the optimizer groups trained in ``stage``."""
+        return [name for name, o in self.optimizers.items() if o.zoo_stage == stage]
 
 
 def locate(name, out, dataset, sets, resume, overrides, data=None):
@@ -203,17 +219,16 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     model = build_model(spec, model_config, data_shape).to(device)
     check_binarization(model, spec.name, cfg)
     prior = model.make_prior().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    stages = stage_plan(model, cfg.epochs)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(splits.train)))) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))
+    optimizers, schedulers = make_optimizers(model, cfg, stages, steps_per_epoch)
     # bf16 autocast on CUDA (losses come back in fp32: models reduce in fp32 and we cast below).
     use_bf16 = device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
 
     start_epoch, history = 0, []
     if resume:
-        start_epoch, history = restore(run_dir, device, model, prior, optimizer, scheduler)
+        start_epoch, history = restore(run_dir, device, model, prior, optimizers, schedulers)
     elif dist.main:
         run_folder.write_config(run_dir, new_run_config(spec, model_config, cfg, data_name, splits, model))
     step_model = dist.wrap(model, device)
@@ -222,9 +237,10 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
 
     held = f" ({len(held_out):,} more held out for the anomaly threshold)" if held_out is not None else ""
     labels = f", labels {' '.join(cfg.labels)}" if cfg.labels else ""
+    later = "".join(f" + {n} in stage {name}" for name, n in stages[1:])
     dist.say(
         f"training {spec.name} on {data_name}{labels} ({splits.source}): {len(splits.train):,} train{held} / "
-        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs{later}, batch {cfg.batch_size}, "
         f"lr {cfg.lr:g} -> {run_dir}"
     )
     return Loop(
@@ -236,14 +252,51 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
         model,
         prior,
         step_model,
-        optimizer,
-        scheduler,
+        optimizers,
+        schedulers,
+        stages,
         autocast,
         steps_per_epoch,
         start_epoch,
         history,
         held_out,
     )
+
+
+def stage_plan(model, epochs: int) -> list:
+    """The model's stages with their epoch counts; one line for a plugin that declares them wrong."""
+    stages = [(str(name), int(n)) for name, n in model.stages(epochs)]
+    names = [name for name, _ in stages]
+    if not stages or len(set(names)) != len(names) or any(n < 0 for _, n in stages):
+        raise ZooError(f"{type(model).__name__}.stages() must name distinct stages with epochs >= 0, got {stages}")
+    return stages
+
+
+def stage_at(stages: list, epoch: int) -> str:
+    """The stage that the run's ``epoch`` (0-based, over all stages) belongs to."""
+    for name, n in stages:
+        if epoch < n:
+            return name
+        epoch -= n
+    return stages[-1][0]
+
+
+def make_optimizers(model, cfg: TrainConfig, stages: list, steps_per_epoch: int):
+    """One Adam and one learning-rate schedule per optimizer group the model declares; a group's
+    schedule spans the steps of its own stage."""
+    epochs_of = dict(stages)
+    optimizers, schedulers = {}, {}
+    for name, group in model.optimizer_groups().items():
+        if group.stage not in epochs_of:
+            raise ZooError(f"optimizer group {name!r} is in stage {group.stage!r}, which stages() does not name")
+        decay = cfg.weight_decay if group.weight_decay is None else group.weight_decay
+        optimizers[name] = torch.optim.Adam(group.params, lr=cfg.lr * group.lr_scale, weight_decay=decay)
+        optimizers[name].zoo_stage = group.stage  # which schedulers a stage's epochs step
+        total_steps = epochs_of[group.stage] * steps_per_epoch
+        schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
+            optimizers[name], lambda step, total=total_steps: lr_factor(step, total, cfg)
+        )
+    return optimizers, schedulers
 
 
 def new_run_config(spec, model_config, cfg: TrainConfig, data_name: str, splits, model) -> run_folder.RunConfig:
@@ -292,13 +345,17 @@ def check_binarization(model, name: str, cfg: TrainConfig) -> None:
         )
 
 
-def restore(run_dir, device, model, prior, optimizer, scheduler):
+def restore(run_dir, device, model, prior, optimizers, schedulers):
     """Load a resumed run's loop state; returns the epochs it has done and their metrics records."""
     state = run_folder.load_state(run_dir / run_folder.STATE)
     model.load_state_dict(state["model"])
     prior.load_state_dict(state["prior"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    saved_optimizers, saved_schedulers = state["optimizer"], state["scheduler"]
+    if "param_groups" in saved_optimizers:  # a state file from before optimizer groups: one Adam
+        saved_optimizers, saved_schedulers = {"model": saved_optimizers}, {"model": saved_schedulers}
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(saved_optimizers[name])
+        schedulers[name].load_state_dict(saved_schedulers[name])
     torch.set_rng_state(state["rng"])
     if device.type == "cuda" and "cuda_rng" in state:  # a VAE's noise on the GPU comes from here
         torch.cuda.set_rng_state(state["cuda_rng"], device)
@@ -307,9 +364,13 @@ def restore(run_dir, device, model, prior, optimizer, scheduler):
 
 
 def run_epoch(loop: Loop, epoch: int, bar):
-    """One pass over this rank's shard of the training split, one optimizer step per batch.
-    Returns the mean training loss, the seconds it took and the number of samples it saw."""
-    cfg, device, model, optimizer = loop.cfg, loop.device, loop.model, loop.optimizer
+    """One pass over this rank's shard of the training split, one ``train_step`` per batch (by
+    default one loss and one optimizer step). Returns the mean training loss, the seconds it took
+    and the number of samples it saw."""
+    cfg, device, model = loop.cfg, loop.device, loop.model
+    model.stage = stage_at(loop.stages, epoch)
+    step = TrainStep(loop.step_model, loop.autocast, loop.optimizers, cfg.grad_clip)
+    schedulers = [loop.schedulers[name] for name in loop.stage_groups(model.stage)]
     # The permutation depends only on (seed, epoch): a resumed run shuffles identically.
     shuffle = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     order = loop.dist.shard(torch.randperm(len(loop.splits.train), generator=shuffle)).to(device)
@@ -322,16 +383,10 @@ def run_epoch(loop: Loop, epoch: int, bar):
         if cfg.binarize == "dynamic":  # drawn from the training RNG, whose state the checkpoint keeps
             x = torch.bernoulli(x)
         model.epochs_done = epoch + i / len(order)
-        with loop.autocast():
-            loss, _ = loop.step_model(x)
-        loss = loss.float()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        loss = model.train_step(x, step)
         if cfg.schedule != "constant":  # LambdaLR's step costs ~20 us: skip it when it is a no-op
-            loop.scheduler.step()
+            for scheduler in schedulers:
+                scheduler.step()
         loss_sum.add_(loss.detach(), alpha=len(x))  # one in-place op: no sync, no temporary
         if bar is not None:
             bar.update(1)
@@ -359,26 +414,28 @@ def end_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float, samples
         fit_prior(loop.model, loop.prior, loop.splits.train)
     record = {
         "epoch": epoch + 1,
+        **({"stage": loop.model.stage} if len(loop.stages) > 1 else {}),
         "epoch_seconds": seconds,
         "samples_per_second": samples * loop.dist.world / seconds,
         "train_loss": train_loss,
         "test_loss": test.pop("loss"),
-        "lr": loop.optimizer.param_groups[0]["lr"],
+        "lr": loop.stage_lr(loop.model.stage),
         **{f"test_{k}": v for k, v in test.items()},
     }
     loop.history.append(record)
     # One line per epoch, except for runs of many tiny epochs: about ten lines then.
-    if seconds > 1 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs:
+    total = loop.total_epochs
+    if seconds > 1 or (epoch + 1) % max(1, total // 10) == 0 or epoch + 1 == total:
         line = (
-            f"epoch {epoch + 1}/{cfg.epochs}  train {train_loss:.4f}  test {record['test_loss']:.4f}  "
+            f"epoch {epoch + 1}/{total}  train {train_loss:.4f}  test {record['test_loss']:.4f}  "
             f"{record['samples_per_second']:,.0f} samples/s  {seconds:.2f}s"
         )
         (bar.write if bar is not None else loop.dist.say)(line)
     if loop.dist.main:
-        save_checkpoint(loop.run_dir, loop.model, loop.prior, loop.optimizer, loop.scheduler, epoch + 1, loop.history)
+        save_checkpoint(loop.run_dir, loop.model, loop.prior, loop.optimizers, loop.schedulers, epoch + 1, loop.history)
 
 
-def save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch, history) -> None:
+def save_checkpoint(run_dir, model, prior, optimizers, schedulers, epoch, history) -> None:
     device = next(model.parameters()).device
     # metrics first, then the loop state (the commit point of an epoch), then the user-facing weights.
     run_folder.write_metrics(run_dir, history)
@@ -388,8 +445,8 @@ def save_checkpoint(run_dir, model, prior, optimizer, scheduler, epoch, history)
             "epoch": epoch,
             "model": model.state_dict(),
             "prior": prior.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "optimizer": {name: o.state_dict() for name, o in optimizers.items()},
+            "scheduler": {name: s.state_dict() for name, s in schedulers.items()},
             "rng": torch.get_rng_state(),
             **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
         },

@@ -39,8 +39,8 @@ def draw_run(run_dir, model, prior, splits, history) -> None:
     x = as_float(splits.test[: rows * columns]).to(device)
     x_hat = model.reconstruct(x)
     generator = torch.Generator(device="cpu").manual_seed(0)
-    eps = torch.randn(N_SAMPLES, model.latent_dim, generator=generator).to(device)
-    samples = model.decode(prior(eps).view(-1, *model.latent_shape))
+    eps = torch.randn(N_SAMPLES, model.noise_dim(prior), generator=generator).to(device)
+    samples = model.generate(eps, prior)
     if len(model.data_shape) == 3:
         from zoo.core.image_grid import save_grid
 
