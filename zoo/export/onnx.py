@@ -68,6 +68,7 @@ def _metadata(run, part: Part, threshold: dict | None) -> dict:
         dataset=run.config.dataset,
         version=zoo.__version__,
         preprocess=metadata.preprocess_for(run.model.data_shape, run.config.data.get("preprocess")),
+        data_defaults=run.config.data_defaults or None,
     )
 
 

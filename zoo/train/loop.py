@@ -21,6 +21,8 @@ from zoo.core.registry import get_dataset, get_spec
 from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
 from zoo.train import run_folder
+from zoo.train.data_defaults import decide
+from zoo.train.data_defaults import describe as describe_choice
 from zoo.train.devices import flush_denormals
 from zoo.train.distributed import Distributed
 from zoo.train.run_folder import BINARIZE_CHOICES, TrainConfig
@@ -187,16 +189,8 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     dist = Distributed(cfg.device)
     device = dist.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(
-        data_spec,
-        data_dir,
-        cfg.subset,
-        device,
-        binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None,
-        request=data,
-        memory_budget=cfg.memory_budget,
-        progress=progress and dist.main,
-    )
+    explicit = set(sets or {}) | set(overrides) | set(data_spec.train if data_spec else {})
+    splits, choice = load_data(data_spec, data_dir, data, model_config, cfg, explicit, device, progress and dist.main)
     data_name = data_spec.name if data_spec else Path(data.path).name
     splits, held_out = normal_part(splits, cfg, data_name)
     data_shape = tuple(splits.train.shape[1:])
@@ -205,6 +199,10 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     prior = model.make_prior().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(splits.train)))) / cfg.batch_size)
+    budget = ""
+    if cfg.min_steps and cfg.epochs * steps_per_epoch < cfg.min_steps:
+        cfg.epochs = math.ceil(cfg.min_steps / steps_per_epoch)
+        budget = f" (at least {cfg.min_steps:,} optimizer steps: --epochs or --set min_steps=N to change)"
     total_steps = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))
     # bf16 autocast on CUDA (losses come back in fp32: models reduce in fp32 and we cast below).
@@ -215,16 +213,17 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     if resume:
         start_epoch, history = restore(run_dir, device, model, prior, optimizer, scheduler)
     elif dist.main:
-        run_folder.write_config(run_dir, new_run_config(spec, model_config, cfg, data_name, splits, model))
+        run_folder.write_config(run_dir, new_run_config(spec, model_config, cfg, data_name, splits, model, choice))
     step_model = dist.wrap(model, device)
     if cfg.compile:
         step_model = torch.compile(step_model)
 
     held = f" ({len(held_out):,} more held out for the anomaly threshold)" if held_out is not None else ""
     labels = f", labels {' '.join(cfg.labels)}" if cfg.labels else ""
+    dist.say(describe_choice(choice))
     dist.say(
         f"training {spec.name} on {data_name}{labels} ({splits.source}): {len(splits.train):,} train{held} / "
-        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs{budget}, batch {cfg.batch_size}, "
         f"lr {cfg.lr:g} -> {run_dir}"
     )
     return Loop(
@@ -246,8 +245,31 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     )
 
 
-def new_run_config(spec, model_config, cfg: TrainConfig, data_name: str, splits, model) -> run_folder.RunConfig:
+def load_data(data_spec, data_dir, data, model_config, cfg: TrainConfig, explicit: set, device, progress):
+    """The splits on the device, after the data has decided the likelihood, the binarization and the
+    step budget (``zoo.train.data_defaults``) where ``explicit`` does not: (splits, the choice)."""
+    choice = {}
+
+    def choose(train):
+        choice.update(decide(train, model_config, cfg, explicit, by_path=data is not None))
+        return cfg.test_binarization_seed if cfg.binarize == "dynamic" else None
+
+    splits = load_splits(
+        data_spec,
+        data_dir,
+        cfg.subset,
+        device,
+        binarize_test_seed=choose,
+        request=data,
+        memory_budget=cfg.memory_budget,
+        progress=progress,
+    )
+    return splits, choice
+
+
+def new_run_config(spec, model_config, cfg: TrainConfig, data_name: str, splits, model, choice) -> run_folder.RunConfig:
     return run_folder.RunConfig(
+        data_defaults=choice,
         model=spec.name,
         model_config=asdict(model_config),
         train_config=asdict(cfg),
