@@ -20,6 +20,7 @@ from zoo.core.errors import ZooError, ZooUsageError, first_line
 from zoo.core.registry import get_dataset, get_spec
 from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
+from zoo.data.splits import spread_rows
 from zoo.train import run_folder
 from zoo.train.data_defaults import decide
 from zoo.train.data_defaults import describe as describe_choice
@@ -83,8 +84,12 @@ def evaluate_loss(model, data, autocast) -> dict:
 @torch.no_grad()
 def fit_prior(model, prior, train) -> None:
     model.eval()
-    x = train[:PRIOR_FIT_SAMPLES]
-    z = torch.cat([model.encode(as_float(x[i : i + EVAL_BATCH])).float() for i in range(0, len(x), EVAL_BATCH)])
+    # A seeded sample of the whole split, not its first rows: a folder sorted by class would fit
+    # the prior (and every sample drawn from it) to one class.
+    rows = torch.from_numpy(spread_rows(len(train), PRIOR_FIT_SAMPLES))
+    z = torch.cat(
+        [model.encode(as_float(train[rows[i : i + EVAL_BATCH]])).float() for i in range(0, len(rows), EVAL_BATCH)]
+    )
     prior.fit(z)
     model.train()
 
