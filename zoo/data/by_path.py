@@ -32,6 +32,9 @@ class DataRequest:
     # Every usable file or row as one split (train and test alike), in the folder's order: what
     # ``zoo score --data PATH`` scores. Never a training run's request.
     whole: bool = False
+    # The fingerprint a run recorded (--resume, zoo eval, zoo score of the run's own data): other
+    # files now would draw another test split, so opening them is refused.
+    expect_fingerprint: str | None = None
 
     def describe(self) -> dict:
         return {"path": self.path, **self.preprocess.describe(), "test_fraction": self.test_fraction}
@@ -183,6 +186,12 @@ def _open_arrays(path: Path, request: DataRequest) -> Splits:
 
 
 def _splits(path, request, applied: Preprocess, split, info, label_names, train, test, train_labels, test_labels):
+    if request.expect_fingerprint and info["fingerprint"] != request.expect_fingerprint:
+        files = f" ({info['files']:,} files now)" if "files" in info else ""
+        raise ZooUsageError(
+            f"--data {request.path}: its files changed since the run was trained{files}, so its test split would "
+            "not be the one trained against; put the files back as they were, or train a new run on them"
+        )
     info = {
         "path": str(path.resolve()),
         **info,

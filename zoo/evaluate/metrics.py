@@ -9,6 +9,7 @@ for a likelihood of 8-bit pixels), in nats per image and bits per dimension.
 """
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -69,8 +70,10 @@ def data_request(config, data=None):
     from zoo.data.by_path import TEST_FRACTION, DataRequest
     from zoo.data.image_files import Preprocess
 
-    if data is None:
-        return DataRequest.from_record(config.data["asked"]) if config.data else None
+    if data is None:  # the run's own data: the same files, or an error (never a silent new split)
+        if not config.data:
+            return None
+        return replace(DataRequest.from_record(config.data["asked"]), expect_fingerprint=config.data.get("fingerprint"))
     fraction = config.data.get("asked", {}).get("test_fraction", TEST_FRACTION)
     shape = config.data_shape
     if not Path(data).is_dir() or len(shape) != 3 or shape[0] not in (1, 3):

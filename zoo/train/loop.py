@@ -10,7 +10,7 @@ import contextlib
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -180,7 +180,7 @@ def locate(name, out, dataset, sets, resume, overrides, data=None):
     if saved.data:
         from zoo.data.by_path import DataRequest
 
-        data = DataRequest.from_record(saved.data["asked"])
+        data = replace(DataRequest.from_record(saved.data["asked"]), expect_fingerprint=saved.data.get("fingerprint"))
     return run_dir, saved.model, saved.dataset, sets, overrides, data
 
 
