@@ -33,3 +33,19 @@ def test_the_prior_is_fitted_on_the_whole_split_when_it_is_sorted_by_class():
     fit_prior(Identity(), prior, train)
     assert 0.4 < float(prior.mean) < 0.6  # the first rows alone would give 0
     assert list(spread_rows(5, 10)) == [0, 1, 2, 3, 4] and len(set(spread_rows(100, 10))) == 10
+
+
+def test_a_photo_stored_sideways_with_an_exif_orientation_comes_out_upright(tmp_path):
+    from PIL import Image
+
+    from zoo.data.image_files import decode_file, probe
+
+    upright = np.zeros((6, 4), np.uint8)  # 6 high, 4 wide, a bright top row
+    upright[0] = 255
+    stored = np.ascontiguousarray(np.rot90(upright, -1))  # turned 90 degrees clockwise: 4 high, 6 wide
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees clockwise to view" -- undoes the turn above
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif.tobytes())
+    assert probe(tmp_path / "phone.png")[:2] == (6, 4)
+    pixels = decode_file(tmp_path / "phone.png", channels=1)[0]
+    assert pixels.shape == (6, 4) and (pixels[0] == 255).all() and (pixels[1:] == 0).all()

@@ -29,7 +29,7 @@ from zoo.data.folder import FolderListing
 from zoo.data.idx import cache_home
 from zoo.data.image_files import BadImage, Preprocess, decode_file, is_grey, probe
 
-FORMAT = 2  # bump when the entry's layout or the decoding changes: old entries are then not found
+FORMAT = 3  # bump when the entry's layout or the decoding changes: old entries are then not found
 CHUNK = 64  # files per task handed to a worker process
 READ_ERROR = "\0read error\0"  # marks a reason that may not last (OSError): such an entry is not cached
 PARALLEL_FROM = 512  # fewer files than this decode in the calling process: a pool's start costs more
