@@ -30,3 +30,14 @@ def test_export_refuses_a_threshold_set_on_another_score(tmp_path):
     run = write_untrained_run(tmp_path / "run", "deep-ae")
     write_threshold(run, {"definition": "negative ELBO, nats per dimension", "threshold": 1.0, "fpr": 0.01})
     assert_one_line_error(run_zoo("export", run), "threshold was set on another score", "retrain")
+
+
+def test_zoo_score_says_plainly_that_conv_ae_is_no_anomaly_scorer(tmp_path):
+    from tiny_data import write_tiny_idx
+
+    write_tiny_idx(tmp_path / "mnist", n_train=64, n_test=32)
+    run = tmp_path / "run"
+    trained = run_zoo("train", "conv-ae", "--data-dir", tmp_path / "mnist", "--epochs", "1", "--out", run)
+    assert trained.returncode == 0, trained.stderr
+    scored = run_zoo("score", run, "--data-dir", tmp_path / "mnist", "--top", "0")
+    assert scored.returncode == 0 and "conv-ae is not an anomaly scorer" in scored.stderr

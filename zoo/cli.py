@@ -459,6 +459,8 @@ def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_
     if report["threshold"] is not None:
         click.echo(f"  {report['flagged']:,} above the run's threshold {report['threshold']:.6g}")
     click.echo(f"  wrote {report['csv']}" + (f" and {report['picture']}" if report["picture"] else ""))
+    if report["caveat"]:
+        click.echo(f"note: {report['caveat']}", err=True)
     if "separation" in report:
         sep = report["separation"]
         click.echo(

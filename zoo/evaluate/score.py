@@ -81,6 +81,7 @@ def score_run(
         "picture": str(picture) if picture else None,
         "threshold": threshold["threshold"] if threshold else None,
         "flagged": int((scores > threshold["threshold"]).sum()) if threshold else None,
+        "caveat": run.model.score_caveat,
     }
     if normal_values is not None:
         report["separation"] = separation(scores, labels, normal_values, names, where)

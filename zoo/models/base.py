@@ -102,6 +102,9 @@ class AutoEncoder(nn.Module):
 
     # What ``score`` measures, in words: stored in the run's threshold file and the scorer's metadata.
     score_definition = "mean squared reconstruction error per element"
+    # Said by `zoo score` beside the scores when the model's score is known not to separate anomalies
+    # (None: nothing to say).
+    score_caveat = None
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """[B, *data_shape] -> [B] anomaly scores, higher for inputs less like the training data;
