@@ -201,6 +201,9 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     data_shape = tuple(splits.train.shape[1:])
     model = build_model(spec, model_config, data_shape).to(device)
     check_binarization(model, spec.name, cfg)
+    if not resume and hasattr(model, "fit_input_normalization"):  # a resumed run's statistics are in its state
+        rows = torch.from_numpy(spread_rows(len(splits.train), PRIOR_FIT_SAMPLES))
+        model.fit_input_normalization(as_float(splits.train[rows]))
     prior = model.make_prior().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(splits.train)))) / cfg.batch_size)
