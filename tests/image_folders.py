@@ -74,3 +74,18 @@ def write_png_digits(folder, images: np.ndarray, labels: np.ndarray) -> None:
         path = Path(folder) / str(int(label)) / f"{index:05d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image, "L").save(path)
+
+
+def write_colour_shapes(folder, count: int, side: int = 16, seed: int = 0) -> None:
+    """``count`` colour PNGs a small VAE learns in seconds: a disc on a background, both colours drawn
+    per image, and a little noise (8-bit photographs in miniature)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32)
+    for i in range(count):
+        cy, cx, radius = side / 2, side / 2, side / 3
+        inside = (np.hypot(y - cy, x - cx) < radius)[..., None]
+        pixels = np.where(inside, rng.uniform(0.3, 1.0, 3), rng.uniform(0.0, 0.4, 3)) * 255
+        pixels = np.clip(pixels + rng.normal(0, 2, pixels.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels, "RGB").save(folder / f"shape{i:04d}.png")

@@ -13,7 +13,7 @@ import zoo
 from zoo.data.by_path import make_request
 from zoo.evaluate.likelihood import estimate_nll
 from zoo.evaluate.metrics import evaluate, evaluate_nll
-from zoo.models.variational import logistic_log_prob
+from zoo.models.variational import INITIAL_LOG_SCALE, LOG_SCALE_GAIN, logistic_log_prob
 from zoo.train.loop import train
 
 PIXELS = torch.arange(256, dtype=torch.float32) / 255
@@ -49,8 +49,9 @@ def test_the_importance_weighted_estimate_is_exact_when_the_posterior_is_the_pri
     with torch.no_grad():
         for layer in (model.to_mu, model.to_logvar, model.decoder[0]):
             layer.weight.zero_(), layer.bias.zero_()
-        model.log_scale.copy_(torch.linspace(-4, -1, 60).view(3, 4, 5))
-        mean = torch.sigmoid(model.decoder[2].bias).view(3, 4, 5)  # what the decoder gives for any z
+        model.log_scale_param.copy_((torch.linspace(-4, -1, 60).view(3, 4, 5) - INITIAL_LOG_SCALE) / LOG_SCALE_GAIN)
+        model.decoder[2].bias[60:].zero_()  # the decoder's own log-scales: 0, so log_scale alone
+        mean = torch.sigmoid(model.decoder[2].bias[:60]).view(3, 4, 5)  # what the decoder gives for any z
     x = torch.randint(0, 256, (7, 3, 4, 5), dtype=torch.uint8)
     exact = -reference_log_prob(x, mean.double(), model.log_scale.detach().double()).flatten(1).sum(1)
     for k in (1, 50):
@@ -85,7 +86,11 @@ def test_logistic_with_binarized_training_or_an_unknown_likelihood_is_refused(tm
     np.save(tmp_path / "x.npy", np.zeros((4, 3, 8, 8), np.uint8))
     with pytest.raises(zoo.ZooUsageError, match="add --set binarize=none"):
         train(
-            "conv-vae", tmp_path / "a", data=make_request(tmp_path / "x.npy"), epochs=1, sets={"likelihood": "logistic"}
+            "conv-vae",
+            tmp_path / "a",
+            data=make_request(tmp_path / "x.npy"),
+            epochs=1,
+            sets={"likelihood": "logistic", "binarize": "dynamic"},
         )
     with pytest.raises(zoo.ZooUsageError, match="likelihood must be one of bernoulli, logistic, not 'gauss'"):
         train("vae", tmp_path / "b", data=make_request(tmp_path / "x.npy"), epochs=1, sets={"likelihood": "gauss"})

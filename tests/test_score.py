@@ -149,8 +149,13 @@ def test_a_folders_scores_name_each_file(tmp_path):
     report = score_run(run, data=tmp_path / "parts", split="train", top=0)
     rows = list(csv.DictReader(open(report["csv"])))
     assert len(rows) == 36 and all(r["file"].split("/")[0] == r["label"] for r in rows)  # 10% is the test split
+    # Without --split, --data is new images to check: every one of them is scored, with its path.
+    everything = list(csv.DictReader(open(score_run(run, data=tmp_path / "parts", top=0, out=tmp_path / "all")["csv"])))
+    assert sorted(r["file"] for r in everything) == sorted(
+        str(p.relative_to(tmp_path / "parts")) for p in (tmp_path / "parts").rglob("*.png")
+    )
     model = load_run(run).model
-    for row in rows[:3] + rows[-3:]:  # each row's score is that file's
+    for row in rows[:3] + rows[-3:] + everything[:2]:  # each row's score is that file's
         pixels = np.asarray(Image.open(tmp_path / "parts" / row["file"]), np.float32)[None, None] / 255
         with torch.no_grad():
             assert float(model.score(torch.from_numpy(pixels))) == pytest.approx(float(row["score"]), rel=1e-5)

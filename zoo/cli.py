@@ -400,7 +400,11 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
 
 @cli.command("score")
 @click.argument("run", type=click.Path())
-@click.option("--data", type=click.Path(), help="Score this folder or array file, prepared as the run's data was.")
+@click.option(
+    "--data",
+    type=click.Path(),
+    help="Score every file of this folder (or every row of this array file), prepared as the run's data was.",
+)
 @click.option("--dataset", help="Score this registered dataset instead of the run's own data.")
 @click.option(
     "--data-dir",
@@ -408,7 +412,10 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
 )
 @click.option(
-    "--split", default="test", show_default=True, type=click.Choice(["test", "train"]), help="Which split to score."
+    "--split",
+    type=click.Choice(["test", "train"]),
+    help="Which split to score: of the run's own data or --dataset (default test); with --data, that split of "
+    "PATH drawn as for training instead of every file.",
 )
 @click.option(
     "--top",
@@ -427,9 +434,10 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_json):
-    """Anomaly scores of every input of a split: the model's own score (reconstruction error, or a
-    VAE's negative ELBO at the posterior mean), sorted from the most to the least anomalous into
-    scores.csv, with the top inputs over their reconstructions in top.png."""
+    """Anomaly scores of every file of --data PATH (every row of an array), or of a split of the run's
+    own data: the model's own score (reconstruction error, or a VAE's negative ELBO at the posterior
+    mean), sorted from the most to the least anomalous into scores.csv, with each file's path for a
+    folder, and the top inputs over their reconstructions in top.png."""
     from zoo.evaluate.score import score_run
 
     report = score_run(
@@ -446,10 +454,13 @@ def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_
     )
     if as_json:
         return emit_json(report)
-    click.echo(f"scored {report['samples']:,} {report['split']} samples of {report['data']}: {report['definition']}")
+    what = "files or rows" if report["split"] == "every file or row" else f"{report['split']} samples"
+    click.echo(f"scored {report['samples']:,} {what} of {report['data']}: {report['definition']}")
     if report["threshold"] is not None:
         click.echo(f"  {report['flagged']:,} above the run's threshold {report['threshold']:.6g}")
     click.echo(f"  wrote {report['csv']}" + (f" and {report['picture']}" if report["picture"] else ""))
+    if report["caveat"]:
+        click.echo(f"note: {report['caveat']}", err=True)
     if "separation" in report:
         sep = report["separation"]
         click.echo(

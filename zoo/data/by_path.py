@@ -29,6 +29,12 @@ class DataRequest:
     path: str
     preprocess: Preprocess = field(default_factory=Preprocess)
     test_fraction: float = TEST_FRACTION
+    # Every usable file or row as one split (train and test alike), in the folder's order: what
+    # ``zoo score --data PATH`` scores. Never a training run's request.
+    whole: bool = False
+    # The fingerprint a run recorded (--resume, zoo eval, zoo score of the run's own data): other
+    # files now would draw another test split, so opening them is refused.
+    expect_fingerprint: str | None = None
 
     def describe(self) -> dict:
         return {"path": self.path, **self.preprocess.describe(), "test_fraction": self.test_fraction}
@@ -84,7 +90,9 @@ def _open_folder(path: Path, request: DataRequest, progress) -> Splits:
         raise ZooUsageError(f"--data {request.path}: the folder holds no files; give a folder of images")
     images = decoded(listing, request.preprocess, progress=progress)
     usable = images.usable
-    if listing.splits is not None:
+    if request.whole:
+        train_rows, test_rows, split = usable, usable, "every file"
+    elif listing.splits is not None:
         in_split = np.array(listing.splits)[usable]
         train_rows, test_rows, split = usable[in_split == "train"], usable[in_split == "test"], "train/ and test/"
         for name, rows in (("train", train_rows), ("test", test_rows)):
@@ -133,7 +141,22 @@ def _open_arrays(path: Path, request: DataRequest) -> Splits:
     arrays = read_arrays(path)
     train, layout = as_samples(arrays["x_train"], f"{path} (x_train)")
     train_labels = as_labels(arrays["y_train"], len(train), f"{path} (y_train)") if "y_train" in arrays else None
-    if "x_test" in arrays:
+    if request.whole:
+        test, _ = as_samples(arrays["x_test"], f"{path} (x_test)") if "x_test" in arrays else (None, None)
+        if test is not None and test.shape[1:] != train.shape[1:]:
+            raise ZooUsageError(f"{path}: x_test's samples are {test.shape[1:]}, x_train's {train.shape[1:]}")
+        if test is not None:
+            train = np.concatenate([np.asarray(train), np.asarray(test)])
+            if train_labels is not None and "y_test" in arrays:
+                train_labels = np.concatenate(
+                    [train_labels, as_labels(arrays["y_test"], len(test), f"{path} (y_test)")]
+                )
+            else:
+                train_labels = None
+        # A memory-mapped uint8 array stays on disk; another is copied (a read-only view would warn).
+        train = MappedSplit(train) if isinstance(train, np.memmap) else np.array(train)
+        test, test_labels, split = train, train_labels, "every row"
+    elif "x_test" in arrays:
         test, _ = as_samples(arrays["x_test"], f"{path} (x_test)")
         if test.shape[1:] != train.shape[1:]:
             raise ZooUsageError(f"{path}: x_test's samples are {test.shape[1:]}, x_train's {train.shape[1:]}")
@@ -163,6 +186,12 @@ def _open_arrays(path: Path, request: DataRequest) -> Splits:
 
 
 def _splits(path, request, applied: Preprocess, split, info, label_names, train, test, train_labels, test_labels):
+    if request.expect_fingerprint and info["fingerprint"] != request.expect_fingerprint:
+        files = f" ({info['files']:,} files now)" if "files" in info else ""
+        raise ZooUsageError(
+            f"--data {request.path}: its files changed since the run was trained{files}, so its test split would "
+            "not be the one trained against; put the files back as they were, or train a new run on them"
+        )
     info = {
         "path": str(path.resolve()),
         **info,

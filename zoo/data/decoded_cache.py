@@ -3,10 +3,14 @@
 
 A cache entry is ``<key>.npy`` beside ``<key>.json`` (which files could not be used, and why),
 under ``cache_home()/decoded``. The key is a hash of the folder's fingerprint (every file's path,
-size and modification time) and the preprocessing, so adding, removing or changing a file, or asking
-for another size, makes a new entry. Both files are written under temporary names and renamed into
-place, the manifest last: an entry whose files are missing, cut short or do not match is decoded
-again, never an error.
+size and modification time), its identity (the resolved folder, each file's inode and ctime) and the
+preprocessing, so adding, removing or changing a file, another folder with the same names, or
+asking for another size, makes a new entry. One process builds an entry: the others that ask for
+it at the same time (a seed sweep, torchrun's ranks) wait on a file lock and open what it wrote. A
+file left out for a read error (``OSError``: a network share's hiccup, a permission fixed later)
+is not cached: the entry is used by this run and built again by the next. Both files are written
+under temporary names and renamed into place, the manifest last: an entry whose files are
+missing, cut short or do not match is decoded again, never an error.
 """
 
 import hashlib
@@ -25,8 +29,9 @@ from zoo.data.folder import FolderListing
 from zoo.data.idx import cache_home
 from zoo.data.image_files import BadImage, Preprocess, decode_file, is_grey, probe
 
-FORMAT = 1  # bump when the entry's layout or the decoding changes: old entries are then not found
+FORMAT = 3  # bump when the entry's layout or the decoding changes: old entries are then not found
 CHUNK = 64  # files per task handed to a worker process
+READ_ERROR = "\0read error\0"  # marks a reason that may not last (OSError): such an entry is not cached
 PARALLEL_FROM = 512  # fewer files than this decode in the calling process: a pool's start costs more
 
 
@@ -40,7 +45,9 @@ class Decoded:
 
 
 def entry_key(listing: FolderListing, preprocess: Preprocess) -> str:
-    settings = json.dumps({"format": FORMAT, "fingerprint": listing.fingerprint, **preprocess.describe()})
+    settings = json.dumps(
+        {"format": FORMAT, "fingerprint": listing.fingerprint, "identity": listing.identity, **preprocess.describe()}
+    )
     return hashlib.sha256(settings.encode()).hexdigest()[:32]
 
 
@@ -52,12 +59,45 @@ def decoded(listing: FolderListing, preprocess: Preprocess, progress=False, work
     """The folder's images, decoded: from the cache when an intact entry is there, else decoded now."""
     key = entry_key(listing, preprocess)
     npy, manifest = cache_folder() / f"{key}.npy", cache_folder() / f"{key}.json"
-    if manifest.exists():
-        try:
-            return _open_entry(npy, manifest, key, len(listing.files))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+    found = _intact(npy, manifest, key, len(listing.files), quiet=True)
+    if found is not None:
+        return found
+    cache_folder().mkdir(parents=True, exist_ok=True)
+    with _locked(cache_folder() / f"{key}.lock"):  # one builder; the others wait, then open its entry
+        found = _intact(npy, manifest, key, len(listing.files))
+        return found if found is not None else _build_entry(listing, preprocess, npy, manifest, key, progress, workers)
+
+
+def _intact(npy: Path, manifest: Path, key: str, files: int, quiet=False) -> Decoded | None:
+    if not manifest.exists():
+        return None
+    try:
+        return _open_entry(npy, manifest, key, files)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not quiet:
             print(f"note: the decoded cache {npy} is damaged ({type(exc).__name__}); decoding again", file=sys.stderr)
-    return _build_entry(listing, preprocess, npy, manifest, key, progress, workers)
+        return None
+
+
+class _locked:
+    """An exclusive lock on ``path`` for the ``with`` block (flock: released if the process dies);
+    no lock where the platform has no fcntl."""
+
+    def __init__(self, path: Path):
+        self.path, self.file = path, None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.file = open(self.path, "a")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.file is not None:
+            self.file.close()  # closing releases the lock
 
 
 def _open_entry(npy: Path, manifest: Path, key: str, files: int) -> Decoded:
@@ -107,8 +147,17 @@ def _build_entry(listing, preprocess, npy, manifest, key, progress, workers) -> 
         atomic_write(npy, write)
     if len(bad) == len(files):
         raise _nothing_usable(listing, bad)
-    left_out = [[row, files[row], bad[row]] for row in sorted(bad)]
-    write_json(manifest, {"key": key, "shape": list(shape), **target.describe(), "left_out": left_out})
+    left_out = [[row, files[row], bad[row].removeprefix(READ_ERROR)] for row in sorted(bad)]
+    record = {"key": key, "shape": list(shape), **target.describe(), "left_out": left_out}
+    if any(why.startswith(READ_ERROR) for why in bad.values()):
+        # Not cached: the next run reads those files again. This run uses what was decoded.
+        record_path = npy.with_suffix(".partial.json")
+        write_json(record_path, record)
+        try:
+            return _open_entry(npy, record_path, key, len(files))
+        finally:
+            record_path.unlink(missing_ok=True)
+    write_json(manifest, record)
     return _open_entry(npy, manifest, key, len(files))
 
 
@@ -137,7 +186,7 @@ def _settle(listing, preprocess: Preprocess, probed: list, bad: dict) -> Preproc
 def _nothing_usable(listing, bad: dict) -> ZooError:
     if not listing.files:
         return ZooUsageError(f"{listing.root} holds no files; give a folder of images")
-    first = ", ".join(f"{listing.files[row]} ({why})" for row, why in list(bad.items())[:3])
+    first = ", ".join(f"{listing.files[row]} ({why.removeprefix(READ_ERROR)})" for row, why in list(bad.items())[:3])
     return ZooUsageError(f"{listing.root}: none of its {len(listing.files):,} file(s) is a usable image ({first})")
 
 
@@ -149,7 +198,7 @@ def _probe_chunk(root, names) -> list:
         except BadImage as exc:
             out.append(str(exc))
         except OSError as exc:  # unreadable: permissions, a dangling link
-            out.append(f"{type(exc).__name__}: {exc.strerror or exc}")
+            out.append(f"{READ_ERROR}{type(exc).__name__}: {exc.strerror or exc}")
     return out
 
 
@@ -167,7 +216,7 @@ def _decode_chunk(root, items, out_path, target: Preprocess) -> list:
         except BadImage as exc:
             reasons.append(str(exc))
         except OSError as exc:
-            reasons.append(f"{type(exc).__name__}: {exc.strerror or exc}")
+            reasons.append(f"{READ_ERROR}{type(exc).__name__}: {exc.strerror or exc}")
     images.flush()
     return reasons
 

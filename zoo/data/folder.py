@@ -26,6 +26,10 @@ class FolderListing:
     splits: list | None  # one per file, "train" or "test", when the folder has train/ and test/
     fingerprint: str  # changes when a file is added, removed, renamed, resized or touched
     outside_splits: list  # with train/ and test/: the files beside them, which neither split uses
+    # Which files these are on disk: the resolved folder and each file's device, inode and ctime. Two
+    # folders whose files agree in name, size and mtime (a copy by `rsync -a`, a re-export) still
+    # differ here, so the decoded cache never hands one folder's pixels to the other.
+    identity: str = ""
 
 
 def walk_files(root: Path) -> list:
@@ -54,6 +58,17 @@ def fingerprint(root: Path, files: list) -> str:
     return digest.hexdigest()
 
 
+def identity(root: Path, files: list) -> str:
+    digest = hashlib.sha256(str(root.resolve()).encode())
+    for name in files:
+        try:
+            stat = os.stat(root / name)
+            digest.update(f"{name}\t{stat.st_dev}\t{stat.st_ino}\t{stat.st_ctime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{name}\t-\n".encode())
+    return digest.hexdigest()
+
+
 def list_folder(root) -> FolderListing:
     root = Path(root)
     files = walk_files(root)
@@ -71,4 +86,6 @@ def list_folder(root) -> FolderListing:
     label_names = sorted({name for name in names if name is not None})
     index = {name: i for i, name in enumerate(label_names)}
     labels = [index[name] if name is not None else -1 for name in names]
-    return FolderListing(root, files, labels, label_names, splits, fingerprint(root, files), outside)
+    return FolderListing(
+        root, files, labels, label_names, splits, fingerprint(root, files), outside, identity(root, files)
+    )

@@ -4,6 +4,7 @@ inference prepare an image the same way. numpy and Pillow only (no torch).
 
 The preparation, in order (``zoo.preprocess`` in the exported files records its settings):
 
+0. the EXIF orientation applied (a phone's photo is stored sideways with a tag saying so);
 1. to 8 bits: 16-bit greyscale keeps its top byte (Pillow's own conversion would clip at 255),
    the other modes convert to L (greyscale) or RGB; an alpha channel is dropped;
 2. to ``channels``: 1 is L (ITU-R 601-2 luma), 3 is RGB (grey repeated);
@@ -65,7 +66,18 @@ def probe(path) -> tuple:
     """(height, width, mode) from the file's header, without decoding its pixels; BadImage if Pillow
     cannot open it."""
     with _opened(path) as image:
-        return image.height, image.width, image.mode
+        turned = _orientation(image) in SIDEWAYS
+        return (image.width, image.height, image.mode) if turned else (image.height, image.width, image.mode)
+
+
+SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))  # the Orientation tag
+    except Exception:  # a broken EXIF block: leave the image as stored
+        return 1
 
 
 def is_grey(mode: str) -> bool:
@@ -105,7 +117,11 @@ def crop_box(width: int, height: int, size, crop) -> tuple | None:
 
 
 def prepare(image: Image.Image, size=None, channels: int = 3, crop=None) -> np.ndarray:
-    """A PIL image -> uint8 [channels, H, W], by the four steps above."""
+    """A PIL image -> uint8 [channels, H, W], by the steps above."""
+    if _orientation(image) != 1:
+        from PIL import ImageOps
+
+        image = ImageOps.exif_transpose(image)
     image = to_8bit(image, channels)
     box = crop_box(image.width, image.height, size, crop)
     if box is not None:

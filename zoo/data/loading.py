@@ -28,7 +28,7 @@ def load_splits(
     data_dir,
     subset: int,
     device,
-    binarize_test_seed: int | None = None,
+    binarize_test_seed=None,
     request=None,
     memory_budget: int = 0,
     progress: bool = False,
@@ -37,7 +37,8 @@ def load_splits(
     ``zoo.data.by_path.DataRequest``) on ``device``: each in RAM when it fits ``memory_budget`` bytes
     (0: a fraction of the available memory), else memory-mapped (``zoo.data.splits``). With
     ``binarize_test_seed`` the test split is binarized once (before any subset is taken) and the
-    training split is checked to be binarizable."""
+    training split is checked to be binarizable; a callable ``binarize_test_seed`` is asked for the seed
+    (or None) with the whole training split, before anything is placed or binarized."""
     from zoo.data import load
     from zoo.data.splits import head, labels_tensor, place_split
     from zoo.data.splits import memory_budget as budget_of
@@ -48,6 +49,8 @@ def load_splits(
         splits, name = open_path(request, progress=progress), request.path
     else:
         splits, name = load(data_spec, data_dir), data_spec.name
+    if callable(binarize_test_seed):  # decided from the training split (zoo.train.data_defaults)
+        binarize_test_seed = binarize_test_seed(splits.train)
     budget = budget_of(memory_budget)
     if subset:
         splits.train, splits.train_labels = head(splits.train, subset), head(splits.train_labels, subset)

@@ -77,6 +77,8 @@ class MappedSplit:
 
         if isinstance(index, slice):
             return self._to_device(self.array[self.rows[index]])  # rows are sorted: a forward read
+        if isinstance(index, (int, np.integer)) or (torch.is_tensor(index) and index.dim() == 0):
+            return self._to_device(np.array(self.array[self.rows[int(index)]]))  # one sample, as a tensor's
         wanted = index.cpu().numpy() if torch.is_tensor(index) else np.asarray(index)
         order = np.argsort(wanted, kind="stable")
         gathered = self.array[self.rows[wanted[order]]]
@@ -145,6 +147,16 @@ def head(value, n: int):
     if value is None:
         return None
     return value.head(n) if isinstance(value, MappedSplit) else value[:n]
+
+
+def spread_rows(count: int, n: int, seed: int = 0):
+    """Sorted indices of ``n`` of ``count`` rows drawn with ``seed`` (all of them when n >= count): a
+    sample of the whole split, where its first rows may all be one class (a folder sorted by label)."""
+    import numpy as np
+
+    if n >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, n, replace=False))
 
 
 def fraction_split(count: int, test_fraction: float, seed: int):

@@ -9,6 +9,7 @@ for a likelihood of 8-bit pixels), in nats per image and bits per dimension.
 """
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from zoo.core.errors import ZooError
 from zoo.core.registry import get_dataset
 from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
+from zoo.models.base import AutoEncoder
 from zoo.train.devices import flush_denormals, pick_device
 from zoo.train.run_folder import load_run
 
@@ -69,8 +71,10 @@ def data_request(config, data=None):
     from zoo.data.by_path import TEST_FRACTION, DataRequest
     from zoo.data.image_files import Preprocess
 
-    if data is None:
-        return DataRequest.from_record(config.data["asked"]) if config.data else None
+    if data is None:  # the run's own data: the same files, or an error (never a silent new split)
+        if not config.data:
+            return None
+        return replace(DataRequest.from_record(config.data["asked"]), expect_fingerprint=config.data.get("fingerprint"))
     fraction = config.data.get("asked", {}).get("test_fraction", TEST_FRACTION)
     shape = config.data_shape
     if not Path(data).is_dir() or len(shape) != 3 or shape[0] not in (1, 3):
@@ -100,7 +104,9 @@ def evaluate(run_dir, data_dir=None, device="cpu", data=None) -> dict:
         for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + float(value.double().sum())
     metrics = {key: value / len(test) for key, value in totals.items()}
-    metrics.update(model.extra_metrics(as_float(splits.train[:])))
+    if type(model).extra_metrics is not AutoEncoder.extra_metrics:
+        # Only a model that asks for the training split gets it (as float32: 4x a uint8 split's size).
+        metrics.update(model.extra_metrics(as_float(splits.train[:])))
     metrics.update(
         {
             "model": run.config.model,

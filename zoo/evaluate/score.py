@@ -5,6 +5,7 @@ precision), per label and overall."""
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,25 +31,28 @@ def score_run(
     data=None,
     dataset=None,
     data_dir=None,
-    split="test",
+    split=None,
     top=32,
     out=None,
     normal=(),
     device="cpu",
     progress=False,
 ) -> dict:
-    """Score split ``split`` of the run's own data, of ``data`` (a path, prepared as the run's data
-    was) or of the registered ``dataset``; write scores.csv and top.png into ``out`` (default
-    RUN/scores); returns a report (and, given ``normal`` labels, the AUROC and average precision)."""
+    """Score every file or row of ``data`` (a path, prepared as the run's data was; split
+    ``split`` of it only when asked), split ``split`` (default test) of the run's own data or of the
+    registered ``dataset``; write scores.csv and top.png into ``out`` (default RUN/scores); returns a
+    report (and, given ``normal`` labels, the AUROC and average precision)."""
     from zoo.anomaly.normal_data import label_names, label_values
 
+    whole = bool(data) and split is None  # new images to check: all of them, not a test split of them
+    split = "test" if split is None else split
     if split not in SPLITS:
         raise ZooUsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
     if data and dataset:
         raise ZooUsageError("give --data PATH or --dataset NAME, not both")
     flush_denormals()
     run = load_run(run_dir, device=pick_device(device))
-    splits, where = _splits(run, data, dataset, data_dir)
+    splits, where = _splits(run, data, dataset, data_dir, whole)
     samples, labels = getattr(splits, split), getattr(splits, f"{split}_labels")
     normal_values = label_values(splits, normal, "--normal", where) if normal else None
     scores = score_split(run.model, samples, progress=progress)
@@ -58,30 +62,48 @@ def score_run(
     out = Path(out) if out is not None else run.path / "scores"
     order = np.argsort(-scores, kind="stable")
     csv_path = _write_csv(
-        out / SCORES_CSV, order, scores, labels, names, threshold, _file_names(run, data, dataset, split, len(scores))
+        out / SCORES_CSV,
+        order,
+        scores,
+        labels,
+        names,
+        threshold,
+        _file_names(run, data, dataset, split, len(scores), whole),
     )
     picture = _draw_top(out / TOP_PNG, run.model, samples, order[:top]) if top > 0 else None
     report = {
         "model": run.config.model,
         "data": where,
-        "split": split,
+        "split": "every file or row" if whole else split,
         "samples": len(scores),
         "definition": run.model.score_definition,
         "csv": str(csv_path),
         "picture": str(picture) if picture else None,
         "threshold": threshold["threshold"] if threshold else None,
         "flagged": int((scores > threshold["threshold"]).sum()) if threshold else None,
+        "caveat": run.model.score_caveat,
     }
     if normal_values is not None:
         report["separation"] = separation(scores, labels, normal_values, names, where)
     return report
 
 
-def _splits(run, data, dataset, data_dir):
-    """(the splits to score, their name for messages): scored as they are, never binarized."""
+def _splits(run, data, dataset, data_dir, whole=False):
+    """(the splits to score, their name for messages): scored as they are, never binarized; with
+    ``whole``, every usable file or row of ``data`` as the test split."""
     from zoo.core.registry import get_dataset
-    from zoo.evaluate.metrics import eval_splits
+    from zoo.evaluate.metrics import data_request, eval_splits
 
+    if whole:
+        device = next(run.model.parameters()).device
+        request = replace(data_request(run.config, data), whole=True)
+        splits = load_splits(None, None, 0, device, request=request, progress=True)
+        if list(splits.test.shape[1:]) != list(run.config.data_shape):
+            raise ZooUsageError(
+                f"{data}: samples of shape {list(splits.test.shape[1:])}, "
+                f"the run {run.path} takes {run.config.data_shape}"
+            )
+        return splits, str(data)
     if dataset is None:
         splits = eval_splits(run, data_dir, binarize_test=False, data=data)
         return splits, str(data) if data else run.config.dataset
@@ -124,7 +146,7 @@ def separation(scores, labels, normal_values, names, where) -> dict:
     }
 
 
-def _file_names(run, data, dataset, split: str, count: int) -> list | None:
+def _file_names(run, data, dataset, split: str, count: int, whole=False) -> list | None:
     """Each scored sample's file (relative to the folder) for data that is a folder of images: the
     rows of the split as stored (before it was loaded into memory) index a fresh listing of the
     folder, when it is still the one that was decoded; else None."""
@@ -134,6 +156,8 @@ def _file_names(run, data, dataset, split: str, count: int) -> list | None:
     from zoo.evaluate.metrics import data_request
 
     request = None if dataset else data_request(run.config, data)
+    if request is not None and whole:
+        request = replace(request, whole=True)
     if request is None or not Path(request.path).is_dir():
         return None
     stored = open_path(request)

@@ -43,6 +43,11 @@ Optional, in ``scorer.onnx`` only: ``zoo.score``, JSON, what its outputs mean:
 ``fpr`` of ``held_out_samples`` normal training samples, never trained on, scored above.
 ``score_for`` makes the entry from a run's threshold.json record.
 
+Optional: ``zoo.data_defaults``, JSON, what the training data decided (``zoo.train.data_defaults``):
+
+    {"data": "8-bit", "why": "colour images", "likelihood": "logistic", "binarize": "none",
+     "set_by_user": [], "min_steps": 1000}
+
 The exporter writes with ``build``; ``zoo.export.runtime`` and ``zoo serve`` read with ``parse`` and
 ``zoo_entries``, and sample the prior with ``prior_sample``. Plain Python and numpy only: the
 runtime and the server load this module without torch or onnx.
@@ -69,6 +74,7 @@ JSON_KEYS = ("zoo.data_shape", "zoo.latent_shape", "zoo.prior", "zoo.config")
 SHAPE_KEYS = ("zoo.data_shape", "zoo.latent_shape")
 PREPROCESS = "zoo.preprocess"  # optional: only models of images carry it
 SCORE = "zoo.score"  # optional: only the scorer carries it
+DATA_DEFAULTS = "zoo.data_defaults"  # optional: runs since the data decided the likelihood
 SCORE_KEYS = ("definition", "threshold", "fpr", "held_out_samples")
 
 
@@ -84,6 +90,7 @@ def build(
     version: str,
     preprocess: dict | None = None,
     score: dict | None = None,
+    data_defaults: dict | None = None,
 ) -> dict:
     """The ``metadata_props`` of one exported file, ``{key: text}`` in KEYS order (then
     ``zoo.preprocess`` when given); ``prior`` is what this part carries (``prior_for_part``)."""
@@ -102,6 +109,8 @@ def build(
         props[PREPROCESS] = json.dumps(preprocess)
     if score is not None:
         props[SCORE] = json.dumps(score)
+    if data_defaults is not None:
+        props[DATA_DEFAULTS] = json.dumps(data_defaults)
     return props
 
 

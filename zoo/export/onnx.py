@@ -50,6 +50,12 @@ def _parts(run, threshold: dict | None) -> list:
     except ValueError as exc:  # the runtime's Encoder.encode returns the first output as "the code"
         raise ZooError(f"{run.config.model}: {exc}") from None
     if threshold is not None:
+        if threshold.get("definition", run.model.score_definition) != run.model.score_definition:
+            raise ZooError(
+                f"{run.path}: its threshold was set on another score ({threshold['definition']!r}) than the "
+                f"model's ({run.model.score_definition!r}; the default changed since); a scorer would flag by the "
+                "wrong number: retrain the run, or export without a scorer by moving threshold.json away"
+            )
         parts.append(make_scorer_part(run.model, run.prior, threshold["threshold"]))
     return parts
 
@@ -68,6 +74,7 @@ def _metadata(run, part: Part, threshold: dict | None) -> dict:
         dataset=run.config.dataset,
         version=zoo.__version__,
         preprocess=metadata.preprocess_for(run.model.data_shape, run.config.data.get("preprocess")),
+        data_defaults=run.config.data_defaults or None,
     )
 
 

@@ -50,6 +50,12 @@ class GaussianPrior(nn.Module):
         }
 
 
+NORMALIZE_CHOICES = ("none", "pixel", "channel")
+# A pixel that never changes in training (a digit's border) would divide by zero; this floor keeps an
+# anomaly there large but finite.
+MIN_INPUT_STD = 0.05
+
+
 class AutoEncoder(nn.Module):
     """Base class of every architecture in the zoo.
 
@@ -67,6 +73,44 @@ class AutoEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.data_shape = tuple(data_shape)
+        self._set_up_normalization(getattr(config, "normalize", "none"))
+
+    def _set_up_normalization(self, kind: str) -> None:
+        """``normalize`` (a model setting): "pixel" or "channel" standardizes what the encoder sees,
+        (x - mean) / std with the training split's statistics (``fit_input_normalization``), kept as
+        buffers with the weights. It wraps the encoder's entry (``posterior`` for a VAE, else
+        ``encode``), so every exported graph that encodes applies it and an app still feeds raw
+        pixels; reconstructions and their targets stay in the data's range."""
+        if kind not in NORMALIZE_CHOICES:
+            raise ValueError(f"normalize must be one of {', '.join(NORMALIZE_CHOICES)}, not {kind!r}")
+        self.normalize = kind
+        if kind == "none":
+            return
+        if kind == "pixel":
+            shape = self.data_shape
+        else:  # one statistic per channel of an image, one for all the entries of a vector
+            shape = (self.data_shape[0],) + (1,) * (len(self.data_shape) - 1) if len(self.data_shape) == 3 else (1,)
+        self.register_buffer("input_mean", torch.zeros(shape))
+        self.register_buffer("input_std", torch.ones(shape))
+        entry = "posterior" if hasattr(type(self), "posterior") else "encode"
+        raw = getattr(self, entry)
+        setattr(self, entry, lambda x: raw((x - self.input_mean) / self.input_std))
+
+    @torch.no_grad()
+    def fit_input_normalization(self, x: torch.Tensor) -> None:
+        """The statistics of ``normalize`` from training samples x [N, *data_shape] (floats)."""
+        if self.normalize == "none":
+            return
+        x = x.double()
+        if self.normalize == "pixel":
+            mean, std = x.mean(0), x.std(0)
+        elif len(self.data_shape) == 3:
+            per_channel = x.transpose(0, 1).reshape(self.data_shape[0], -1)
+            mean, std = per_channel.mean(1).view(-1, 1, 1), per_channel.std(1).view(-1, 1, 1)
+        else:
+            mean, std = x.mean().view(1), x.std().view(1)
+        self.input_mean.copy_(mean.float())
+        self.input_std.copy_(std.clamp_min(MIN_INPUT_STD).float())
 
     @property
     def data_dim(self) -> int:
@@ -102,6 +146,9 @@ class AutoEncoder(nn.Module):
 
     # What ``score`` measures, in words: stored in the run's threshold file and the scorer's metadata.
     score_definition = "mean squared reconstruction error per element"
+    # Said by `zoo score` beside the scores when the model's score is known not to separate anomalies
+    # (None: nothing to say).
+    score_caveat = None
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """[B, *data_shape] -> [B] anomaly scores, higher for inputs less like the training data;

@@ -30,6 +30,9 @@ class ConvVAEConfig:
     # because it separated held-out normal digits from the rest better (benchmarks/one_class.py's
     # selection: validation AUROC 91.7 against 81.5-82.0 for the ELBO after 10 epochs).
     score: str = "mse"
+    # Standardize the encoder's input with the training split's statistics ("pixel", "channel") or not
+    # ("none"); applied inside the exported graphs, so an app still feeds raw pixels.
+    normalize: str = "none"
 
 
 @zoo.hookimpl

@@ -12,6 +12,10 @@ import zoo
 class DeepAEConfig:
     hidden: tuple = (256, 64, 16)  # encoder widths; the decoder mirrors them
     latent: int = 4  # code size
+    # Standardize the encoder's input with the training split's statistics: "pixel" (each pixel its
+    # own mean and spread, as PyOD standardizes each feature), "channel", or "none". Applied inside the
+    # exported graphs: an app still feeds raw pixels.
+    normalize: str = "none"
 
 
 @zoo.hookimpl

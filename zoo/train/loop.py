@@ -11,7 +11,7 @@ import contextlib
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,8 +21,11 @@ from zoo.core.errors import ZooError, ZooUsageError, first_line
 from zoo.core.registry import get_dataset, get_spec
 from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
+from zoo.data.splits import spread_rows
 from zoo.models.base import TrainStep
 from zoo.train import run_folder
+from zoo.train.data_defaults import decide
+from zoo.train.data_defaults import describe as describe_choice
 from zoo.train.devices import flush_denormals
 from zoo.train.distributed import Distributed
 from zoo.train.run_folder import BINARIZE_CHOICES, TrainConfig
@@ -83,8 +86,12 @@ def evaluate_loss(model, data, autocast) -> dict:
 @torch.no_grad()
 def fit_prior(model, prior, train) -> None:
     model.eval()
-    x = train[:PRIOR_FIT_SAMPLES]
-    z = torch.cat([model.encode(as_float(x[i : i + EVAL_BATCH])).float() for i in range(0, len(x), EVAL_BATCH)])
+    # A seeded sample of the whole split, not its first rows: a folder sorted by class would fit
+    # the prior (and every sample drawn from it) to one class.
+    rows = torch.from_numpy(spread_rows(len(train), PRIOR_FIT_SAMPLES))
+    z = torch.cat(
+        [model.encode(as_float(train[rows[i : i + EVAL_BATCH]])).float() for i in range(0, len(rows), EVAL_BATCH)]
+    )
     prior.fit(z)
     model.train()
 
@@ -189,7 +196,7 @@ def locate(name, out, dataset, sets, resume, overrides, data=None):
     if saved.data:
         from zoo.data.by_path import DataRequest
 
-        data = DataRequest.from_record(saved.data["asked"])
+        data = replace(DataRequest.from_record(saved.data["asked"]), expect_fingerprint=saved.data.get("fingerprint"))
     return run_dir, saved.model, saved.dataset, sets, overrides, data
 
 
@@ -203,24 +210,23 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     dist = Distributed(cfg.device)
     device = dist.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(
-        data_spec,
-        data_dir,
-        cfg.subset,
-        device,
-        binarize_test_seed=cfg.test_binarization_seed if cfg.binarize == "dynamic" else None,
-        request=data,
-        memory_budget=cfg.memory_budget,
-        progress=progress and dist.main,
-    )
+    explicit = set(sets or {}) | set(overrides) | set(data_spec.train if data_spec else {})
+    splits, choice = load_data(data_spec, data_dir, data, model_config, cfg, explicit, device, progress and dist.main)
     data_name = data_spec.name if data_spec else Path(data.path).name
     splits, held_out = normal_part(splits, cfg, data_name)
     data_shape = tuple(splits.train.shape[1:])
     model = build_model(spec, model_config, data_shape).to(device)
     check_binarization(model, spec.name, cfg)
+    if not resume and hasattr(model, "fit_input_normalization"):  # a resumed run's statistics are in its state
+        rows = torch.from_numpy(spread_rows(len(splits.train), PRIOR_FIT_SAMPLES))
+        model.fit_input_normalization(as_float(splits.train[rows]))
     prior = model.make_prior().to(device)
-    stages = stage_plan(model, cfg.epochs)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(splits.train)))) / cfg.batch_size)
+    budget = ""
+    if cfg.min_steps and cfg.epochs * steps_per_epoch < cfg.min_steps:
+        cfg.epochs = math.ceil(cfg.min_steps / steps_per_epoch)
+        budget = f" (at least {cfg.min_steps:,} optimizer steps: --epochs or --set min_steps=N to change)"
+    stages = stage_plan(model, cfg.epochs)  # after the step budget, which may add epochs
     optimizers, schedulers = make_optimizers(model, cfg, stages, steps_per_epoch)
     # bf16 autocast on CUDA (losses come back in fp32: models reduce in fp32 and we cast below).
     use_bf16 = device.type == "cuda"
@@ -230,7 +236,7 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     if resume:
         start_epoch, history = restore(run_dir, device, model, prior, optimizers, schedulers)
     elif dist.main:
-        run_folder.write_config(run_dir, new_run_config(spec, model_config, cfg, data_name, splits, model))
+        run_folder.write_config(run_dir, new_run_config(spec, model_config, cfg, data_name, splits, model, choice))
     step_model = dist.wrap(model, device)
     if cfg.compile:
         step_model = torch.compile(step_model)
@@ -238,9 +244,11 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     held = f" ({len(held_out):,} more held out for the anomaly threshold)" if held_out is not None else ""
     labels = f", labels {' '.join(cfg.labels)}" if cfg.labels else ""
     later = "".join(f" + {n} in stage {name}" for name, n in stages[1:])
+    dist.say(describe_choice(choice))
     dist.say(
         f"training {spec.name} on {data_name}{labels} ({splits.source}): {len(splits.train):,} train{held} / "
-        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs{later}, batch {cfg.batch_size}, "
+        f"{len(splits.test):,} test samples, device {device}, {cfg.epochs} epochs{budget}{later}, "
+        f"batch {cfg.batch_size}, "
         f"lr {cfg.lr:g} -> {run_dir}"
     )
     return Loop(
@@ -299,8 +307,31 @@ def make_optimizers(model, cfg: TrainConfig, stages: list, steps_per_epoch: int)
     return optimizers, schedulers
 
 
-def new_run_config(spec, model_config, cfg: TrainConfig, data_name: str, splits, model) -> run_folder.RunConfig:
+def load_data(data_spec, data_dir, data, model_config, cfg: TrainConfig, explicit: set, device, progress):
+    """The splits on the device, after the data has decided the likelihood, the binarization and the
+    step budget (``zoo.train.data_defaults``) where ``explicit`` does not: (splits, the choice)."""
+    choice = {}
+
+    def choose(train):
+        choice.update(decide(train, model_config, cfg, explicit, by_path=data is not None))
+        return cfg.test_binarization_seed if cfg.binarize == "dynamic" else None
+
+    splits = load_splits(
+        data_spec,
+        data_dir,
+        cfg.subset,
+        device,
+        binarize_test_seed=choose,
+        request=data,
+        memory_budget=cfg.memory_budget,
+        progress=progress,
+    )
+    return splits, choice
+
+
+def new_run_config(spec, model_config, cfg: TrainConfig, data_name: str, splits, model, choice) -> run_folder.RunConfig:
     return run_folder.RunConfig(
+        data_defaults=choice,
         model=spec.name,
         model_config=asdict(model_config),
         train_config=asdict(cfg),

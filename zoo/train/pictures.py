@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from zoo.data import as_float
+from zoo.data.splits import spread_rows
 
 N_SAMPLES = 64
 MAX_NAMED_LABELS = 20  # more labels than this get a colour bar instead of a legend
@@ -36,7 +37,8 @@ def draw_run(run_dir, model, prior, splits, history) -> None:
     # Up to two rows of 16 test images over their reconstructions (fewer for a small test split).
     columns = min(16, max(1, len(splits.test) // 2))
     rows = min(2, len(splits.test) // columns)
-    x = as_float(splits.test[: rows * columns]).to(device)
+    # A seeded sample spread over the test split: its first rows may all be one class.
+    x = as_float(splits.test[torch.from_numpy(spread_rows(len(splits.test), rows * columns))]).to(device)
     x_hat = model.reconstruct(x)
     generator = torch.Generator(device="cpu").manual_seed(0)
     eps = torch.randn(N_SAMPLES, model.noise_dim(prior), generator=generator).to(device)

@@ -169,6 +169,9 @@ class TrainConfig:
     # training, and the threshold is put where a fraction score_fpr of its scores lie above it.
     score_holdout: float = 0.05
     score_fpr: float = 0.01
+    # Train at least this many optimizer steps (more epochs for a small dataset); 0: just `epochs`.
+    # Data given by path without --epochs gets zoo.train.data_defaults.DATA_MIN_STEPS.
+    min_steps: int = 0
 
 
 @dataclass
@@ -188,6 +191,8 @@ class RunConfig:
     seed: int = 0
     versions: dict = field(default_factory=dict)  # zoo, torch and python versions that wrote it
     note: str = ""  # e.g. why a run was made without training
+    # What the data decided (zoo.train.data_defaults): its kind, the likelihood, the binarization, why.
+    data_defaults: dict = field(default_factory=dict)
 
     def training(self) -> TrainConfig:
         """train_config as a TrainConfig. A setting the file lacks takes TrainConfig's default (an

@@ -63,7 +63,7 @@ class ConvVAE(VariationalAutoEncoder):
             nn.ConvTranspose2d(wide, c, 4, stride=2, padding=1),  # -> c x H/2 x W/2
             *[ResidualBlock(c) for _ in range(config.blocks)],
             nn.ELU(),
-            nn.ConvTranspose2d(c, channels, 4, stride=2, padding=1),  # -> logits, data_shape
+            nn.ConvTranspose2d(c, self.output_shape[0], 4, stride=2, padding=1),  # -> logits, output_shape
         )
 
     def posterior(self, x):

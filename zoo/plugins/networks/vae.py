@@ -2,6 +2,8 @@
 the analytic KL divergence to N(0, I). The objectives (ELBO, IWAE, KL warm-up) and the importance
 weights of ``zoo eval --nll`` come from ``zoo.models.variational``."""
 
+import math
+
 from torch import nn
 
 from zoo.models.variational import VariationalAutoEncoder
@@ -15,7 +17,7 @@ class VAE(VariationalAutoEncoder):
         self.to_mu = nn.Linear(config.hidden, config.latent)
         self.to_logvar = nn.Linear(config.hidden, config.latent)
         self.decoder = nn.Sequential(
-            nn.Linear(config.latent, config.hidden), nn.ReLU(), nn.Linear(config.hidden, self.data_dim)
+            nn.Linear(config.latent, config.hidden), nn.ReLU(), nn.Linear(config.hidden, math.prod(self.output_shape))
         )
 
     def posterior(self, x):
@@ -23,4 +25,4 @@ class VAE(VariationalAutoEncoder):
         return self.to_mu(h), self.to_logvar(h)
 
     def decode_logits(self, z):
-        return self.decoder(z).view(-1, *self.data_shape)
+        return self.decoder(z).view(-1, *self.output_shape)
