@@ -42,10 +42,7 @@ class DataRequest:
     @classmethod
     def from_record(cls, record: dict, path=None) -> "DataRequest":
         """The request config.json recorded (``info["asked"]``), for another ``path`` if given."""
-        tuple_or_none = lambda v: tuple(v) if v else None  # noqa: E731
-        preprocess = Preprocess(
-            tuple_or_none(record.get("size")), record.get("channels"), tuple_or_none(record.get("crop"))
-        )
+        preprocess = Preprocess.from_record(record)
         return cls(str(path or record["path"]), preprocess, record.get("test_fraction", TEST_FRACTION))
 
 

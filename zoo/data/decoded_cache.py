@@ -111,13 +111,9 @@ def _open_entry(npy: Path, manifest: Path, key: str, files: int) -> Decoded:
         images,
         usable,
         [[name, why] for _, name, why in info["left_out"]],
-        Preprocess(tuple(info["size"]), info["channels"], _maybe_tuple(info["crop"])),
+        Preprocess.from_record(info),
         npy,
     )
-
-
-def _maybe_tuple(value):
-    return tuple(value) if value else None
 
 
 def _build_entry(listing, preprocess, npy, manifest, key, progress, workers) -> Decoded:

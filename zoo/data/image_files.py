@@ -34,6 +34,15 @@ class Preprocess:
     channels: int | None = None
     crop: tuple | None = None
 
+    @classmethod
+    def from_record(cls, record: dict) -> "Preprocess":
+        """The inverse of ``describe``: a recorded preprocessing (config.json, a cache manifest)."""
+
+        def pair(value):
+            return tuple(value) if value else None
+
+        return cls(pair(record.get("size")), record.get("channels"), pair(record.get("crop")))
+
     def describe(self) -> dict:
         return {
             "size": list(self.size) if self.size else None,

@@ -14,13 +14,21 @@ from pathlib import Path
 
 import torch
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooUsageError
 from zoo.core.registry import get_dataset
 from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
 from zoo.models.base import AutoEncoder
 from zoo.train.devices import flush_denormals, pick_device
 from zoo.train.run_folder import load_run
+
+
+def check_data_shape(splits, run, where) -> None:
+    """One line when the data's samples are not the shape the run's model takes."""
+    if list(splits.test.shape[1:]) != list(run.config.data_shape):
+        raise ZooUsageError(
+            f"{where}: samples of shape {list(splits.test.shape[1:])}, the run {run.path} takes {run.config.data_shape}"
+        )
 
 
 def eval_splits(run, data_dir=None, binarize_test: bool | None = None, data=None):
@@ -44,11 +52,7 @@ def eval_splits(run, data_dir=None, binarize_test: bool | None = None, data=None
             memory_budget=cfg.memory_budget,
             progress=True,
         )
-        if list(splits.test.shape[1:]) != list(run.config.data_shape):
-            raise ZooError(
-                f"{request.path}: samples of shape {list(splits.test.shape[1:])}, the run "
-                f"{run.path} takes {run.config.data_shape}"
-            )
+        check_data_shape(splits, run, request.path)
         return splits
     # Without --data-dir, evaluate on the files the run was trained on, if they are still there.
     source = run.config.data_source
@@ -80,7 +84,8 @@ def data_request(config, data=None):
     if not Path(data).is_dir() or len(shape) != 3 or shape[0] not in (1, 3):
         return DataRequest(str(data), test_fraction=fraction)
     crop = config.data.get("preprocess", {}).get("crop")
-    return DataRequest(str(data), Preprocess(tuple(shape[1:]), shape[0], tuple(crop) if crop else None), fraction)
+    preprocess = Preprocess.from_record({"size": shape[1:], "channels": shape[0], "crop": crop})
+    return DataRequest(str(data), preprocess, fraction)
 
 
 @torch.no_grad()

@@ -92,28 +92,20 @@ def _splits(run, data, dataset, data_dir, whole=False):
     """(the splits to score, their name for messages): scored as they are, never binarized; with
     ``whole``, every usable file or row of ``data`` as the test split."""
     from zoo.core.registry import get_dataset
-    from zoo.evaluate.metrics import data_request, eval_splits
+    from zoo.evaluate.metrics import check_data_shape, data_request, eval_splits
 
     if whole:
         device = next(run.model.parameters()).device
         request = replace(data_request(run.config, data), whole=True)
         splits = load_splits(None, None, 0, device, request=request, progress=True)
-        if list(splits.test.shape[1:]) != list(run.config.data_shape):
-            raise ZooUsageError(
-                f"{data}: samples of shape {list(splits.test.shape[1:])}, "
-                f"the run {run.path} takes {run.config.data_shape}"
-            )
+        check_data_shape(splits, run, data)
         return splits, str(data)
     if dataset is None:
         splits = eval_splits(run, data_dir, binarize_test=False, data=data)
         return splits, str(data) if data else run.config.dataset
     device = next(run.model.parameters()).device
     splits = load_splits(get_dataset(dataset), data_dir, 0, device)
-    if list(splits.test.shape[1:]) != list(run.config.data_shape):
-        raise ZooUsageError(
-            f"--dataset {dataset}: samples of shape {list(splits.test.shape[1:])}, the run "
-            f"{run.path} takes {run.config.data_shape}"
-        )
+    check_data_shape(splits, run, f"--dataset {dataset}")
     return splits, dataset
 
 

@@ -22,7 +22,7 @@ class VAEConfig:
     likelihood: str = "bernoulli"
     # The anomaly score (zoo score, scorer.onnx): "mse", the mean squared reconstruction error from
     # the posterior mean, or "neg_elbo", the negative ELBO with the code there. mse is the default
-    # because it separated held-out normal digits from the rest better (benchmarks/one_class.py's
+    # because it separated held-out normal digits from the rest better (benchmarks.quality.one_class's
     # selection: validation AUROC 91.7 against 81.5-82.0 for the ELBO after 10 epochs).
     score: str = "mse"
 

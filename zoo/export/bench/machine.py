@@ -1,7 +1,7 @@
 """What every benchmark result records about where it ran, and where results go by default.
 
 It lives in the installed package so that `zoo bench` names the machine the same way from a wheel
-install as from a checkout; benchmarks/machine.py re-exports it for the scripts in benchmarks/.
+install as from a checkout; benchmarks/machine.py re-exports it for the benchmarks package.
 """
 
 import datetime
