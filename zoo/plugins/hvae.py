@@ -17,7 +17,6 @@ class HVAEConfig:
     latent2: int = 50  # z2, the top layer: the code
     iw_samples: int = 1  # k of the IWAE bound trained on (Burda et al.: 50); 1: the ELBO
     kl_warmup_epochs: float = 0.0  # the weight of log p(z) - log q(z|x) ramps 0 -> 1 over this many epochs
-    likelihood: str = "bernoulli"  # or "logistic" for 8-bit pixels (with --set binarize=none)
     score: str = "mse"  # the anomaly score: "mse" or "neg_elbo", as the VAE's
 
 

@@ -16,7 +16,6 @@ class VampConfig:
     pseudo_inputs: int = 500  # K, the paper's
     iw_samples: int = 1  # k of the importance-weighted bound trained on; 1: the ELBO
     kl_warmup_epochs: float = 0.0  # the KL weight ramps 0 -> 1 over this many epochs (the paper: 100)
-    likelihood: str = "bernoulli"  # or "logistic" for 8-bit pixels (with --set binarize=none)
     score: str = "mse"  # the anomaly score: "mse" or "neg_elbo", as the VAE's
 
 
