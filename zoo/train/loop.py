@@ -11,61 +11,33 @@ import contextlib
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from zoo.core.config import make_config, split_overrides
 from zoo.core.errors import ZooError, ZooUsageError, first_line
-from zoo.core.registry import get_dataset, get_spec
 from zoo.data import as_float
 from zoo.data.loading import EVAL_BATCH, load_splits
 from zoo.data.splits import spread_rows
 from zoo.models.base import TrainStep
 from zoo.train import run_folder
+from zoo.train.checkpoint import restore, save_checkpoint
 from zoo.train.data_defaults import decide
 from zoo.train.data_defaults import describe as describe_choice
 from zoo.train.devices import flush_denormals
 from zoo.train.distributed import Distributed
-from zoo.train.run_folder import BINARIZE_CHOICES, TrainConfig
+from zoo.train.run_folder import TrainConfig
+from zoo.train.schedule import make_optimizers, stage_at, stage_plan
+from zoo.train.settings import locate, resolve
 
 PRIOR_FIT_SAMPLES = 10_000  # training latents used to fit a deterministic AE's prior each epoch
-
-
-def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
-    if cfg.schedule == "constant" or total <= 1:
-        return 1.0
-    progress = min(step / (total - 1), 1.0)
-    return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def versions() -> dict:
     import zoo
 
     return {"zoo": zoo.__version__, "torch": torch.__version__, "python": platform.python_version()}
-
-
-def resolve(name, dataset, train_overrides: dict, sets: dict, by_path: bool = False):
-    """Model spec, dataset spec, model config and training config: defaults, then the model's
-    ``ModelSpec.train``, then the dataset's ``DatasetSpec.train`` (mnist-binary's binarize), then the
-    command line. Data given by path has no dataset spec (None)."""
-    spec = get_spec(name)
-    data_spec = None if by_path else get_dataset(dataset or spec.default_dataset)
-    model_sets, train_sets = split_overrides(sets or {}, spec.config, TrainConfig)
-    model_config = make_config(spec.config, model_sets)
-    dataset_train = data_spec.train if data_spec else {}
-    train_config = make_config(
-        TrainConfig, {**spec.train, **dataset_train, **train_sets, **train_overrides}, what="training"
-    )
-    if train_config.binarize not in BINARIZE_CHOICES:
-        raise ZooUsageError(f"binarize must be one of {', '.join(BINARIZE_CHOICES)}, not {train_config.binarize!r}")
-    if train_config.schedule not in ("cosine", "constant"):
-        raise ZooUsageError(f"schedule must be 'cosine' or 'constant', not {train_config.schedule!r}")
-    for key in ("epochs", "batch_size"):
-        if getattr(train_config, key) < 1:
-            raise ZooUsageError(f"{key} must be at least 1")
-    return spec, data_spec, model_config, train_config
 
 
 @torch.no_grad()
@@ -176,30 +148,6 @@ class Loop:
         return [name for name, o in self.optimizers.items() if o.zoo_stage == stage]
 
 
-def locate(name, out, dataset, sets, resume, overrides, data=None):
-    """The run folder, and the model, dataset (or data by path) and settings to resolve: the
-    caller's for a new run; for a resumed one, those saved in it, where the command line may still
-    change the epoch count (to train longer) or the device."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if not resume:
-        run_dir = Path(out or f"runs/{name}")
-        if (run_dir / run_folder.CONFIG).exists():
-            raise ZooError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
-        return run_dir, name, dataset, sets, overrides, data
-    run_dir = Path(resume)
-    saved = run_folder.read_config(run_dir)
-    if not (run_dir / run_folder.STATE).is_file():
-        raise ZooError(f"{run_dir} has no {run_folder.STATE} to resume from; start a new run instead")
-    # The saved settings win over the model's defaults.
-    sets = {**saved.model_config, **(sets or {})}
-    overrides = {**{k: v for k, v in saved.train_config.items() if k != "device"}, **overrides}
-    if saved.data:
-        from zoo.data.by_path import DataRequest
-
-        data = replace(DataRequest.from_record(saved.data["asked"]), expect_fingerprint=saved.data.get("fingerprint"))
-    return run_dir, saved.model, saved.dataset, sets, overrides, data
-
-
 def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, progress=False) -> Loop:
     """Start a run, or resume one: settings, data, model, prior, optimizer and schedule; then the
     resumed run's state, or the new run's config.json. The seed is set before the data is loaded and
@@ -271,42 +219,6 @@ def start(name, out, dataset, data_dir, sets, resume, overrides, data=None, prog
     )
 
 
-def stage_plan(model, epochs: int) -> list:
-    """The model's stages with their epoch counts; one line for a plugin that declares them wrong."""
-    stages = [(str(name), int(n)) for name, n in model.stages(epochs)]
-    names = [name for name, _ in stages]
-    if not stages or len(set(names)) != len(names) or any(n < 0 for _, n in stages):
-        raise ZooError(f"{type(model).__name__}.stages() must name distinct stages with epochs >= 0, got {stages}")
-    return stages
-
-
-def stage_at(stages: list, epoch: int) -> str:
-    """The stage that the run's ``epoch`` (0-based, over all stages) belongs to."""
-    for name, n in stages:
-        if epoch < n:
-            return name
-        epoch -= n
-    return stages[-1][0]
-
-
-def make_optimizers(model, cfg: TrainConfig, stages: list, steps_per_epoch: int):
-    """One Adam and one learning-rate schedule per optimizer group the model declares; a group's
-    schedule spans the steps of its own stage."""
-    epochs_of = dict(stages)
-    optimizers, schedulers = {}, {}
-    for name, group in model.optimizer_groups().items():
-        if group.stage not in epochs_of:
-            raise ZooError(f"optimizer group {name!r} is in stage {group.stage!r}, which stages() does not name")
-        decay = cfg.weight_decay if group.weight_decay is None else group.weight_decay
-        optimizers[name] = torch.optim.Adam(group.params, lr=cfg.lr * group.lr_scale, weight_decay=decay)
-        optimizers[name].zoo_stage = group.stage  # which schedulers a stage's epochs step
-        total_steps = epochs_of[group.stage] * steps_per_epoch
-        schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
-            optimizers[name], lambda step, total=total_steps: lr_factor(step, total, cfg)
-        )
-    return optimizers, schedulers
-
-
 def load_data(data_spec, data_dir, data, model_config, cfg: TrainConfig, explicit: set, device, progress):
     """The splits on the device, after the data has decided the likelihood, the binarization and the
     step budget (``zoo.train.data_defaults``) where ``explicit`` does not: (splits, the choice)."""
@@ -374,24 +286,6 @@ def check_binarization(model, name: str, cfg: TrainConfig) -> None:
         raise ZooUsageError(
             f"{name}'s likelihood models 8-bit pixels, but the run binarizes them; add --set binarize=none"
         )
-
-
-def restore(run_dir, device, model, prior, optimizers, schedulers):
-    """Load a resumed run's loop state; returns the epochs it has done and their metrics records."""
-    state = run_folder.load_state(run_dir / run_folder.STATE)
-    model.load_state_dict(state["model"])
-    prior.load_state_dict(state["prior"])
-    saved_optimizers, saved_schedulers = state["optimizer"], state["scheduler"]
-    if "param_groups" in saved_optimizers:  # a state file from before optimizer groups: one Adam
-        saved_optimizers, saved_schedulers = {"model": saved_optimizers}, {"model": saved_schedulers}
-    for name, optimizer in optimizers.items():
-        optimizer.load_state_dict(saved_optimizers[name])
-        schedulers[name].load_state_dict(saved_schedulers[name])
-    torch.set_rng_state(state["rng"])
-    if device.type == "cuda" and "cuda_rng" in state:  # a VAE's noise on the GPU comes from here
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
-    start_epoch = state["epoch"]
-    return start_epoch, run_folder.read_metrics(run_dir)[:start_epoch]
 
 
 def run_epoch(loop: Loop, epoch: int, bar):
@@ -464,25 +358,6 @@ def end_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float, samples
         (bar.write if bar is not None else loop.dist.say)(line)
     if loop.dist.main:
         save_checkpoint(loop.run_dir, loop.model, loop.prior, loop.optimizers, loop.schedulers, epoch + 1, loop.history)
-
-
-def save_checkpoint(run_dir, model, prior, optimizers, schedulers, epoch, history) -> None:
-    device = next(model.parameters()).device
-    # metrics first, then the loop state (the commit point of an epoch), then the user-facing weights.
-    run_folder.write_metrics(run_dir, history)
-    run_folder.save_state(
-        run_dir / run_folder.STATE,
-        {
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "prior": prior.state_dict(),
-            "optimizer": {name: o.state_dict() for name, o in optimizers.items()},
-            "scheduler": {name: s.state_dict() for name, s in schedulers.items()},
-            "rng": torch.get_rng_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-        },
-    )
-    run_folder.save_weights(run_dir / run_folder.WEIGHTS, model, prior)
 
 
 def progress_bar(total: int, done: int):
