@@ -63,6 +63,37 @@ def load_model(args, device):
     )
 
 
+def report_markdown(result: dict, reports: list) -> str:
+    """The results page: the fastest evaluation against the FLOP floor, and every repeat."""
+    m, s = result["machine"], result["settings"]
+    runs = ", ".join(f"{r['seconds']:.2f}" for r in reports)
+    peaks = ", ".join(f"{c:.0f}" for c in result["ceiling_gflops"])
+    chunks = ", ".join(f"{r['chunk_images']} x {r['chunk_samples']}" for r in reports)
+    return "\n".join(
+        [
+            f"# `zoo eval --nll` against its FLOP floor ({result['model']}, {result['device']})",
+            "",
+            f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, {s['threads']} torch "
+            f"threads, {m['date']}. k = {s['k']}, the first {s['images']:,} binarized MNIST test images; "
+            f"weights: {result['weights']}.",
+            "",
+            "| FLOPs / pair | total GFLOP | matmul ceiling GFLOP/s (best) | floor s | measured s (fastest) | "
+            "achieved GFLOP/s | measured / floor | NLL (nats) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {result['flops_per_pair']:,.0f} | {result['total_flops'] / 1e9:,.1f} | "
+            f"{result['best_ceiling_gflops']:.1f} | {result['floor_seconds']:.2f} | "
+            f"{result['seconds']:.2f} | {result['achieved_gflops']:.1f} | {result['ratio_to_floor']:.2f}x | "
+            f"{result['nll']:.2f} ± {result['nll_stderr']:.2f} |",
+            "",
+            f"FLOPs count matrix products and convolutions only (torch.utils.flop_counter). The evaluation ran "
+            f"{s['repeats']} times, each followed by a ceiling measurement; the table compares the fastest evaluation "
+            f"with the best ceiling (all runs: {runs} s; ceilings {peaks} GFLOP/s). Each run times chunk sizes "
+            f"first, within the seconds above, and keeps the fastest (images x draws per call: {chunks}).",
+            "",
+        ]
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", help="a run folder; without it an untrained --model is timed")
@@ -130,33 +161,7 @@ def main():
         "peak_rss_bytes": report["peak_rss_bytes"],
         "peak_cuda_bytes": report["peak_cuda_bytes"],
     }
-    m = result["machine"]
-    runs = ", ".join(f"{r['seconds']:.2f}" for r in reports)
-    peaks = ", ".join(f"{c:.0f}" for c in ceilings)
-    chunks = ", ".join(f"{r['chunk_images']} x {r['chunk_samples']}" for r in reports)
-    markdown = "\n".join(
-        [
-            f"# `zoo eval --nll` against its FLOP floor ({name}, {device})",
-            "",
-            f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['versions']['torch']}, {args.threads} torch "
-            f"threads, {m['date']}. k = {args.k}, the first {len(test):,} binarized MNIST test images; "
-            f"weights: {source}.",
-            "",
-            "| FLOPs / pair | total GFLOP | matmul ceiling GFLOP/s (best) | floor s | measured s (fastest) | "
-            "achieved GFLOP/s | measured / floor | NLL (nats) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {per_pair:,.0f} | {total_flops / 1e9:,.1f} | {best_ceiling:.1f} | {floor_seconds:.2f} | "
-            f"{report['seconds']:.2f} | {result['achieved_gflops']:.1f} | {result['ratio_to_floor']:.2f}x | "
-            f"{report['nll']:.2f} ± {report['nll_stderr']:.2f} |",
-            "",
-            f"FLOPs count matrix products and convolutions only (torch.utils.flop_counter). The evaluation ran "
-            f"{args.repeats} times, each followed by a ceiling measurement; the table compares the fastest evaluation "
-            f"with the best ceiling (all runs: {runs} s; ceilings {peaks} GFLOP/s). Each run times chunk sizes "
-            f"first, within the seconds above, and keeps the fastest (images x draws per call: {chunks}).",
-            "",
-        ]
-    )
-    publish("nll_eval", result, markdown)
+    publish("nll_eval", result, report_markdown(result, reports))
 
 
 if __name__ == "__main__":
