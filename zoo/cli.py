@@ -1,12 +1,13 @@
 """The ``zoo`` command line. Each command is a thin layer over the Python API."""
 
-import json
 import os
 
 import click
 
 from zoo.core.command_errors import fail, one_line_errors, run_command  # noqa: F401 (run_command: the API)
+from zoo.core.command_output import emit_json, table
 from zoo.core.errors import ZooError, ZooUsageError
+from zoo.evaluate.commands import eval_cmd, score_cmd
 
 
 class ZooGroup(click.Group):
@@ -61,16 +62,6 @@ def cli():
       zoo export runs/vae       encoder.onnx, decoder.onnx, generator.onnx
       zoo sample runs/vae/generator.onnx -o digits.png
     """
-
-
-def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2))
-
-
-def table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 @cli.command("list")
@@ -330,145 +321,6 @@ def data_options(data, dataset, data_dir, image_size, channels, test_fraction, r
     return make_request(data, image_size, channels, test_fraction), None
 
 
-@cli.command("eval")
-@click.argument("run", type=click.Path())
-@click.option(
-    "--data",
-    type=click.Path(),
-    help="Evaluate on this folder or array file instead of the run's own data, prepared the same way.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
-)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option(
-    "--nll",
-    is_flag=True,
-    help="Importance-weighted negative log-likelihood on the binarized test split instead (the 8-bit "
-    "one for likelihood=logistic), in nats per image and bits per dimension.",
-)
-@click.option(
-    "--iw-samples",
-    type=click.IntRange(min=1),
-    default=5000,
-    show_default=True,
-    help="k, the samples per image of --nll.",
-)
-@click.option(
-    "--nll-images", type=click.IntRange(min=0), default=0, help="--nll on the first N test images only (0: all)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
-    """Test-split metrics of the run folder RUN (mse, bce, and each model's own), or with --nll the
-    importance-weighted NLL in nats per image (Burda et al.'s protocol: binarized test split, k=5000)."""
-    from zoo.evaluate.metrics import evaluate, evaluate_nll
-
-    if nll:
-        report = evaluate_nll(
-            run, k=iw_samples, images=nll_images, data_dir=data_dir, device=device, progress=True, data=data
-        )
-        if as_json:
-            return emit_json(report)
-        click.echo(
-            f"{report['model']} on {report['dataset']}: NLL {report['nll']:.2f} ± {report['nll_stderr']:.2f} "
-            f"nats per image, {report['nll_bits_per_dim']:.4f} bits per dimension "
-            f"(k={report['iw_samples']:,}, {report['test_images']:,} test images)"
-        )
-        cuda = f", CUDA peak {report['peak_cuda_bytes'] / 2**20:,.0f} MiB" if report["peak_cuda_bytes"] else ""
-        click.echo(f"  binarization   {report['binarization']}")
-        click.echo(
-            f"  chunks         {report['chunk_images']:,} image(s) x {report['chunk_samples']:,} draws per call "
-            f"(the fastest size timed; draws seeded with {report['seed']})"
-        )
-        click.echo(
-            f"  time           {report['seconds']:.2f} s ({report['images_per_second']:.1f} images/s on "
-            f"{report['device']}); peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB{cuda}"
-        )
-        if "note" in report:
-            click.echo(f"  note           {report['note']}")
-        return
-    metrics = evaluate(run, data_dir=data_dir, device=device, data=data)
-    if as_json:
-        return emit_json(metrics)
-    click.echo(f"{metrics['model']} on {metrics['dataset']} test split ({metrics['test_samples']:,} samples)")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            click.echo(f"  {key:<14} {value:.6g}")
-
-
-@cli.command("score")
-@click.argument("run", type=click.Path())
-@click.option(
-    "--data",
-    type=click.Path(),
-    help="Score every file of this folder (or every row of this array file), prepared as the run's data was.",
-)
-@click.option("--dataset", help="Score this registered dataset instead of the run's own data.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
-)
-@click.option(
-    "--split",
-    type=click.Choice(["test", "train"]),
-    help="Which split to score: of the run's own data or --dataset (default test); with --data, that split of "
-    "PATH drawn as for training instead of every file.",
-)
-@click.option(
-    "--top",
-    default=32,
-    show_default=True,
-    type=click.IntRange(0, 1024),
-    help="How many of the most anomalous inputs top.png shows over their reconstructions.",
-)
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for scores.csv and top.png (default RUN/scores).")
-@click.option(
-    "--normal",
-    multiple=True,
-    metavar="LABEL",
-    help="A label that counts as normal (repeat for several): prints the AUROC and average precision.",
-)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_json):
-    """Anomaly scores of every file of --data PATH (every row of an array), or of a split of the run's
-    own data: the model's own score (reconstruction error, or a VAE's negative ELBO at the posterior
-    mean), sorted from the most to the least anomalous into scores.csv, with each file's path for a
-    folder, and the top inputs over their reconstructions in top.png."""
-    from zoo.evaluate.score import score_run
-
-    report = score_run(
-        run,
-        data=data,
-        dataset=dataset,
-        data_dir=data_dir,
-        split=split,
-        top=top,
-        out=out,
-        normal=normal,
-        device=device,
-        progress=True,
-    )
-    if as_json:
-        return emit_json(report)
-    what = "files or rows" if report["split"] == "every file or row" else f"{report['split']} samples"
-    click.echo(f"scored {report['samples']:,} {what} of {report['data']}: {report['definition']}")
-    if report["threshold"] is not None:
-        click.echo(f"  {report['flagged']:,} above the run's threshold {report['threshold']:.6g}")
-    click.echo(f"  wrote {report['csv']}" + (f" and {report['picture']}" if report["picture"] else ""))
-    if report["caveat"]:
-        click.echo(f"note: {report['caveat']}", err=True)
-    if "separation" in report:
-        sep = report["separation"]
-        click.echo(
-            f"normal: {', '.join(sep['normal'])} ({sep['normal_samples']:,} samples); anomalies: {sep['anomalies']:,}"
-        )
-        rows = [
-            [name, f"{v['samples']:,}", f"{v['auroc']:.4f}", f"{v['average_precision']:.4f}"]
-            for name, v in sep["per_label"].items()
-        ]
-        rows.append(["overall", f"{sep['anomalies']:,}", f"{sep['auroc']:.4f}", f"{sep['average_precision']:.4f}"])
-        table(rows, ["ANOMALY LABEL", "SAMPLES", "AUROC", "AVERAGE PRECISION"])
+# zoo eval and zoo score: commands of a finished run, defined beside what they run.
+cli.add_command(eval_cmd)
+cli.add_command(score_cmd)
