@@ -12,12 +12,20 @@ def test_strings_from_the_command_line_are_converted_by_the_default_type():
     assert make_config(TrainConfig, {"lr": "0.01", "compile": "true"}).lr == 0.01
 
 
+@pytest.mark.parametrize("text, widths", [("64", (64,)), ("64,32", (64, 32)), ("[64, 32]", (64, 32)), ("[]", ())])
+def test_a_list_setting_takes_one_number_or_a_comma_list_without_brackets(text, widths):
+    """`--set hidden=64` once crashed with a traceback ('int' object is not iterable)."""
+    assert make_config(DeepAEConfig, {"hidden": text}).hidden == widths
+
+
 @pytest.mark.parametrize(
     "sets, message",
     [
         ({"latnet": "8"}, "valid keys: hidden, latent"),
         ({"latent": "eight"}, "not a valid int"),
         ({"latent": 2.5}, "must be a int"),
+        ({"hidden": "64,,"}, "not a valid tuple"),
+        ({"hidden": '{"a": 1}'}, "not a valid tuple"),
     ],
 )
 def test_bad_settings_are_one_clear_error(sets, message):

@@ -28,7 +28,11 @@ def coerce(key: str, value, typ: type, what: str):
             if typ in (int, float):
                 return typ(text)
             if typ in (list, tuple):
-                return typ(json.loads(text))
+                # "[64, 32]", or without the brackets "64,32" and "64" (a list of one).
+                parsed = json.loads(text if text.startswith("[") else f"[{text}]")
+                if not isinstance(parsed, list) or not all(isinstance(v, int | float | str) for v in parsed):
+                    raise ValueError
+                return typ(parsed)
         except (ValueError, json.JSONDecodeError):
             raise ZooUsageError(f"{what} setting {key}={value!r} is not a valid {typ.__name__}") from None
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
