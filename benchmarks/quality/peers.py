@@ -1,8 +1,8 @@
 """One-class MNIST and Fashion-MNIST, side by side with the library a user would pick instead:
 PyOD's AutoEncoder and VAE with their defaults (in their own virtual environment, .peers/pyod,
 installed from PyPI and seeing this checkout's torch) against the zoo's default scorer (deep-ae,
-its defaults) and deep-ae with its input standardized per pixel (normalize=pixel, as PyOD
-standardizes each feature), on the same images. Per class: train on that class's training images,
+its defaults: 784-64-32, each pixel standardized) and deep-ae with its defaults before they changed
+(784-256-64-16-4 on raw pixels), on the same images. Per class: train on that class's training images,
 score the whole test split, AUROC with the class as normal; wall time of training per class.
 
     python3 -m venv .peers/pyod
@@ -32,7 +32,14 @@ from zoo.train.loop import train
 from zoo.train.run_folder import load_run
 
 PEERS = Path(__file__).resolve().parents[2] / ".peers"
-ZOO_SETTINGS = {"zoo deep-ae (default scorer)": {}, "zoo deep-ae, normalize=pixel": {"normalize": "pixel"}}
+ZOO_SETTINGS = {
+    "zoo deep-ae (default scorer)": {},
+    "zoo deep-ae, its earlier defaults (256-64-16-4, raw pixels)": {
+        "hidden": "256,64,16",
+        "latent": "4",
+        "normalize": "none",
+    },
+}
 
 
 def zoo_case(name: str, label: int, sets: dict, work: Path, test, normal) -> dict:

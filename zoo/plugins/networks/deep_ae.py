@@ -1,4 +1,4 @@
-"""The deep (MLP) autoencoder: 784-256-64-16-4 with ReLU and a mirrored decoder."""
+"""The deep (MLP) autoencoder: data-hidden...-latent with ReLU and a mirrored decoder."""
 
 from torch import nn
 
@@ -11,7 +11,7 @@ class DeepAutoEncoder(AutoEncoder):
         super().__init__(config, data_shape)
         self.latent_shape = (config.latent,)
         widths = [self.data_dim, *config.hidden, config.latent]
-        # Fixes to the seed: the code layer has no ReLU (a ReLU there zeroes dimensions of a 4-d
+        # Fixes to the seed: the code layer has no ReLU (a ReLU there zeroes dimensions of a small
         # code for good), and the output goes through a sigmoid to match pixels in [0, 1].
         self.encoder = mlp(widths)
         self.decoder = mlp(widths[::-1], last_activation=nn.Sigmoid)
