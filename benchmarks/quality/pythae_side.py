@@ -4,7 +4,10 @@ zoo's own encoder and decoder networks (pythae takes custom networks), on the sa
 learning rate, seed and epochs. Writes the trained networks' weights (safetensors) and prints one
 JSON line: the wall seconds of pythae's training call and the epochs.
 
-    python -m benchmarks.quality.pythae_side FAMILY SUBSET EPOCHS BATCH LR SEED OUT
+    python -m benchmarks.quality.pythae_side FAMILY SUBSET EPOCHS BATCH LR SEED OUT [SETS_JSON [DATA_NPZ]]
+
+SETS_JSON: the zoo network's settings ({"hidden": "512"}); DATA_NPZ: train on its x_train (uint8)
+instead of MNIST's first SUBSET images.
 """
 
 import importlib
@@ -13,8 +16,9 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
-from pythae.models import WAE_MMD, BetaVAE, BetaVAEConfig, WAE_MMD_Config
+from pythae.models import VAE, WAE_MMD, BetaVAE, BetaVAEConfig, VAEConfig, WAE_MMD_Config
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
 from pythae.pipelines import TrainingPipeline
@@ -51,6 +55,9 @@ def pythae_model(family: str, network):
     """pythae's model of the family with the zoo network's settings (latent, beta, MMD weight)."""
     config = network.config
     shape = tuple(network.data_shape)
+    if family == "vae":
+        settings = VAEConfig(input_dim=shape, latent_dim=config.latent, reconstruction_loss="bce")
+        return VAE(settings, encoder=Encoder(network, True), decoder=Decoder(network))
     if family == "beta-vae":
         settings = BetaVAEConfig(input_dim=shape, latent_dim=config.latent, beta=config.beta, reconstruction_loss="bce")
         return BetaVAE(settings, encoder=Encoder(network, True), decoder=Decoder(network))
@@ -62,22 +69,29 @@ def pythae_model(family: str, network):
     raise SystemExit(f"no pythae counterpart wired for {family}")
 
 
-def build(family: str):
+def build(family: str, sets: dict):
     """The family's network from its plugin module in this checkout: this interpreter's installed
     entry points may be another checkout's, without the family."""
     module = importlib.import_module("zoo.plugins." + family.replace("-", "_"))
     specs = []
     module.register_models(specs.append)
-    return specs[0].build(specs[0].config(), tuple(get_dataset("mnist").data_shape))
+    from zoo.core.config import make_config
+
+    config = make_config(specs[0].config, sets)
+    return specs[0].build(config, tuple(get_dataset("mnist").data_shape))
 
 
 def main():
     family, subset, epochs, batch, lr, seed, out = sys.argv[1:8]
+    sets = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}
+    data = sys.argv[9] if len(sys.argv) > 9 else ""
     torch.set_num_threads(torch.get_num_threads())
     torch.manual_seed(int(seed))
-    splits = load_splits(get_dataset("mnist"), None, int(subset), torch.device("cpu"))
-    train = as_float(splits.train)
-    network = build(family)
+    if data:
+        train = torch.as_tensor(np.load(data)["x_train"]).float() / 255
+    else:
+        train = as_float(load_splits(get_dataset("mnist"), None, int(subset), torch.device("cpu")).train)
+    network = build(family, sets)
     model = pythae_model(family, network)
     config = BaseTrainerConfig(
         output_dir=tempfile.mkdtemp(prefix="pythae-"),

@@ -11,10 +11,21 @@ objective and loop; the trained networks are then measured by the same code:
 - for a family with a likelihood, the NLL at k importance samples on binarized test images, by the
   zoo's importance weights applied to both sides' networks.
 
+With ``--static-binary`` both sides train on one seeded Bernoulli draw of the MNIST images (the
+training subset and the test split, written once as an .npz that the zoo opens with ``--data``), the
+statically binarized MNIST of the likelihood literature, and the NLL is measured on that draw's test
+images. ``--set key=value`` changes the network on both sides (``--set hidden=512``).
+
 pythae runs in its own virtual environment (default .peers/pythae; see docs/benchmarks.md):
 
     python -m benchmarks.quality.pythae_side_by_side [--families beta-vae wae] [--subset 10000]
-        [--epochs 1] [--images 2000] [--nll-images 200] [--k 1000]
+        [--epochs 1] [--batch 100] [--lr 1e-3] [--images 2000] [--nll-images 200] [--k 1000]
+        [--static-binary] [--set hidden=512]
+
+The VAE of issue 28's comparison (784-512-20, batch 128, lr 1e-3, 10 epochs, static binarization):
+
+    python -m benchmarks.quality.pythae_side_by_side --families vae --subset 60000 --epochs 10 \
+        --batch 128 --static-binary --set hidden=512 --nll-images 1000
 """
 
 import json
@@ -34,13 +45,14 @@ import zoo
 from benchmarks.machine import arguments, describe, publish
 from zoo.core.registry import get_dataset
 from zoo.data import as_float
+from zoo.data.by_path import DataRequest
 from zoo.data.loading import load_splits
 from zoo.train.loop import train
 from zoo.train.run_folder import load_run, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER_PYTHON = ROOT / ".peers" / "pythae" / "bin" / "python"
-BATCH, LR, SEED = 100, 1e-3, 0
+SEED = 0
 
 
 def classifier(train_x, train_y, epochs: int = 2):
@@ -91,11 +103,33 @@ def measure(model, prior, test_x, features, nll_images: int, k: int) -> dict:
     return result
 
 
-def zoo_side(family: str, subset: int, epochs: int, out: Path) -> tuple:
-    sets = {"schedule": "constant", "score_holdout": 0}
+def static_binary(subset: int, out: Path) -> Path:
+    """One seeded Bernoulli draw of MNIST's first ``subset`` training images and its test split, as
+    uint8 0/255 in an .npz (x_train, x_test): the data both sides train and are measured on."""
+    splits = load_splits(get_dataset("mnist"), None, subset, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(SEED)
+    arrays = {
+        name: (torch.bernoulli(as_float(split), generator=generator) * 255).to(torch.uint8).numpy()
+        for name, split in (("x_train", splits.train), ("x_test", splits.test))
+    }
+    path = out / "mnist-static-binary.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def zoo_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tuple:
+    sets = {"schedule": "constant", "score_holdout": 0, **opts["sets"]}
+    data = {"data": DataRequest(str(opts["data"]))} if opts["data"] else {"subset": subset}
     start = time.perf_counter()
     run = train(
-        family, out / f"zoo-{family}", epochs=epochs, subset=subset, batch_size=BATCH, lr=LR, seed=SEED, sets=sets
+        family,
+        out / f"zoo-{family}",
+        epochs=epochs,
+        batch_size=opts["batch"],
+        lr=opts["lr"],
+        seed=SEED,
+        sets=sets,
+        **data,
     )
     seconds = time.perf_counter() - start
     loop_seconds = sum(r["epoch_seconds"] for r in read_metrics(run))
@@ -107,17 +141,23 @@ def zoo_side(family: str, subset: int, epochs: int, out: Path) -> tuple:
     )
 
 
-def pythae_side(family: str, subset: int, epochs: int, out: Path) -> tuple:
+def pythae_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tuple:
     weights = out / f"pythae-{family}.safetensors"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [str(PEER_PYTHON), "-m", "benchmarks.quality.pythae_side", family, str(subset), str(epochs)]
-    done = subprocess.run(
-        [*command, str(BATCH), str(LR), str(SEED), str(weights)], capture_output=True, text=True, env=env, cwd=ROOT
-    )
+    settings = [
+        str(opts["batch"]),
+        str(opts["lr"]),
+        str(SEED),
+        str(weights),
+        json.dumps(opts["sets"]),
+        str(opts["data"]),
+    ]
+    done = subprocess.run([*command, *settings], capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"pythae side of {family} failed: {done.stderr.strip().splitlines()[-1:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    model = zoo.create_model(family)
+    model = zoo.create_model(family, **opts["sets"])
     model.load_state_dict(load_file(weights))
     prior = model.make_prior()
     return model, prior, {"seconds_per_epoch": report["train_seconds"] / epochs}
@@ -128,19 +168,26 @@ def markdown(result: dict) -> str:
     lines = [
         f"# The zoo's families beside pythae {result['pythae_version']} ({result['machine']['cpu']})",
         "",
-        f"MNIST, the first {s['subset']:,} training images, {s['epochs']} epoch(s), batch {s['batch']}, "
-        f"constant lr {s['lr']:g}, seed {s['seed']}; the same zoo networks on both sides. Test MSE and the "
+        f"MNIST, the first {s['subset']:,} training images"
+        + (", statically binarized (one seeded draw of train and test)" if s.get("static_binary") else "")
+        + f", {s['epochs']} epoch(s), batch {s['batch']}, constant lr {s['lr']:g}, seed {s['seed']}; "
+        f"the same zoo networks on both sides{''.join(f', {k}={v}' for k, v in s.get('sets', {}).items())}. "
+        "Test MSE and the "
         f"Frechet distance on {s['images']:,} test images (classifier test accuracy "
         f"{result['classifier_accuracy']:.3f}); "
-        f"NLL on {s['nll_images']} binarized test images at k = {s['k']}. Lower is better everywhere.",
+        f"NLL on {s['nll_images']} binarized test images at k = {s['k']}. Lower is better everywhere. "
+        "The whole call's time includes the zoo's evaluation of the test split after each epoch and its "
+        "checkpoints (pythae's pipeline is given no evaluation set); the training steps' time is the "
+        "zoo's epoch time without them (pythae: its whole call).",
         "",
-        "| family | library | s / epoch | test MSE | Frechet distance | NLL |",
-        "|---|---|---:|---:|---:|---:|",
+        "| family | library | s / epoch, whole call | s / epoch, steps | test MSE | Frechet distance | NLL |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         nll = f"{row['nll']:.2f}" if "nll" in row else "-"
         lines.append(
-            f"| {row['family']} | {row['library']} | {row['seconds_per_epoch']:.1f} | {row['test_mse']:.4f} | "
+            f"| {row['family']} | {row['library']} | {row['seconds_per_epoch']:.1f} | "
+            f"{row.get('loop_seconds_per_epoch', row['seconds_per_epoch']):.1f} | {row['test_mse']:.4f} | "
             f"{row['frechet']:.2f} | {nll} |"
         )
     return "\n".join(lines) + "\n"
@@ -154,21 +201,30 @@ def main():
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--nll-images", type=int, default=200)
     parser.add_argument("--k", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--static-binary", action="store_true", help="train and measure on one Bernoulli draw")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a network setting, both sides")
     args = parser.parse_args()
     if not PEER_PYTHON.exists():
         raise SystemExit(f"no pythae environment at {PEER_PYTHON}: see the docstring")
+    out = Path(tempfile.mkdtemp(prefix="pythae-side-"))
+    sets = dict(item.split("=", 1) for item in args.set)
+    data = static_binary(args.subset, out) if args.static_binary else ""
+    opts = {"batch": args.batch, "lr": args.lr, "sets": sets, "data": data}
     splits = load_splits(get_dataset("mnist"), None, args.subset, torch.device("cpu"))
     train_x, test_x = as_float(splits.train), as_float(splits.test)[: args.images]
+    if data:  # measured on the draw both sides trained on
+        test_x = torch.as_tensor(np.load(data)["x_test"][: args.images]).float() / 255
     body, head = classifier(train_x, torch.as_tensor(splits.train_labels).long())
     with torch.no_grad():
         accuracy = float(
             (head(body(test_x)).argmax(1) == torch.as_tensor(splits.test_labels[: args.images])).float().mean()
         )
     rows = []
-    out = Path(tempfile.mkdtemp(prefix="pythae-side-"))
     for family in args.families:
         for library, side in (("zoo", zoo_side), ("pythae", pythae_side)):
-            model, prior, timing = side(family, args.subset, args.epochs, out)
+            model, prior, timing = side(family, args.subset, args.epochs, out, opts)
             rows.append(
                 {
                     "family": family,
@@ -186,8 +242,10 @@ def main():
     settings = {
         "subset": args.subset,
         "epochs": args.epochs,
-        "batch": BATCH,
-        "lr": LR,
+        "batch": args.batch,
+        "lr": args.lr,
+        "static_binary": bool(data),
+        "sets": sets,
         "seed": SEED,
         "images": args.images,
         "nll_images": args.nll_images,
