@@ -186,8 +186,8 @@ def markdown(result: dict) -> str:
     for row in result["rows"]:
         nll = f"{row['nll']:.2f}" if "nll" in row else "-"
         lines.append(
-            f"| {row['family']} | {row['library']} | {row['seconds_per_epoch']:.1f} | "
-            f"{row.get('loop_seconds_per_epoch', row['seconds_per_epoch']):.1f} | {row['test_mse']:.4f} | "
+            f"| {row['family']} | {row['library']} | {row['seconds_per_epoch']:.2f} | "
+            f"{row.get('loop_seconds_per_epoch', row['seconds_per_epoch']):.2f} | {row['test_mse']:.4f} | "
             f"{row['frechet']:.2f} | {nll} |"
         )
     return "\n".join(lines) + "\n"

@@ -14,6 +14,11 @@ class WAEConfig:
     hidden: tuple = (512, 256)  # encoder widths; the decoder mirrors them
     latent: int = 8  # code size, as the paper's MNIST model
     mmd_weight: float = 10.0  # lambda of the MMD penalty, the paper's for MNIST
+    # The reconstruction cost c(x, y): "squared", the paper's |x - y|^2 summed over pixels, or "bce",
+    # the Bernoulli negative log-likelihood. The penalty's weight is relative to it: the BCE of an MNIST
+    # digit is about five times its squared error, so lambda = 10 beside it pulled the codes too
+    # weakly towards the prior (Frechet distance of samples 35.4 against pythae's 21.4).
+    cost: str = "squared"
 
 
 @zoo.hookimpl

@@ -23,7 +23,21 @@ def imq_mmd(z: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     return within - 2 * across
 
 
+COSTS = ("squared", "bce")
+
+
 class WAE(CodedAutoEncoder):
+    def __init__(self, config, data_shape):
+        super().__init__(config, data_shape)
+        if config.cost not in COSTS:
+            raise ValueError(f"cost must be one of {', '.join(COSTS)}, not {config.cost!r}")
+
+    def reconstruction(self, x, z) -> torch.Tensor:
+        """c(x, decode(z)) per image, averaged over the batch, in fp32."""
+        if self.config.cost == "bce":
+            return super().reconstruction(x, z)
+        return (self.decode(z).float() - x.float()).pow(2).flatten(1).sum(1).mean()
+
     def make_prior(self):
         return GaussianPrior(self.latent_dim, fixed=True)
 
