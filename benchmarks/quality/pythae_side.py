@@ -58,6 +58,9 @@ def pythae_model(family: str, network):
     if family == "vae":
         settings = VAEConfig(input_dim=shape, latent_dim=config.latent, reconstruction_loss="bce")
         return VAE(settings, encoder=Encoder(network, True), decoder=Decoder(network))
+    if family == "conv-vae":  # a user's colour images: pythae's default reconstruction loss, the squared error
+        settings = VAEConfig(input_dim=shape, latent_dim=config.latent, reconstruction_loss="mse")
+        return VAE(settings, encoder=Encoder(network, True), decoder=Decoder(network))
     if family == "beta-vae":
         settings = BetaVAEConfig(input_dim=shape, latent_dim=config.latent, beta=config.beta, reconstruction_loss="bce")
         return BetaVAE(settings, encoder=Encoder(network, True), decoder=Decoder(network))
@@ -69,7 +72,7 @@ def pythae_model(family: str, network):
     raise SystemExit(f"no pythae counterpart wired for {family}")
 
 
-def build(family: str, sets: dict):
+def build(family: str, sets: dict, shape: tuple):
     """The family's network from its plugin module in this checkout: this interpreter's installed
     entry points may be another checkout's, without the family."""
     module = importlib.import_module("zoo.plugins." + family.replace("-", "_"))
@@ -78,7 +81,7 @@ def build(family: str, sets: dict):
     from zoo.core.config import make_config
 
     config = make_config(specs[0].config, sets)
-    return specs[0].build(config, tuple(get_dataset("mnist").data_shape))
+    return specs[0].build(config, shape)
 
 
 def main():
@@ -91,7 +94,7 @@ def main():
         train = torch.as_tensor(np.load(data)["x_train"]).float() / 255
     else:
         train = as_float(load_splits(get_dataset("mnist"), None, int(subset), torch.device("cpu")).train)
-    network = build(family, sets)
+    network = build(family, sets, tuple(train.shape[1:]) if data else tuple(get_dataset("mnist").data_shape))
     model = pythae_model(family, network)
     config = BaseTrainerConfig(
         output_dir=tempfile.mkdtemp(prefix="pythae-"),
