@@ -13,7 +13,7 @@ from torch import nn
 
 from zoo.models.base import GaussianPrior
 from zoo.models.layers import mlp
-from zoo.models.variational import VariationalAutoEncoder, gaussian_log_prob, pick, uniform_from_normal
+from zoo.models.variational import VariationalAutoEncoder, pick, uniform_from_normal
 
 
 class VampVAE(VariationalAutoEncoder):
@@ -56,10 +56,19 @@ class VampVAE(VariationalAutoEncoder):
         return self._cached_components[1]
 
     def log_prior(self, z):
-        """log p(z) = logsumexp_k log q(z | u_k) - log K, for z [..., latent]."""
-        mu, logvar = self.cached_prior_components()
-        per_component = gaussian_log_prob(z.unsqueeze(-2), mu, logvar)  # [..., K]
-        return torch.logsumexp(per_component, dim=-1) - math.log(len(mu))
+        """log p(z) = logsumexp_k log q(z | u_k) - log K, for z [..., latent].
+
+        Each log q(z | u_k) expanded as -1/2 (D log 2 pi + sum logvar_k + z^2 / var_k - 2 z mu_k / var_k
+        + mu_k^2 / var_k): two matrix products of z [N, D] with [D, K] instead of an [N, K, D] tensor,
+        which made ``zoo eval --nll`` (1,000 draws an image against 500 components) spend most of its
+        time here. In float64: the three terms nearly cancel where z lies close to a component."""
+        mu, logvar = (t.double() for t in self.cached_prior_components())
+        flat = z.reshape(-1, z.shape[-1]).double()
+        inv_var = torch.exp(-logvar)  # [K, D]
+        quadratic = flat.pow(2) @ inv_var.T - 2 * flat @ (mu * inv_var).T + (mu.pow(2) * inv_var).sum(-1)
+        per_component = -0.5 * (z.shape[-1] * math.log(2 * math.pi) + logvar.sum(-1) + quadratic)  # [N, K]
+        log_p = torch.logsumexp(per_component, dim=-1) - math.log(len(mu))
+        return log_p.reshape(z.shape[:-1]).to(z.dtype)
 
     def log_prior_ratio(self, z, eps, logvar):
         log_q = -0.5 * (math.log(2 * math.pi) + logvar + eps.pow(2)).sum(-1)
