@@ -47,7 +47,7 @@ from zoo.core.registry import get_dataset
 from zoo.data import as_float
 from zoo.data.by_path import DataRequest
 from zoo.data.loading import load_splits
-from zoo.train.loop import train
+from zoo.train.loop import fit_prior, train
 from zoo.train.run_folder import load_run, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def zoo_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tu
         epochs=epochs,
         batch_size=opts["batch"],
         lr=opts["lr"],
-        seed=SEED,
+        seed=opts["seed"],
         sets=sets,
         **data,
     )
@@ -148,7 +148,7 @@ def pythae_side(family: str, subset: int, epochs: int, out: Path, opts: dict) ->
     settings = [
         str(opts["batch"]),
         str(opts["lr"]),
-        str(SEED),
+        str(opts["seed"]),
         str(weights),
         json.dumps(opts["sets"]),
         str(opts["data"]),
@@ -160,6 +160,7 @@ def pythae_side(family: str, subset: int, epochs: int, out: Path, opts: dict) ->
     model = zoo.create_model(family, **opts["sets"])
     model.load_state_dict(load_file(weights))
     prior = model.make_prior()
+    fit_prior(model, prior, opts["train"])  # an ex-post density (rae's mixture) as the zoo's loop fits it
     return model, prior, {"seconds_per_epoch": report["train_seconds"] / epochs}
 
 
@@ -202,6 +203,9 @@ def main():
     parser.add_argument("--nll-images", type=int, default=200)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="both sides' training seed (the measurements keep theirs)"
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--static-binary", action="store_true", help="train and measure on one Bernoulli draw")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a network setting, both sides")
@@ -211,9 +215,10 @@ def main():
     out = Path(tempfile.mkdtemp(prefix="pythae-side-"))
     sets = dict(item.split("=", 1) for item in args.set)
     data = static_binary(args.subset, out) if args.static_binary else ""
-    opts = {"batch": args.batch, "lr": args.lr, "sets": sets, "data": data}
+    opts = {"batch": args.batch, "lr": args.lr, "sets": sets, "data": data, "seed": args.seed}
     splits = load_splits(get_dataset("mnist"), None, args.subset, torch.device("cpu"))
     train_x, test_x = as_float(splits.train), as_float(splits.test)[: args.images]
+    opts["train"] = torch.as_tensor(np.load(data)["x_train"]) if data else splits.train
     if data:  # measured on the draw both sides trained on
         test_x = torch.as_tensor(np.load(data)["x_test"][: args.images]).float() / 255
     body, head = classifier(train_x, torch.as_tensor(splits.train_labels).long())
@@ -246,7 +251,7 @@ def main():
         "lr": args.lr,
         "static_binary": bool(data),
         "sets": sets,
-        "seed": SEED,
+        "seed": args.seed,
         "images": args.images,
         "nll_images": args.nll_images,
         "k": args.k,
