@@ -32,18 +32,20 @@ def test_quick_one_class_run_writes_every_result(tmp_path):
     result = json.loads(result_file.read_text())
     assert result["quick"] and result["machine"]["threads"] >= 1 and result["seconds"] > 0
     (model,) = result["models"]
-    assert model["model"] == "deep-ae" and model["epochs"] == 1 and model["settings"]["batch_size"] == "64"
+    assert model["model"] == "deep-ae" and model["epochs"] == 1
     selection = model["selection"]
-    assert [t["settings"] for t in selection["candidates"]] == [{"latent": "4"}, {"latent": "16"}]
+    assert [t["settings"] for t in selection["candidates"]] == [
+        {"latent": "32"},
+        {"latent": "16"},
+        {"latent": "64"},
+        {"hidden": "256,64"},
+    ]
     assert selection["chosen"] in [t["settings"] for t in selection["candidates"]]
-    assert model["settings"] == {
-        "batch_size": "64",
-        **selection["chosen"],
-    }  # the test protocol runs what selection chose
+    assert model["settings"] == selection["chosen"]  # the test protocol runs what selection chose
     for dataset in ("mnist", "fashion-mnist"):
         per_class = model["datasets"][dataset]["per_class"]
         assert list(per_class) == ["0"] and 0 <= per_class["0"]["auroc"] <= 1
     assert 0 <= model["fashion_to_mnist"]["auroc"] <= 1
     markdown = result_file.with_suffix(".md").read_text()
-    assert "| zoo deep-ae, its own score |" in markdown and "Deep SVDD" in markdown and "latent=4" in markdown
+    assert "| zoo deep-ae, its own score |" in markdown and "Deep SVDD" in markdown and "hidden=256,64" in markdown
     assert result_file.with_suffix(".png").stat().st_size > 10_000
