@@ -36,7 +36,7 @@ def test_the_penalty_pulls_the_codes_towards_the_prior():
         torch.manual_seed(0)
         model = zoo.create_model("wae", data_shape=(1, 6, 6), hidden=(32,), latent=2, mmd_weight=weight)
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        for step in range(300):
+        for _ in range(300):
             loss, _ = model.loss(data[torch.randint(0, len(data), (64,))])
             optimizer.zero_grad()
             loss.backward()
