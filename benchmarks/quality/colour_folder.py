@@ -16,10 +16,7 @@ images (the network's own spread output, which pythae never trains, zeroed): a b
     python -m benchmarks.quality.colour_folder [--epochs 110] [--batch 64] [--lr 1e-3] [--k 100]
 """
 
-import json
 import math
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +28,7 @@ from safetensors.torch import load_file
 import zoo
 from benchmarks.data.tinted_fashion import write_tinted_folder
 from benchmarks.machine import arguments, describe, publish
-from benchmarks.quality.pythae_side_by_side import PEER_PYTHON, ROOT
+from benchmarks.quality.pythae_side_by_side import PEER_PYTHON, pythae_version, run_pythae_side
 from zoo.data import as_float
 from zoo.data.by_path import make_request, open_path
 from zoo.data.splits import place_split
@@ -106,14 +103,7 @@ def pythae_side(train_x: torch.Tensor, out: Path, args) -> tuple:
     data, weights = out / "train.npz", out / "pythae.safetensors"
     np.savez(data, x_train=(train_x * 255).round().to(torch.uint8).numpy())
     sets = {"likelihood": "logistic"}  # the same network, its spread channels unused by pythae
-    command = [str(PEER_PYTHON), "-m", "benchmarks.quality.pythae_side", "conv-vae", "0", str(args.epochs)]
-    command += [str(args.batch), str(args.lr), str(SEED), str(weights), json.dumps(sets), str(data)]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"pythae side failed: {done.stderr.strip().splitlines()[-1:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_pythae_side("conv-vae", 0, args.epochs, args.batch, args.lr, SEED, weights, sets, data)
     model = zoo.create_model("conv-vae", tuple(train_x.shape[1:]), **sets)
     model.load_state_dict(load_file(weights))
     fit_spread(model, train_x)
@@ -160,11 +150,7 @@ def main():
     model, seconds = pythae_side(train_x, out, args)
     rows.append({"library": "pythae", "objective": "squared error (its default)", "seconds": seconds})
     rows[-1].update(measure(model, test_x, args.k))
-    version = subprocess.run(
-        [str(PEER_PYTHON), "-c", "import importlib.metadata as m; print(m.version('pythae'))"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    version = pythae_version()
     settings = {"train": len(train_x), "test": len(test_x), "epochs": args.epochs, "batch": args.batch}
     settings.update({"lr": args.lr, "seed": SEED, "k": args.k})
     result = {"machine": describe(), "pythae_version": version, "settings": settings, "rows": rows}

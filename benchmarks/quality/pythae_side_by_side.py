@@ -141,22 +141,28 @@ def zoo_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tu
     )
 
 
-def pythae_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tuple:
-    weights = out / f"pythae-{family}.safetensors"
+def run_pythae_side(family: str, subset: int, epochs: int, batch, lr, seed, weights: Path, sets: dict, data="") -> dict:
+    """benchmarks.quality.pythae_side in pythae's own interpreter (its arguments, in order); its JSON
+    report. The trained networks' weights are at ``weights``."""
+    command = [PEER_PYTHON, "-m", "benchmarks.quality.pythae_side", family, subset, epochs, batch, lr, seed, weights]
+    command += [json.dumps(sets), data]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [str(PEER_PYTHON), "-m", "benchmarks.quality.pythae_side", family, str(subset), str(epochs)]
-    settings = [
-        str(opts["batch"]),
-        str(opts["lr"]),
-        str(opts["seed"]),
-        str(weights),
-        json.dumps(opts["sets"]),
-        str(opts["data"]),
-    ]
-    done = subprocess.run([*command, *settings], capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"pythae side of {family} failed: {done.stderr.strip().splitlines()[-1:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def pythae_version() -> str:
+    command = [str(PEER_PYTHON), "-c", "import importlib.metadata as m; print(m.version('pythae'))"]
+    return subprocess.run(command, capture_output=True, text=True).stdout.strip()
+
+
+def pythae_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tuple:
+    weights = out / f"pythae-{family}.safetensors"
+    report = run_pythae_side(
+        family, subset, epochs, opts["batch"], opts["lr"], opts["seed"], weights, opts["sets"], opts["data"]
+    )
     model = zoo.create_model(family, **opts["sets"])
     model.load_state_dict(load_file(weights))
     prior = model.make_prior()
@@ -239,11 +245,7 @@ def main():
                 }
             )
             print(json.dumps(rows[-1]), file=sys.stderr)
-    version = subprocess.run(
-        [str(PEER_PYTHON), "-c", "import importlib.metadata as m; print(m.version('pythae'))"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    version = pythae_version()
     settings = {
         "subset": args.subset,
         "epochs": args.epochs,
