@@ -13,7 +13,7 @@ import pytest
 from test_serve_helpers import vae_run
 
 from benchmarks.serving import load_client
-from benchmarks.serving.peers import peer_servers
+from benchmarks.serving.peers import peer_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 TRITON_BACKEND = ROOT / ".triton" / "backends" / "onnxruntime" / "libtriton_onnxruntime.so"
@@ -74,10 +74,10 @@ def test_quick_peers_run_writes_every_result(tmp_path_factory, tmp_path):
 
 
 def test_peers_are_never_installed_when_installing_is_off(tmp_path, monkeypatch):
-    monkeypatch.setattr(peer_servers, "PEERS_DIR", tmp_path)
-    context = peer_servers.Context(tmp_path / "generator.onnx", tmp_path, None, install=False)
+    monkeypatch.setattr(peer_processes, "PEERS_DIR", tmp_path)
+    context = peer_processes.Context(tmp_path / "generator.onnx", tmp_path, None, install=False)
     with pytest.raises(RuntimeError, match="installing is off"):
-        peer_servers.pip_install(context, "kserve", ["kserve==0.21.0"])
+        peer_processes.pip_install(context, "kserve", ["kserve==0.21.0"])
     assert not (tmp_path / "kserve").exists()
 
 

@@ -27,17 +27,16 @@ from pathlib import Path
 from benchmarks import machine
 from benchmarks.serving import load_client
 from benchmarks.serving.harness import cores, make_run, run_client
+from benchmarks.serving.peers.peer_processes import HEALTH, Context
 from benchmarks.serving.peers.peer_servers import (
     CELL_TITLES,
     CELLS,
     FULL,
     GROUPS,
-    HEALTH,
     LABELS,
     MODEL,
     QUICK,
     STARTERS,
-    Context,
     Running,
     tensor_dims,
 )

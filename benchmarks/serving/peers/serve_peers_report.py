@@ -3,10 +3,10 @@ MLServer), the Markdown tables and the plot."""
 
 from pathlib import Path
 
+from benchmarks.serving.peers.peer_processes import HEALTH
 from benchmarks.serving.peers.peer_servers import (
     CELL_TITLES,
     CELLS,
-    HEALTH,
     LABELS,
     PYTHON_SERVER_TARGET,
     TRITON_TARGET,
