@@ -11,15 +11,10 @@ serve_hostile; every function returns one JSON-able record):
 - a model slow enough to overrun (about 0.37 s a call; --max-batch 1 --max-queue 4 --timeout 1.5)
   under 24 clients in a closed loop: the answers, the calls, and how long SIGTERM takes to drain;
 - 200 clients each sending a 1024-row JSON body (16 MB) at once: the answers and the server's RSS;
-- one connection sending `GET /` and then up to 100 MB of URL, or of one header, 64 KiB at a time
-  (--timeout 5), while another client checks health every 10 ms: the answer, how long it took,
-  the health checks' latency and the server's RSS;
-- 200 clients, 30 ms apart, each asking vae-decoder for 1,024 rows (an 8 MB JSON answer) and never
-  reading it (--max-memory-mb 128 --timeout 20): the server's RSS, and what a new request gets;
-- a body that stops after 4 bytes (--timeout 2): the status.
+- a body that stops after 4 bytes (--timeout 2): the status;
+- the attempts on its bounds, in serve_hostile_bounds (an endless head, answers never read).
 """
 
-import itertools
 import json
 import os
 import socket
@@ -34,30 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.serving.serve_hostile_bounds import bounds, infer_body, read_head
+
 TIMEOUT = 2.0
 
 
-def _infer_body(name: str, rows: np.ndarray, **extra) -> bytes:
-    return json.dumps(
-        {
-            "inputs": [{"name": name, "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}],
-            **extra,
-        }
-    ).encode()
-
-
-def _head(sock) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def surrogate_id(server) -> dict:
-    body = _infer_body("z", np.zeros((1, 20), np.float32)).replace(b'{"inputs"', b'{"id": "\\ud800", "inputs"')
+    body = infer_body("z", np.zeros((1, 20), np.float32)).replace(b'{"inputs"', b'{"id": "\\ud800", "inputs"')
     response = server.client.post("/v2/models/vae-decoder/infer", content=body)
     return {"status": response.status_code, "answer": response.text[:160]}
 
@@ -66,7 +44,7 @@ def trickle_after_413(server) -> dict:
     """Seconds from the 413 until the server has closed the connection (a send fails)."""
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
-        head = _head(sock)
+        head = read_head(sock)
         started = time.monotonic()
         while time.monotonic() - started < 20:
             try:
@@ -83,7 +61,7 @@ def trickle_after_413(server) -> dict:
 
 def never_reading_clients(server) -> dict:
     """Four clients fill --max-connections 4 with requests whose answers they never read."""
-    body = _infer_body("z", np.zeros((1024, 20), np.float32))
+    body = infer_body("z", np.zeros((1024, 20), np.float32))
     request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
         len(body),
         body,
@@ -101,7 +79,7 @@ def never_reading_clients(server) -> dict:
         while time.monotonic() - started < 20:
             with socket.create_connection((server.host, server.port), timeout=10) as probe:
                 probe.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                status = int(_head(probe).split()[1])
+                status = int(read_head(probe).split()[1])
             first = first or status
             if status == 200:
                 break
@@ -113,7 +91,7 @@ def never_reading_clients(server) -> dict:
 
 
 def urllib_large_body(server, tries: int = 3) -> dict:
-    body = _infer_body("z", np.zeros((1, 20), np.float32)).replace(b"[0.0", b"[" + b"0.1, " * 2_000_000 + b"0.0")
+    body = infer_body("z", np.zeros((1, 20), np.float32)).replace(b"[0.0", b"[" + b"0.1, " * 2_000_000 + b"0.0")
     seen = []
     for _ in range(tries):
         request = urllib.request.Request(f"{server.url}/v2/models/vae-decoder/infer", data=body, method="POST")
@@ -206,7 +184,7 @@ def _metric(text: str, name: str) -> float:
 def many_large_bodies(server, clients: int) -> dict:
     """``clients`` threads each send a 1024-row JSON body to the encoder at once: the memory budget
     admits what fits and refuses the rest at once."""
-    body = _infer_body("x", np.random.default_rng(0).random((1024, 1, 28, 28), dtype=np.float32))
+    body = infer_body("x", np.random.default_rng(0).random((1024, 1, 28, 28), dtype=np.float32))
     head = b"POST /v2/models/vae-encoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
     statuses, lock, rss = [], threading.Lock(), [server.rss_mb()]
     start = threading.Barrier(clients + 1)
@@ -217,7 +195,7 @@ def many_large_bodies(server, clients: int) -> dict:
             with socket.create_connection((server.host, server.port), timeout=120) as sock:
                 start.wait()
                 sock.sendall(head % len(body) + body)
-                status = _head(sock).split()[1].decode()
+                status = read_head(sock).split()[1].decode()
         except (OSError, IndexError) as exc:
             status = type(exc).__name__
         with lock:
@@ -244,151 +222,12 @@ def many_large_bodies(server, clients: int) -> dict:
     }
 
 
-class HealthProbe(threading.Thread):
-    """A client checking /v2/health/live every 10 ms on a keep-alive connection: its latencies."""
-
-    def __init__(self, server):
-        super().__init__(daemon=True)
-        self.server, self.latencies, self.done = server, [], threading.Event()
-
-    def run(self) -> None:
-        with socket.create_connection((self.server.host, self.server.port), timeout=30) as sock:
-            while not self.done.is_set():
-                started = time.perf_counter()
-                sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-                _head(sock)
-                self.latencies.append((time.perf_counter() - started) * 1000)
-                time.sleep(0.01)
-
-    def stop(self) -> dict:
-        self.done.set()
-        self.join()
-        ordered = sorted(self.latencies)
-        return {
-            "health_checks": len(ordered),
-            "health_ms_median": round(ordered[len(ordered) // 2], 2),
-            "health_ms_max": round(ordered[-1], 2),
-        }
-
-
-def endless_head(server_factory, run: Path, kind: str, megabytes: int) -> dict:
-    """``GET /`` then ``megabytes`` of URL (or ``GET / HTTP/1.1``, a header name, then that much of
-    its value), 64 KiB at a time, looking for an answer between pieces."""
-    server = server_factory(run, "--timeout", 5)
-    try:
-        probe = HealthProbe(server)
-        probe.start()
-        time.sleep(0.3)
-        before, peak, sent, answer = server.rss_mb(), 0.0, 0, b""
-        piece = b"a" * 65536
-        with socket.create_connection((server.host, server.port), timeout=10) as sock:
-            started = time.monotonic()
-            sock.sendall(b"GET /" if kind == "url" else b"GET / HTTP/1.1\r\nX-Long: ")
-            sock.setblocking(False)
-            for tries in itertools.count():
-                if sent >= megabytes * 2**20 or b"\r\n" in answer:
-                    break
-                try:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break  # closed
-                    answer += chunk
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    break  # reset
-                try:
-                    sent += sock.send(piece)
-                except BlockingIOError:
-                    time.sleep(0.001)
-                except OSError:
-                    break
-                if tries % 64 == 0:
-                    peak = max(peak, server.rss_mb())
-            seconds = time.monotonic() - started
-        time.sleep(1)
-        first_line = answer.split(b"\r\n")[0].decode("latin-1") or "no answer"
-        return {
-            "kind": kind,
-            "mb_planned": megabytes,
-            "first_line": first_line,
-            "seconds": round(seconds, 3),
-            "mb_sent": round(sent / 2**20, 1),
-            **probe.stop(),
-            "rss_mb_before": round(before, 1),
-            "rss_mb_peak": round(max(peak, before), 1),
-            "rss_mb_after": round(server.rss_mb(), 1),
-        }
-    finally:
-        server.stop()
-
-
-def unread_answers(server_factory, run: Path, clients: int) -> dict:
-    """``clients`` connections, 30 ms apart, each asking for a 1024-row JSON answer (about 8 MB) and
-    never reading it; then a new request of the same kind, and the RSS once they have all gone."""
-    server = server_factory(run, "--max-memory-mb", 128, "--timeout", 20)
-    body = _infer_body("z", np.zeros((1024, 20), np.float32))
-    request = b"POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    socks, rss = [], [server.rss_mb()]
-    try:
-        for _ in range(clients):
-            sock = socket.create_connection((server.host, server.port), timeout=10)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(request)
-            socks.append(sock)
-            rss.append(server.rss_mb())
-            time.sleep(0.03)
-        for _ in range(40):  # the answers being computed and sent
-            rss.append(server.rss_mb())
-            time.sleep(0.05)
-        started = time.monotonic()
-        late = server.client.post("/v2/models/vae-decoder/infer", content=body)
-        late_s = time.monotonic() - started
-        statuses = []
-        for sock in socks:  # the status line each has received, peeked: nothing is read
-            sock.setblocking(False)
-            try:
-                statuses.append(sock.recv(12, socket.MSG_PEEK)[9:12].decode() or "closed")
-            except BlockingIOError:
-                statuses.append("none yet")
-            except OSError as exc:
-                statuses.append(type(exc).__name__)
-    finally:
-        for sock in socks:
-            sock.close()
-    time.sleep(2)
-    after = server.rss_mb()
-    again = server.client.post("/v2/models/vae-decoder/infer", content=body).status_code
-    server.stop()
-    return {
-        "clients": clients,
-        "answer_mb": 8,
-        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
-        "late_request": late.status_code,
-        "late_request_s": round(late_s, 3),
-        "rss_mb_before": round(rss[0], 1),
-        "rss_mb_peak": round(max(rss), 1),
-        "rss_mb_after": round(after, 1),
-        "after_they_left": again,
-    }
-
-
 def stalled_body(server) -> dict:
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(b'POST /v2/models/vae-decoder/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"in')
         started = time.monotonic()
-        head = _head(sock)
+        head = read_head(sock)
         return {"status": int(head.split()[1]), "seconds": round(time.monotonic() - started, 2)}
-
-
-def bounds(server_factory, run: Path, quick: bool) -> dict:
-    """The head, the unread answers and the stalled body (serve_hostile's second table)."""
-    megabytes = 16 if quick else 100
-    return {
-        "endless_url": endless_head(server_factory, run, "url", megabytes),
-        "endless_header": endless_head(server_factory, run, "header", megabytes),
-        "unread_answers": unread_answers(server_factory, run, 20 if quick else 200),
-    }
 
 
 def all_holes(server_factory, run: Path, quick: bool) -> dict:
