@@ -5,6 +5,7 @@ import os
 import click
 
 from zoo.core.command_errors import fail, one_line_errors, run_command  # noqa: F401 (run_command: the API)
+from zoo.core.command_options import data_dir_option, json_option
 from zoo.core.command_output import emit_json, table
 from zoo.core.errors import ZooError, ZooUsageError
 from zoo.evaluate.commands import eval_cmd, score_cmd
@@ -93,7 +94,7 @@ def list_cmd(pattern, as_json):
 @click.argument("name")
 @click.option("--dataset", help="Data shape from this dataset instead of the model's default.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def info(name, dataset, sets, as_json):
     """Config defaults, shapes and parameter count of model NAME.
 
@@ -133,7 +134,7 @@ def info(name, dataset, sets, as_json):
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def plugins(as_json):
     """Loaded plugins, what each registers, and any that failed."""
     from dataclasses import asdict
@@ -159,7 +160,7 @@ def plugins(as_json):
 
 @cli.command()
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Look only in this folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def datasets(data_dir, as_json):
     """Registered datasets and where each was found (or why not)."""
     from zoo.core.registry import current
@@ -200,11 +201,7 @@ def main():
 @cli.command()
 @click.argument("name", required=False)
 @click.option("--dataset", help="Train on this dataset instead of the model's default.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
-)
+@data_dir_option
 @click.option(
     "--data",
     type=click.Path(),

@@ -4,6 +4,7 @@ torch-free); the work loads when a command runs."""
 
 import click
 
+from zoo.core.command_options import cpu_device_option, data_dir_option, json_option
 from zoo.core.command_output import emit_json, table
 
 
@@ -14,12 +15,8 @@ from zoo.core.command_output import emit_json, table
     type=click.Path(),
     help="Evaluate on this folder or array file instead of the run's own data, prepared the same way.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
-)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@data_dir_option
+@cpu_device_option
 @click.option(
     "--nll",
     is_flag=True,
@@ -36,7 +33,7 @@ from zoo.core.command_output import emit_json, table
 @click.option(
     "--nll-images", type=click.IntRange(min=0), default=0, help="--nll on the first N test images only (0: all)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     """Test-split metrics of the run folder RUN (mse, bce, and each model's own), or with --nll the
     importance-weighted NLL in nats per image (Burda et al.'s protocol: binarized test split, k=5000)."""
@@ -83,11 +80,7 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     help="Score every file of this folder (or every row of this array file), prepared as the run's data was.",
 )
 @click.option("--dataset", help="Score this registered dataset instead of the run's own data.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the dataset's IDX files (or its NAME/ subfolder); the only place looked.",
-)
+@data_dir_option
 @click.option(
     "--split",
     type=click.Choice(["test", "train"]),
@@ -108,8 +101,8 @@ def eval_cmd(run, data, data_dir, device, nll, iw_samples, nll_images, as_json):
     metavar="LABEL",
     help="A label that counts as normal (repeat for several): prints the AUROC and average precision.",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@cpu_device_option
+@json_option
 def score_cmd(run, data, dataset, data_dir, split, top, out, normal, device, as_json):
     """Anomaly scores of every file of --data PATH (every row of an array), or of a split of the run's
     own data: the model's own score (reconstruction error, or a VAE's negative ELBO at the posterior
