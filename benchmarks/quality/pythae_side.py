@@ -4,15 +4,21 @@ zoo's own encoder and decoder networks (pythae takes custom networks), on the sa
 learning rate, seed and epochs. Writes the trained networks' weights (safetensors) and prints one
 JSON line: the wall seconds of pythae's training call and the epochs.
 
-    python -m benchmarks.quality.pythae_side FAMILY SUBSET EPOCHS BATCH LR SEED OUT [SETS_JSON [DATA_NPZ]]
+    python -m benchmarks.quality.pythae_side FAMILY SUBSET EPOCHS BATCH LR SEED OUT \
+        [--sets JSON] [--data NPZ] [--samples N] [--own-networks]
 
-SETS_JSON: the zoo network's settings ({"hidden": "512"}); DATA_NPZ: train on its x_train (uint8)
-instead of MNIST's first SUBSET images.
+--sets: the zoo network's settings ({"hidden": "512"}); --data: train on its x_train (uint8) instead
+of MNIST's first SUBSET images. For vq-vae, whose sampler is a second model (pythae's
+PixelCNNSampler, fitted on the codes for as many epochs), --samples N images drawn from it are
+written beside OUT (``OUT.outputs.safetensors``): the zoo network cannot draw from pythae's
+PixelCNN. --own-networks trains pythae's own MNIST networks for the family instead of the zoo's
+(vq-vae: its ResNets, a 4 x 4 grid of 16-d codes), and writes their reconstructions of the first N
+test images there too, since no zoo network can hold them.
 """
 
+import argparse
 import importlib
 import json
-import sys
 import tempfile
 import time
 
@@ -22,6 +28,7 @@ from pythae.models import (
     RAE_L2,
     VAE,
     VAMP,
+    VQVAE,
     WAE_MMD,
     Adversarial_AE,
     Adversarial_AE_Config,
@@ -30,11 +37,14 @@ from pythae.models import (
     RAE_L2_Config,
     VAEConfig,
     VAMPConfig,
+    VQVAEConfig,
     WAE_MMD_Config,
 )
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseDiscriminator, BaseEncoder
+from pythae.models.nn.benchmarks.mnist.resnets import Decoder_ResNet_VQVAE_MNIST, Encoder_ResNet_VQVAE_MNIST
 from pythae.pipelines import TrainingPipeline
+from pythae.samplers import PixelCNNSampler
 from pythae.trainers import AdversarialTrainerConfig, BaseTrainerConfig, CoupledOptimizerTrainerConfig
 from safetensors.torch import save_file
 
@@ -70,6 +80,17 @@ class Encoder(BaseEncoder):
             return ModelOutput(embedding=mu, log_covariance=logvar)
         z = self.network.encode(x)
         return ModelOutput(embedding=z, log_covariance=torch.zeros_like(z))  # a deterministic posterior
+
+
+class GridEncoder(BaseEncoder):
+    """A convolutional encoder's grid before quantization [B, D, h, w], as pythae's VQVAE wants it."""
+
+    def __init__(self, network):
+        super().__init__()
+        own_parts(self, network, ("encoder",))
+
+    def forward(self, x):
+        return ModelOutput(embedding=self.network.encoder(x))
 
 
 class Decoder(BaseDecoder):
@@ -131,6 +152,16 @@ def pythae_model(family: str, network):
         return Adversarial_AE(
             settings, encoder=Encoder(network, False), decoder=Decoder(network), discriminator=Discriminator(network)
         )
+    if family == "vq-vae":  # the EMA codebook, as the zoo's; pythae's VQVAE reconstructs with the squared error
+        settings = VQVAEConfig(
+            input_dim=shape,
+            latent_dim=config.embedding_dim,
+            commitment_loss_factor=config.commitment,
+            num_embeddings=config.codebook_size,
+            use_ema=True,
+            decay=config.ema_decay,
+        )
+        return VQVAE(settings, encoder=GridEncoder(network), decoder=Decoder(network))
     raise SystemExit(f"no pythae counterpart wired for {family}")
 
 
@@ -162,6 +193,36 @@ def pseudo_inputs_back(model, network) -> None:
         )
 
 
+def own_vq_model(network):
+    """pythae's VQVAE around its own MNIST ResNets (a 4 x 4 grid of 16-d codes), with the zoo
+    network's codebook size, commitment and EMA decay."""
+    config = network.config
+    settings = VQVAEConfig(
+        input_dim=tuple(network.data_shape),
+        latent_dim=16,
+        commitment_loss_factor=config.commitment,
+        num_embeddings=config.codebook_size,
+        use_ema=True,
+        decay=config.ema_decay,
+    )
+    return VQVAE(settings, encoder=Encoder_ResNet_VQVAE_MNIST(settings), decoder=Decoder_ResNet_VQVAE_MNIST(settings))
+
+
+def pixelcnn_samples(model, train, common: dict, lr: float, count: int):
+    """pythae's own second stage for its VQVAE: a PixelCNNSampler (its default network) fitted on
+    the training codes with the trainer settings of the first stage, then ``count`` images drawn."""
+    sampler = PixelCNNSampler(model)
+    sampler.fit(train, training_config=BaseTrainerConfig(**common, learning_rate=lr))
+    # pythae 0.1.2's sampler looks the drawn codes up by calling quantizer.embeddings, a plain tensor
+    # under the EMA quantizer (only the other quantizer's is an nn.Embedding): wrap it to draw.
+    codebook = model.quantizer.embeddings
+    del model.quantizer.embeddings
+    model.quantizer.embeddings = torch.nn.Embedding.from_pretrained(codebook)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return sampler.sample(num_samples=count, batch_size=500)
+
+
 def build(family: str, sets: dict, shape: tuple):
     """The family's network from its plugin module in this checkout: this interpreter's installed
     entry points may be another checkout's, without the family."""
@@ -174,33 +235,64 @@ def build(family: str, sets: dict, shape: tuple):
     return specs[0].build(config, shape)
 
 
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, kind in (("family", str), ("subset", int), ("epochs", int), ("batch", int), ("lr", float)):
+        parser.add_argument(name, type=kind)
+    parser.add_argument("seed", type=int)
+    parser.add_argument("out")
+    parser.add_argument("--sets", type=json.loads, default={})
+    parser.add_argument("--data", default="")
+    parser.add_argument("--samples", type=int, default=0)
+    parser.add_argument("--own-networks", action="store_true")
+    return parser.parse_args()
+
+
 def main():
-    family, subset, epochs, batch, lr, seed, out = sys.argv[1:8]
-    sets = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}
-    data = sys.argv[9] if len(sys.argv) > 9 else ""
+    args = parse_arguments()
+    family, out = args.family, args.out
     torch.set_num_threads(torch.get_num_threads())
-    torch.manual_seed(int(seed))
-    if data:
-        train = torch.as_tensor(np.load(data)["x_train"]).float() / 255
+    torch.manual_seed(args.seed)
+    mnist = lambda: load_splits(get_dataset("mnist"), None, args.subset, torch.device("cpu"))  # noqa: E731
+    if args.data:  # another dataset (the colour folder): MNIST is not read
+        train = torch.as_tensor(np.load(args.data)["x_train"]).float() / 255
     else:
-        train = as_float(load_splits(get_dataset("mnist"), None, int(subset), torch.device("cpu")).train)
-    network = build(family, sets, tuple(train.shape[1:]) if data else tuple(get_dataset("mnist").data_shape))
-    model = pythae_model(family, network)
+        train = as_float(mnist().train)
+    network = build(family, args.sets, tuple(train.shape[1:]) if args.data else tuple(get_dataset("mnist").data_shape))
+    if args.own_networks and family != "vq-vae":
+        raise SystemExit(f"pythae's own networks are wired for vq-vae only, not {family}")
+    model = own_vq_model(network) if args.own_networks else pythae_model(family, network)
     common = {
         "output_dir": tempfile.mkdtemp(prefix="pythae-"),
-        "num_epochs": int(epochs),
-        "per_device_train_batch_size": int(batch),
-        "seed": int(seed),
+        "num_epochs": args.epochs,
+        "per_device_train_batch_size": args.batch,
+        "seed": args.seed,
         "no_cuda": True,
     }
-    config = trainer_config(family, network, common, float(lr))
+    config = trainer_config(family, network, common, args.lr)
     start = time.perf_counter()
     TrainingPipeline(training_config=config, model=model)(train_data=train, eval_data=None)
     seconds = time.perf_counter() - start
     if family == "vamp":
         pseudo_inputs_back(model, network)
+    outputs, measured = {}, {}
+    if args.own_networks:  # measured before the sampler, which swaps the quantizer's codebook for its draw
+        model.eval()
+        with torch.no_grad():
+            answer = model({"data": as_float(mnist().test)[: args.samples]})
+        outputs["recon"] = answer.recon_x
+        measured["codes_used"] = int(answer.quantized_indices.unique().numel())
+    if family == "vq-vae":
+        if not args.own_networks:  # the trained codebook, for the zoo network's reconstructions
+            with torch.no_grad():
+                network.codebook.copy_(model.quantizer.embeddings)
+        outputs["samples"] = pixelcnn_samples(model, train, common, args.lr, args.samples)
+        seconds = time.perf_counter() - start  # both stages, as the zoo's run times both
+    report = {"family": family, "train_seconds": seconds, "epochs": args.epochs, "samples": len(train), **measured}
+    if outputs:
+        save_file({k: v.contiguous() for k, v in outputs.items()}, out + ".outputs.safetensors")
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, out)
-    print(json.dumps({"family": family, "train_seconds": seconds, "epochs": int(epochs), "samples": len(train)}))
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ objective and loop; the trained networks are then measured by the same code:
 - for a family with a likelihood, the NLL at k importance samples on binarized test images, by the
   zoo's importance weights applied to both sides' networks.
 
+vq-vae's sampler is a second model: the zoo trains its PixelCNN prior as the run's second stage, and
+pythae fits its own PixelCNNSampler on its VQVAE's codes for as many epochs; each side's samples are
+drawn from its own prior. ``--seed 0 1 2`` repeats every run with each seed and reports mean ± sd.
+
 With ``--static-binary`` both sides train on one seeded Bernoulli draw of the MNIST images (the
 training subset and the test split, written once as an .npz that the zoo opens with ``--data``), the
 statically binarized MNIST of the likelihood literature, and the NLL is measured on that draw's test
@@ -20,7 +24,7 @@ pythae runs in its own virtual environment (default .peers/pythae; see docs/benc
 
     python -m benchmarks.quality.pythae_side_by_side [--families beta-vae wae] [--subset 10000]
         [--epochs 1] [--batch 100] [--lr 1e-3] [--images 2000] [--nll-images 200] [--k 1000]
-        [--static-binary] [--set hidden=512]
+        [--seed 0 1 2] [--static-binary] [--set hidden=512]
 
 The VAE of issue 28's comparison (784-512-20, batch 128, lr 1e-3, 10 epochs, static binarization):
 
@@ -84,15 +88,26 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def measure(model, prior, test_x, features, nll_images: int, k: int) -> dict:
-    model.eval()
+def measure(model, prior, test_x, features, nll_images: int, k: int, outputs: dict) -> dict:
+    """The same measures of either side's trained network (a zoo network, or None for pythae's own
+    networks); ``outputs`` holds what came from outside it: ``samples`` of a sampler that is a
+    second model (pythae's PixelCNN for its VQVAE), ``recon`` of networks no zoo model can hold."""
     x = test_x
-    mse = float((model.reconstruct(x) - x).pow(2).mean())
-    generator = torch.Generator().manual_seed(SEED)
-    eps = torch.randn(len(x), model.noise_dim(prior), generator=generator)
-    samples = model.generate(eps, prior)
-    result = {"test_mse": mse, "frechet": frechet(features(x).numpy(), features(samples).numpy())}
-    if model.has_likelihood and nll_images:
+    if model is not None:
+        model.eval()
+    recon = outputs["recon"] if "recon" in outputs else model.reconstruct(x)
+    samples = outputs.get("samples")
+    if samples is None:
+        generator = torch.Generator().manual_seed(SEED)
+        eps = torch.randn(len(x), model.noise_dim(prior), generator=generator)
+        samples = model.generate(eps, prior)
+    result = {
+        "test_mse": float((recon - x).pow(2).mean()),
+        "frechet": frechet(features(x).numpy(), features(samples).numpy()),
+    }
+    if model is not None and hasattr(model, "indices"):  # a codebook's entries in use: 1 is a collapse
+        result["codes_used"] = int(model.indices(model.encoder(x)).unique().numel())
+    if model is not None and model.has_likelihood and nll_images:
         torch.manual_seed(SEED)
         binary = torch.bernoulli(x[:nll_images], generator=torch.Generator().manual_seed(SEED))
         nll = [
@@ -134,18 +149,19 @@ def zoo_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tu
     seconds = time.perf_counter() - start
     loop_seconds = sum(r["epoch_seconds"] for r in read_metrics(run))
     loaded = load_run(run)
-    return (
-        loaded.model,
-        loaded.prior,
-        {"seconds_per_epoch": seconds / epochs, "loop_seconds_per_epoch": loop_seconds / epochs},
-    )
+    timing = {"seconds_per_epoch": seconds / epochs, "loop_seconds_per_epoch": loop_seconds / epochs}
+    return loaded.model, loaded.prior, timing, {}
 
 
-def run_pythae_side(family: str, subset: int, epochs: int, batch, lr, seed, weights: Path, sets: dict, data="") -> dict:
-    """benchmarks.quality.pythae_side in pythae's own interpreter (its arguments, in order); its JSON
-    report. The trained networks' weights are at ``weights``."""
+def run_pythae_side(
+    family: str, subset: int, epochs: int, batch, lr, seed, weights: Path, sets: dict, data="", samples=0, own=False
+) -> dict:
+    """benchmarks.quality.pythae_side in pythae's own interpreter (see its docstring); its JSON
+    report. The trained networks' weights are at ``weights``, and beside them a sampler's
+    ``samples`` images for the families whose sampler is a second model (and, with ``own``,
+    the reconstructions of pythae's own networks)."""
     command = [PEER_PYTHON, "-m", "benchmarks.quality.pythae_side", family, subset, epochs, batch, lr, seed, weights]
-    command += [json.dumps(sets), data]
+    command += ["--sets", json.dumps(sets), "--data", data, "--samples", samples] + (["--own-networks"] if own else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
@@ -158,44 +174,82 @@ def pythae_version() -> str:
     return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
 
-def pythae_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tuple:
-    weights = out / f"pythae-{family}.safetensors"
+def pythae_side(family: str, subset: int, epochs: int, out: Path, opts: dict, own: bool = False) -> tuple:
+    weights = out / f"pythae-{family}{'-own' if own else ''}.safetensors"
     report = run_pythae_side(
-        family, subset, epochs, opts["batch"], opts["lr"], opts["seed"], weights, opts["sets"], opts["data"]
+        family,
+        subset,
+        epochs,
+        opts["batch"],
+        opts["lr"],
+        opts["seed"],
+        weights,
+        opts["sets"],
+        opts["data"],
+        opts["images"],
+        own,
     )
+    drawn = Path(f"{weights}.outputs.safetensors")
+    outputs = load_file(drawn) if drawn.exists() else {}
+    timing = {"seconds_per_epoch": report["train_seconds"] / epochs}
+    if own:  # no zoo network holds pythae's: what it measured of them
+        return None, None, {**timing, **{k: report[k] for k in ("codes_used",) if k in report}}, outputs
     model = zoo.create_model(family, **opts["sets"])
     model.load_state_dict(load_file(weights))
     prior = model.make_prior()
     fit_prior(model, prior, opts["train"])  # an ex-post density (rae's mixture) as the zoo's loop fits it
-    return model, prior, {"seconds_per_epoch": report["train_seconds"] / epochs}
+    return model, prior, timing, outputs
+
+
+def pythae_own_side(family: str, subset: int, epochs: int, out: Path, opts: dict) -> tuple:
+    """pythae's model of the family around its own MNIST networks (vq-vae only)."""
+    return pythae_side(family, subset, epochs, out, opts, own=True)
+
+
+def spread(values: list) -> str:
+    """``mean`` of one value, ``mean ± sd`` of several (sample standard deviation)."""
+    mean = float(np.mean(values))
+    return f"{mean:.4g}" if len(values) == 1 else f"{mean:.4g} ± {float(np.std(values, ddof=1)):.2g}"
 
 
 def markdown(result: dict) -> str:
     s = result["settings"]
+    seeds = s.get("seeds", [s.get("seed", SEED)])
     lines = [
         f"# The zoo's families beside pythae {result['pythae_version']} ({result['machine']['cpu']})",
         "",
         f"MNIST, the first {s['subset']:,} training images"
         + (", statically binarized (one seeded draw of train and test)" if s.get("static_binary") else "")
-        + f", {s['epochs']} epoch(s), batch {s['batch']}, constant lr {s['lr']:g}, seed {s['seed']}; "
-        f"the same zoo networks on both sides{''.join(f', {k}={v}' for k, v in s.get('sets', {}).items())}. "
+        + f", {s['epochs']} epoch(s), batch {s['batch']}, constant lr {s['lr']:g}, "
+        + (f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (mean ± sd)")
+        + f"; the same zoo networks on both sides{''.join(f', {k}={v}' for k, v in s.get('sets', {}).items())}. "
         "Test MSE and the "
         f"Frechet distance on {s['images']:,} test images (classifier test accuracy "
         f"{result['classifier_accuracy']:.3f}); "
         f"NLL on {s['nll_images']} binarized test images at k = {s['k']}. Lower is better everywhere. "
         "The whole call's time includes the zoo's evaluation of the test split after each epoch and its "
         "checkpoints (pythae's pipeline is given no evaluation set); the training steps' time is the "
-        "zoo's epoch time without them (pythae: its whole call).",
+        "zoo's epoch time without them (pythae: its whole call). vq-vae's times cover both stages, the "
+        "PixelCNN prior's epochs too, and pythae's samples come from its own PixelCNNSampler (10 masked "
+        "layers) fitted for as many epochs; codes used: the codebook entries the test images use, per seed "
+        "(1 is a collapsed codebook); pythae's own networks: its MNIST ResNets (a 4 x 4 grid of 16-d codes).",
         "",
-        "| family | library | s / epoch, whole call | s / epoch, steps | test MSE | Frechet distance | NLL |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| family | library | s / epoch, whole call | s / epoch, steps | test MSE | Frechet distance | NLL "
+        "| codes used |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    groups = {}
     for row in result["rows"]:
-        nll = f"{row['nll']:.2f}" if "nll" in row else "-"
+        groups.setdefault((row["family"], row["library"]), []).append(row)
+    for (family, library), rows in groups.items():
+        keys = ("seconds_per_epoch", "test_mse", "frechet", "nll", "codes_used")
+        column = {key: [row.get(key) for row in rows] for key in keys}
+        steps = [row.get("loop_seconds_per_epoch", row["seconds_per_epoch"]) for row in rows]
+        nll = spread(column["nll"]) if "nll" in rows[0] else "-"
+        codes = " / ".join(map(str, column["codes_used"])) if "codes_used" in rows[0] else "-"
         lines.append(
-            f"| {row['family']} | {row['library']} | {row['seconds_per_epoch']:.2f} | "
-            f"{row.get('loop_seconds_per_epoch', row['seconds_per_epoch']):.2f} | {row['test_mse']:.4f} | "
-            f"{row['frechet']:.2f} | {nll} |"
+            f"| {family} | {library} | {np.mean(column['seconds_per_epoch']):.2f} | {np.mean(steps):.2f} | "
+            f"{spread(column['test_mse'])} | {spread(column['frechet'])} | {nll} | {codes} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -210,10 +264,19 @@ def main():
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument(
-        "--seed", type=int, default=SEED, help="both sides' training seed (the measurements keep theirs)"
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[SEED],
+        help="both sides' training seeds, one run each (the measurements keep theirs)",
     )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--static-binary", action="store_true", help="train and measure on one Bernoulli draw")
+    parser.add_argument(
+        "--pythae-own-networks",
+        action="store_true",
+        help="also train vq-vae's pythae model around pythae's own MNIST ResNets (a row of its own)",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a network setting, both sides")
     args = parser.parse_args()
     if not PEER_PYTHON.exists():
@@ -221,7 +284,7 @@ def main():
     out = Path(tempfile.mkdtemp(prefix="pythae-side-"))
     sets = dict(item.split("=", 1) for item in args.set)
     data = static_binary(args.subset, out) if args.static_binary else ""
-    opts = {"batch": args.batch, "lr": args.lr, "sets": sets, "data": data, "seed": args.seed}
+    opts = {"batch": args.batch, "lr": args.lr, "sets": sets, "data": data, "images": args.images}
     splits = load_splits(get_dataset("mnist"), None, args.subset, torch.device("cpu"))
     train_x, test_x = as_float(splits.train), as_float(splits.test)[: args.images]
     opts["train"] = torch.as_tensor(np.load(data)["x_train"]) if data else splits.train
@@ -234,17 +297,24 @@ def main():
         )
     rows = []
     for family in args.families:
-        for library, side in (("zoo", zoo_side), ("pythae", pythae_side)):
-            model, prior, timing = side(family, args.subset, args.epochs, out, opts)
-            rows.append(
-                {
-                    "family": family,
-                    "library": library,
-                    **timing,
-                    **measure(model, prior, test_x, body, args.nll_images, args.k),
-                }
-            )
-            print(json.dumps(rows[-1]), file=sys.stderr)
+        for seed in args.seed:
+            sides = [("zoo", zoo_side), ("pythae", pythae_side)]
+            if args.pythae_own_networks and family == "vq-vae":
+                sides.append(("pythae, its own networks", pythae_own_side))
+            for library, side in sides:
+                folder = out / f"seed-{seed}"
+                folder.mkdir(exist_ok=True)
+                model, prior, timing, outputs = side(family, args.subset, args.epochs, folder, {**opts, "seed": seed})
+                rows.append(
+                    {
+                        "family": family,
+                        "library": library,
+                        "seed": seed,
+                        **timing,
+                        **measure(model, prior, test_x, body, args.nll_images, args.k, outputs),
+                    }
+                )
+                print(json.dumps(rows[-1]), file=sys.stderr)
     version = pythae_version()
     settings = {
         "subset": args.subset,
@@ -253,7 +323,7 @@ def main():
         "lr": args.lr,
         "static_binary": bool(data),
         "sets": sets,
-        "seed": args.seed,
+        "seeds": args.seed,
         "images": args.images,
         "nll_images": args.nll_images,
         "k": args.k,
