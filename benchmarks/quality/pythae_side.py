@@ -152,15 +152,8 @@ def pythae_model(family: str, network):
         return Adversarial_AE(
             settings, encoder=Encoder(network, False), decoder=Decoder(network), discriminator=Discriminator(network)
         )
-    if family == "vq-vae":  # the EMA codebook, as the zoo's; pythae's VQVAE reconstructs with the squared error
-        settings = VQVAEConfig(
-            input_dim=shape,
-            latent_dim=config.embedding_dim,
-            commitment_loss_factor=config.commitment,
-            num_embeddings=config.codebook_size,
-            use_ema=True,
-            decay=config.ema_decay,
-        )
+    if family == "vq-vae":  # pythae's VQVAE reconstructs with the squared error
+        settings = vq_settings(network, config.embedding_dim)
         return VQVAE(settings, encoder=GridEncoder(network), decoder=Decoder(network))
     raise SystemExit(f"no pythae counterpart wired for {family}")
 
@@ -193,18 +186,23 @@ def pseudo_inputs_back(model, network) -> None:
         )
 
 
-def own_vq_model(network):
-    """pythae's VQVAE around its own MNIST ResNets (a 4 x 4 grid of 16-d codes), with the zoo
-    network's codebook size, commitment and EMA decay."""
+def vq_settings(network, code_size: int):
+    """pythae's VQVAE settings with the zoo network's codebook: its size, commitment and EMA decay
+    (the codebook moved by moving averages, as the zoo's), for codes of ``code_size``."""
     config = network.config
-    settings = VQVAEConfig(
+    return VQVAEConfig(
         input_dim=tuple(network.data_shape),
-        latent_dim=16,
+        latent_dim=code_size,
         commitment_loss_factor=config.commitment,
         num_embeddings=config.codebook_size,
         use_ema=True,
         decay=config.ema_decay,
     )
+
+
+def own_vq_model(network):
+    """pythae's VQVAE around its own MNIST ResNets (a 4 x 4 grid of 16-d codes)."""
+    settings = vq_settings(network, 16)
     return VQVAE(settings, encoder=Encoder_ResNet_VQVAE_MNIST(settings), decoder=Decoder_ResNet_VQVAE_MNIST(settings))
 
 
