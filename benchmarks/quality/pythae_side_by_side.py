@@ -254,7 +254,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main():
+def parse_arguments():
     parser = arguments(__doc__)
     parser.add_argument("--families", nargs="+", default=["beta-vae", "wae"])
     parser.add_argument("--subset", type=int, default=10_000)
@@ -278,7 +278,29 @@ def main():
         help="also train vq-vae's pythae model around pythae's own MNIST ResNets (a row of its own)",
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a network setting, both sides")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def compare(args, out: Path, opts: dict, test_x, features) -> list:
+    """Every family, seed and library trained and measured: one row each, printed as it comes."""
+    rows = []
+    for family in args.families:
+        sides = [("zoo", zoo_side), ("pythae", pythae_side)]
+        if args.pythae_own_networks and family == "vq-vae":
+            sides.append(("pythae, its own networks", pythae_own_side))
+        for seed in args.seed:
+            folder = out / f"seed-{seed}"
+            folder.mkdir(exist_ok=True)
+            for library, side in sides:
+                model, prior, timing, outputs = side(family, args.subset, args.epochs, folder, {**opts, "seed": seed})
+                measured = measure(model, prior, test_x, features, args.nll_images, args.k, outputs)
+                rows.append({"family": family, "library": library, "seed": seed, **timing, **measured})
+                print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def main():
+    args = parse_arguments()
     if not PEER_PYTHON.exists():
         raise SystemExit(f"no pythae environment at {PEER_PYTHON}: see the docstring")
     out = Path(tempfile.mkdtemp(prefix="pythae-side-"))
@@ -295,26 +317,7 @@ def main():
         accuracy = float(
             (head(body(test_x)).argmax(1) == torch.as_tensor(splits.test_labels[: args.images])).float().mean()
         )
-    rows = []
-    for family in args.families:
-        for seed in args.seed:
-            sides = [("zoo", zoo_side), ("pythae", pythae_side)]
-            if args.pythae_own_networks and family == "vq-vae":
-                sides.append(("pythae, its own networks", pythae_own_side))
-            for library, side in sides:
-                folder = out / f"seed-{seed}"
-                folder.mkdir(exist_ok=True)
-                model, prior, timing, outputs = side(family, args.subset, args.epochs, folder, {**opts, "seed": seed})
-                rows.append(
-                    {
-                        "family": family,
-                        "library": library,
-                        "seed": seed,
-                        **timing,
-                        **measure(model, prior, test_x, body, args.nll_images, args.k, outputs),
-                    }
-                )
-                print(json.dumps(rows[-1]), file=sys.stderr)
+    rows = compare(args, out, opts, test_x, body)
     version = pythae_version()
     settings = {
         "subset": args.subset,
