@@ -94,9 +94,10 @@ def get_json(url: str) -> dict:
 # -- installing peers ------------------------------------------------------------------------------
 
 
-def pip_install(ctx: Context, name: str, requirements: list, target: Path | None = None) -> Path:
-    """.peers/<name>: a venv (or, with ``target``, a plain site-packages folder) with ``requirements``.
-    Skipped when the folder already holds exactly these requirements; refused where installing is off."""
+def pip_install(ctx: Context, name: str, requirements: list, site_packages: bool = False) -> Path:
+    """.peers/<name>: a venv (or, with ``site_packages``, a plain folder .peers/<name>/site-packages)
+    with ``requirements``. Skipped when the folder already holds exactly these requirements; refused
+    where installing is off."""
     folder = PEERS_DIR / name
     marker = folder / "zoo-peer-requirements.json"
     if marker.is_file() and json.loads(marker.read_text()) == requirements:
@@ -104,11 +105,11 @@ def pip_install(ctx: Context, name: str, requirements: list, target: Path | None
     if not ctx.install:
         raise RuntimeError(f"{folder} is not installed and installing is off (run without --no-install)")
     folder.mkdir(parents=True, exist_ok=True)
-    if target is None:
+    if not site_packages:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True, capture_output=True)
         pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q"]
     else:
-        pip = [sys.executable, "-m", "pip", "install", "-q", "--upgrade", "--target", str(target)]
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--upgrade", "--target", str(folder / "site-packages")]
     done = subprocess.run([*pip, *requirements], capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"pip install {' '.join(requirements)} failed: {done.stderr.strip()[-1500:]}")

@@ -18,7 +18,6 @@ from benchmarks.serving.peers.peer_models import (
     TRITON_PYTHON_MODEL,
 )
 from benchmarks.serving.peers.peer_processes import (
-    PEERS_DIR,
     Context,
     dist_version,
     free_port,
@@ -178,8 +177,8 @@ def start_triton_python(ctx: Context) -> Running:
             f"the Python backend's stub embeds Python {embedded}; this benchmark runs {ours}, "
             "so it cannot install the stub's numpy and onnxruntime"
         )
-    site = PEERS_DIR / "triton-python" / "site-packages"
-    pip_install(ctx, "triton-python", [f"numpy=={STUB_NUMPY}", f"onnxruntime=={ctx.ort_version}"], target=site)
+    requirements = [f"numpy=={STUB_NUMPY}", f"onnxruntime=={ctx.ort_version}"]
+    site = pip_install(ctx, "triton-python", requirements, site_packages=True) / "site-packages"
     repo = ctx.scratch / "triton-python"
     folder = repo / MODEL
     (folder / "1").mkdir(parents=True, exist_ok=True)
