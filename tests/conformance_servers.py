@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import onnxruntime
+import pytest
 import tritonclient.http as triton_http
+from tritonclient.utils import InferenceServerException
 
 ROOT = Path(__file__).resolve().parents[1]
 TRITON_SCRIPT = ROOT / "scripts" / "triton.sh"
@@ -219,6 +221,10 @@ class Served:
 # -- helpers for requests and answers ---------------------------------------------------------------
 
 
+def eps_request(shape, data, datatype="FP32", **request) -> dict:
+    return {"inputs": [{"name": "eps", "shape": shape, "datatype": datatype, "data": data}], **request}
+
+
 def binary_request(rows: np.ndarray, name: str, datatype: str = "FP32", **request) -> tuple:
     """(body, headers) with ``rows`` as the input's binary data, after the JSON header."""
     header = json.dumps(
@@ -277,6 +283,23 @@ def assert_error(response, status: int) -> None:
     assert response.status_code == status, response.text
     body = json.loads(response.content)  # JSON whatever the content type says (see "error content type")
     assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+
+
+def body_or_none(response):
+    """The JSON body, or None for an empty one."""
+    return response.json() if response.content else None
+
+
+def significant_digits(number: str) -> int:
+    mantissa = number.lower().split("e")[0].lstrip("-").replace(".", "")
+    return len(mantissa.lstrip("0"))
+
+
+def tritonclient_status(call) -> int:
+    """The HTTP status of a tritonclient call that must fail."""
+    with pytest.raises(InferenceServerException) as raised:
+        call()
+    return int(raised.value.status())
 
 
 def infer(served, model: str, body, headers=None, version: str | None = None):

@@ -34,8 +34,12 @@ from conformance_servers import (
     assert_error,
     assert_matches,
     binary_request,
+    body_or_none,
+    eps_request,
     infer,
     per_server,
+    significant_digits,
+    tritonclient_status,
     version_of,
     write_scorer,
 )
@@ -97,11 +101,6 @@ def test_server_metadata_names_the_binary_tensor_extension(served):
     extras = set(meta["extensions"]) - {"binary_tensor_data"}
     assert bool(extras) == per_server(served, "extensions", zoo=False, triton=True)
     assert served.client.get_server_metadata() == meta
-
-
-def body_or_none(response):
-    """The JSON body, or None for an empty one."""
-    return response.json() if response.content else None
 
 
 def test_server_is_live_and_ready(served):
@@ -243,11 +242,6 @@ def test_requested_outputs_each_json_or_binary(served, reference):
     assert_matches(only, {"mu": expected["mu"]})
 
 
-def significant_digits(number: str) -> int:
-    mantissa = number.lower().split("e")[0].lstrip("-").replace(".", "")
-    return len(mantissa.lstrip("0"))
-
-
 def test_json_outputs_read_back_as_the_binary_float32s(served, reference):
     rows = reference.rows("vae-decoder", seed=4)
     response = infer(served, "vae-decoder", infer_json(rows, "z"))
@@ -283,10 +277,6 @@ def test_unknown_model_or_version_is_404(served, reference):
         assert response.headers["content-type"] == per_server(
             served, "error content type", zoo="application/json", triton="text/plain"
         )
-
-
-def eps_request(shape, data, datatype="FP32", **request) -> dict:
-    return {"inputs": [{"name": "eps", "shape": shape, "datatype": datatype, "data": data}], **request}
 
 
 WRONG_SHAPES = {
@@ -368,13 +358,6 @@ def test_tritonclient_infer_with_every_output_by_default(served, reference):
     tensor.set_data_from_numpy(eps)
     result = served.client.infer("conv-ae-generator", [tensor])
     assert_matches({"x_hat": result.as_numpy("x_hat")}, reference.outputs("conv-ae-generator", eps))
-
-
-def tritonclient_status(call) -> int:
-    """The HTTP status of a tritonclient call that must fail."""
-    with pytest.raises(InferenceServerException) as raised:
-        call()
-    return int(raised.value.status())
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
